@@ -1,0 +1,112 @@
+"""The ``wardgate`` command line. Thin: it parses arguments and calls the core."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from wardgate import __version__
+from wardgate.config import ConfigError, config_path, load
+
+log = logging.getLogger("wardgate")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", help="configuration file (default: $WARDGATE_CONFIG)", default=None
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wardgate", description="A gateway that makes access to PHI provable."
+    )
+    parser.add_argument("--version", action="version", version=f"wardgate {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    _add_config(serve)
+
+    check = sub.add_parser("check", help="validate a configuration file and exit")
+    _add_config(check)
+
+    passwd = sub.add_parser("passwd", help="print a SCRAM-SHA-256 verifier for a user's password")
+    passwd.add_argument("--stdin", action="store_true", help="read the password from stdin")
+
+    demo = sub.add_parser("demo", help="run the self-contained demonstration")
+    demo.add_argument("--data-dir", default=None, help="where the demo keeps its state")
+    demo.add_argument("--port", type=int, default=15432, help="gateway port (default 15432)")
+    demo.add_argument("--patients", type=int, default=10_000, help="synthetic patients to seed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "serve":
+            return _serve(args.config)
+        if args.command == "check":
+            cfg = load(config_path(args.config))
+            print(f"configuration OK: {len(cfg.targets)} target(s), {len(cfg.users)} user(s)")
+            return 0
+        if args.command == "passwd":
+            return _passwd(args.stdin)
+        if args.command == "demo":
+            from wardgate.demo.run import run_demo
+
+            return run_demo(data_dir=args.data_dir, port=args.port, patients=args.patients)
+    except ConfigError as exc:
+        print(f"wardgate: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2  # pragma: no cover - argparse requires a command
+
+
+def _serve(explicit: str | None) -> int:
+    from wardgate.app import Gateway, run, serve
+
+    cfg = load(config_path(explicit))
+
+    def ready(gateway: Gateway) -> None:
+        for name, (host, port) in gateway.addresses.items():
+            log.info("%s listener on %s:%d", name, host, port)
+        log.info("audit events to %s", gateway.config.audit.path)
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        run(lambda: serve(cfg, ready))
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return 0
+
+
+def _passwd(from_stdin: bool) -> int:
+    from wardgate.identity.scram import Verifier
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("wardgate: the passwords differ", file=sys.stderr)
+            return 1
+    if not password:
+        print("wardgate: empty password", file=sys.stderr)
+        return 1
+    print(Verifier.from_password(password))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

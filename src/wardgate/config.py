@@ -1,0 +1,204 @@
+"""Typed configuration: ``wardgate.yaml`` plus ``${VARIABLE}`` references to the environment.
+
+Errors name the file, the line and what is wrong, e.g.
+``wardgate.yaml:12: targets[0].port: Input should be a valid integer``. Relative paths are read
+relative to the file's own folder, so a config works from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from wardgate.identity.scram import Verifier
+
+CONFIG_ENV = "WARDGATE_CONFIG"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message says where and why."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class ListenerTLS(_Model):
+    cert: Path
+    key: Path
+    required: bool = True
+
+
+class PostgresListener(_Model):
+    host: str = "127.0.0.1"
+    port: Port = 15432
+    tls: ListenerTLS | None = None
+    auth: Literal["scram-sha-256", "password"] = "scram-sha-256"
+    max_message_bytes: int = Field(default=64 << 20, ge=1024, le=(1 << 30) - 1)
+    handshake_timeout: float = Field(default=15.0, gt=0)
+    idle_timeout: float | None = Field(default=None, gt=0)
+
+
+class Listeners(_Model):
+    postgres: PostgresListener | None = None
+
+
+class User(_Model):
+    name: str = Field(min_length=1)
+    password: SecretStr | None = None
+    scram: str | None = None
+    roles: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> User:
+        if (self.password is None) == (self.scram is None):
+            raise ValueError("give exactly one of 'password' or 'scram' (a SCRAM-SHA-256 verifier)")
+        if self.scram is not None:
+            Verifier.parse(self.scram)
+        return self
+
+    def verifier(self) -> Verifier:
+        if self.scram is not None:
+            return Verifier.parse(self.scram)
+        assert self.password is not None
+        return Verifier.from_password(self.password.get_secret_value())
+
+
+class Target(_Model):
+    name: str = Field(min_length=1, description="the database name clients connect to")
+    kind: Literal["postgres"] = "postgres"
+    host: str
+    port: Port = 5432
+    database: str
+    user: str
+    password: SecretStr | None = None
+    tls: Literal["disable", "require", "verify-full"] = "verify-full"
+    ca: Path | None = None
+    connect_timeout: float = Field(default=10.0, gt=0)
+
+
+class Audit(_Model):
+    path: Path = Path("audit.jsonl")
+
+
+class Config(_Model):
+    listeners: Listeners = Listeners()
+    users: tuple[User, ...] = ()
+    targets: tuple[Target, ...] = ()
+    audit: Audit = Audit()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        for kind, names in (
+            ("user", [u.name for u in self.users]),
+            ("target", [t.name for t in self.targets]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def target(self, name: str) -> Target | None:
+        return next((t for t in self.targets if t.name == name), None)
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    chosen = explicit or os.environ.get(CONFIG_ENV)
+    if not chosen:
+        raise ConfigError(f"no configuration: pass -c/--config FILE or set {CONFIG_ENV}")
+    return Path(chosen)
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from exc
+    return loads(text, path)
+
+
+def loads(text: str, path: Path) -> Config:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{line}: not valid YAML: {problem}") from exc
+    lines: dict[tuple[str | int, ...], int] = {}
+    data = _plain(node, (), lines, path) if node is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the configuration must be a mapping of sections")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, lines, path)) from None
+    return _resolve_paths(config, path.parent)
+
+
+def _plain(
+    node: yaml.Node, at: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int], path: Path
+) -> Any:
+    lines[at] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: duplicate key {key!r}")
+            out[key] = _plain(value_node, (*at, key), lines, path)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(item, (*at, i), lines, path) for i, item in enumerate(node.value)]
+    value = yaml.SafeLoader(" ").construct_object(node)
+    if isinstance(value, str):
+        return _expand(value, path, node.start_mark.line + 1)
+    return value
+
+
+def _expand(value: str, path: Path, line: int) -> str:
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{path}:{line}: environment variable {name} is not set")
+        return os.environ[name]
+
+    return _VAR.sub(sub, value)
+
+
+def _describe(exc: ValidationError, lines: dict[tuple[str | int, ...], int], path: Path) -> str:
+    out = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if p not in ("function-after",))
+        line = 0
+        for i in range(len(loc), -1, -1):
+            if loc[:i] in lines:
+                line = lines[loc[:i]]
+                break
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        out.append(f"{path}:{line}: {where or '(top)'}: {error['msg']}")
+    return "\n".join(out)
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    def fix(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else (base / p)
+
+    listeners = config.listeners
+    pg = listeners.postgres
+    if pg is not None and pg.tls is not None:
+        tls = pg.tls.model_copy(update={"cert": fix(pg.tls.cert), "key": fix(pg.tls.key)})
+        listeners = listeners.model_copy(update={"postgres": pg.model_copy(update={"tls": tls})})
+    targets = tuple(t.model_copy(update={"ca": fix(t.ca)}) for t in config.targets)
+    audit = config.audit.model_copy(update={"path": fix(config.audit.path)})
+    return config.model_copy(update={"listeners": listeners, "targets": targets, "audit": audit})

@@ -1,0 +1,114 @@
+"""Addons on typed hooks, and the pipeline that calls them.
+
+Hooks, in the order a session meets them: ``connect`` (every attempt, failed ones too),
+``request`` (may return a ``Decision``), ``result_header``, ``row``, ``result_end`` and
+``disconnect``. An addon overrides only the hooks it needs; the pipeline notes which, so that a
+session with no ``row`` hook never decodes a row.
+
+Failing closed: an exception in ``request`` turns into a denial; an exception anywhere else
+raises ``PipelineFailure`` and the protocol glue ends the session, because a result that could not
+be masked or an access that could not be audited must not reach the client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from wardgate.core.model import (
+    ALLOW,
+    Column,
+    ConnectAttempt,
+    Decision,
+    Request,
+    SessionInfo,
+    Verdict,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PipelineFailure(Exception):
+    """An addon failed where the only safe continuation is to stop the session."""
+
+
+class Addon:
+    name = "addon"
+
+    def connect(self, attempt: ConnectAttempt) -> None:
+        pass
+
+    def request(self, request: Request) -> Decision | None:
+        return None
+
+    def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
+        pass
+
+    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+        return values
+
+    def result_end(self, request: Request) -> None:
+        pass
+
+    def disconnect(self, session: SessionInfo, reason: str) -> None:
+        pass
+
+
+def _overrides(addon: Addon, hook: str) -> bool:
+    return getattr(type(addon), hook) is not getattr(Addon, hook)
+
+
+class Pipeline:
+    def __init__(self, addons: list[Addon]) -> None:
+        self.addons = list(addons)
+        self._by_hook = {
+            hook: [a for a in self.addons if _overrides(a, hook)]
+            for hook in ("connect", "request", "result_header", "row", "result_end", "disconnect")
+        }
+        self.wants_rows = bool(self._by_hook["row"])
+        self.wants_columns = self.wants_rows or bool(self._by_hook["result_header"])
+
+    def connect(self, attempt: ConnectAttempt) -> None:
+        for addon in self._by_hook["connect"]:
+            self._guard(addon, "connect", addon.connect, attempt)
+
+    def request(self, request: Request) -> Decision:
+        for addon in self._by_hook["request"]:
+            try:
+                decision = addon.request(request)
+            except Exception:
+                log.exception("addon %s failed in request; denying", addon.name)
+                return Decision(
+                    Verdict.DENY, "the gateway could not evaluate its policy", addon.name
+                )
+            if decision is not None and not decision.allowed:
+                return decision
+        return ALLOW
+
+    def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
+        for addon in self._by_hook["result_header"]:
+            self._guard(addon, "result_header", addon.result_header, request, columns)
+
+    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+        for addon in self._by_hook["row"]:
+            try:
+                values = addon.row(request, values)
+            except Exception as exc:
+                log.exception("addon %s failed on a row", addon.name)
+                raise PipelineFailure(f"{addon.name} failed on a result row") from exc
+        return values
+
+    def result_end(self, request: Request) -> None:
+        for addon in self._by_hook["result_end"]:
+            self._guard(addon, "result_end", addon.result_end, request)
+
+    def disconnect(self, session: SessionInfo, reason: str) -> None:
+        for addon in self._by_hook["disconnect"]:
+            self._guard(addon, "disconnect", addon.disconnect, session, reason)
+
+    @staticmethod
+    def _guard(addon: Addon, hook: str, fn: object, *args: object) -> None:
+        try:
+            fn(*args)  # type: ignore[operator]
+        except Exception as exc:
+            log.exception("addon %s failed in %s", addon.name, hook)
+            raise PipelineFailure(f"{addon.name} failed in {hook}") from exc

@@ -1,0 +1,108 @@
+"""How a protocol asks "who is this?" without knowing how the answer is found.
+
+A protocol calls ``Authenticator.begin`` with the claimed user name, then feeds the client's
+messages to ``AuthExchange.step`` until it returns an identity or a failure. ``mechanism`` tells
+the protocol what to ask the client for: a SCRAM-SHA-256 exchange, or a password (which the
+protocol may only ask for over TLS).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from wardgate.core.model import Identity
+from wardgate.identity.scram import MECHANISM, ScramError, ScramServer, Verifier
+
+PASSWORD = "password"
+
+
+@dataclass(frozen=True)
+class AuthStep:
+    """One answer of an exchange: a challenge to send, an identity, or a failure."""
+
+    challenge: bytes | None = None
+    identity: Identity | None = None
+    final: bytes = b""
+    failure: str = ""
+
+
+class AuthExchange(Protocol):
+    mechanism: str
+
+    def step(self, data: bytes) -> AuthStep: ...
+
+
+class Authenticator(Protocol):
+    def begin(self, user: str, *, tls: bool, mechanism: str) -> AuthExchange: ...
+
+
+@dataclass(frozen=True)
+class StaticUser:
+    name: str
+    verifier: Verifier
+    roles: tuple[str, ...] = ()
+
+
+class _ScramExchange:
+    mechanism = MECHANISM
+
+    def __init__(self, user: str, found: StaticUser | None, decoy: Verifier) -> None:
+        self._user = user
+        self._found = found
+        # An unknown user gets a full exchange against a decoy, so the answer does not reveal
+        # which user names exist.
+        self._server = ScramServer(found.verifier if found else decoy)
+        self._round = 0
+
+    def step(self, data: bytes) -> AuthStep:
+        self._round += 1
+        try:
+            if self._round == 1:
+                return AuthStep(challenge=self._server.first(data))
+            final = self._server.final(data)
+        except ScramError as exc:
+            return AuthStep(failure=self._why(str(exc)))
+        if self._found is None:
+            return AuthStep(failure=self._why("unknown user"))
+        identity = Identity(self._found.name, self._found.roles, method=MECHANISM.lower())
+        return AuthStep(identity=identity, final=final)
+
+    def _why(self, reason: str) -> str:
+        return f"user {self._user!r}: {reason}"
+
+
+class _PasswordExchange:
+    mechanism = PASSWORD
+
+    def __init__(self, user: str, found: StaticUser | None, decoy: Verifier) -> None:
+        self._user = user
+        self._found = found
+        self._decoy = decoy
+
+    def step(self, data: bytes) -> AuthStep:
+        verifier = self._found.verifier if self._found else self._decoy
+        password = data.rstrip(b"\x00").decode("utf-8", "replace")
+        candidate = Verifier.from_password(password, verifier.salt, verifier.iterations)
+        matches = hmac.compare_digest(candidate.stored_key, verifier.stored_key)
+        if self._found is None or not matches:
+            reason = "unknown user" if self._found is None else "password does not match"
+            return AuthStep(failure=f"user {self._user!r}: {reason}")
+        return AuthStep(identity=Identity(self._found.name, self._found.roles, method=PASSWORD))
+
+
+class StaticAuthenticator:
+    """Users and SCRAM verifiers from the configuration file."""
+
+    def __init__(self, users: Sequence[StaticUser]) -> None:
+        self._users: Mapping[str, StaticUser] = {u.name: u for u in users}
+        self._decoy = Verifier.from_password(secrets.token_urlsafe(24))
+
+    def begin(self, user: str, *, tls: bool, mechanism: str) -> AuthExchange:
+        found = self._users.get(user)
+        if mechanism == PASSWORD:
+            return _PasswordExchange(user, found, self._decoy)
+        return _ScramExchange(user, found, self._decoy)

@@ -1,0 +1,309 @@
+"""Single PostgreSQL v3 messages: constants, parsers and builders.
+
+Message bodies are given and returned without the type byte and length word unless a name says
+``message`` (complete, ready to send). See the PostgreSQL manual, "Message Formats".
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+PROTOCOL_3_0 = 196608  # 3 << 16
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+CANCEL_REQUEST = 80877102
+
+# Frontend message types.
+F_QUERY = ord("Q")
+F_PARSE = ord("P")
+F_BIND = ord("B")
+F_DESCRIBE = ord("D")
+F_EXECUTE = ord("E")
+F_SYNC = ord("S")
+F_FLUSH = ord("H")
+F_CLOSE = ord("C")
+F_TERMINATE = ord("X")
+F_COPY_DATA = ord("d")
+F_COPY_DONE = ord("c")
+F_COPY_FAIL = ord("f")
+F_PASSWORD = ord("p")  # also SASLInitialResponse and SASLResponse
+F_FUNCTION_CALL = ord("F")
+
+# Backend message types.
+B_AUTH = ord("R")
+B_BACKEND_KEY = ord("K")
+B_PARAMETER_STATUS = ord("S")
+B_READY = ord("Z")
+B_ROW_DESCRIPTION = ord("T")
+B_DATA_ROW = ord("D")
+B_COMMAND_COMPLETE = ord("C")
+B_EMPTY_QUERY = ord("I")
+B_ERROR = ord("E")
+B_NOTICE = ord("N")
+B_NOTIFICATION = ord("A")
+B_PARSE_COMPLETE = ord("1")
+B_BIND_COMPLETE = ord("2")
+B_CLOSE_COMPLETE = ord("3")
+B_NO_DATA = ord("n")
+B_PARAMETER_DESCRIPTION = ord("t")
+B_PORTAL_SUSPENDED = ord("s")
+B_COPY_IN = ord("G")
+B_COPY_OUT = ord("H")
+B_COPY_BOTH = ord("W")
+B_COPY_DATA = ord("d")
+B_COPY_DONE = ord("c")
+B_NEGOTIATE_VERSION = ord("v")
+
+# Authentication request codes (the int32 after 'R').
+AUTH_OK = 0
+AUTH_CLEARTEXT = 3
+AUTH_MD5 = 5
+AUTH_SASL = 10
+AUTH_SASL_CONTINUE = 11
+AUTH_SASL_FINAL = 12
+
+_I32 = struct.Struct("!i")
+_HEADER = struct.Struct("!ci")
+
+
+class ProtocolViolation(Exception):
+    """The peer sent bytes that are not a valid message here. Carries the SQLSTATE to report."""
+
+    def __init__(self, message: str, sqlstate: str = "08P01") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+def message(kind: int, body: bytes = b"") -> bytes:
+    return bytes((kind,)) + _I32.pack(len(body) + 4) + body
+
+
+def cstr(text: str) -> bytes:
+    return text.encode() + b"\x00"
+
+
+def read_cstr(body: bytes | memoryview, pos: int) -> tuple[str, int]:
+    """Return the NUL-terminated string at ``pos`` and the position after its NUL."""
+    raw = bytes(body) if isinstance(body, memoryview) else body
+    end = raw.find(b"\x00", pos)
+    if end < 0:
+        raise ProtocolViolation("string without terminator")
+    try:
+        return raw[pos:end].decode(), end + 1
+    except UnicodeDecodeError as exc:
+        raise ProtocolViolation("string is not valid UTF-8", "22021") from exc
+
+
+# ---- start-up phase ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Startup:
+    protocol: int
+    parameters: Mapping[str, str]
+
+    @property
+    def user(self) -> str:
+        return self.parameters.get("user", "")
+
+    @property
+    def database(self) -> str:
+        return self.parameters.get("database", "") or self.user
+
+
+def parse_startup(body: bytes) -> Startup:
+    """``body`` is everything after the length word of a StartupMessage."""
+    if len(body) < 4:
+        raise ProtocolViolation("start-up packet too short")
+    protocol = _I32.unpack_from(body)[0]
+    params: dict[str, str] = {}
+    pos = 4
+    while pos < len(body) and body[pos] != 0:
+        key, pos = read_cstr(body, pos)
+        value, pos = read_cstr(body, pos)
+        params[key] = value
+    if pos != len(body) - 1:
+        raise ProtocolViolation("start-up packet has no final terminator")
+    if "user" not in params:
+        raise ProtocolViolation("no PostgreSQL user name specified in startup packet", "28000")
+    return Startup(protocol, params)
+
+
+def startup_message(parameters: Mapping[str, str], protocol: int = PROTOCOL_3_0) -> bytes:
+    body = _I32.pack(protocol)
+    body += b"".join(cstr(k) + cstr(v) for k, v in parameters.items()) + b"\x00"
+    return _I32.pack(len(body) + 4) + body
+
+
+def ssl_request() -> bytes:
+    return _I32.pack(8) + _I32.pack(SSL_REQUEST)
+
+
+def cancel_request(pid: int, key: int) -> bytes:
+    return _I32.pack(16) + _I32.pack(CANCEL_REQUEST) + struct.pack("!ii", pid, key)
+
+
+def negotiate_version(newest_minor: int, unknown: Iterable[str]) -> bytes:
+    names = list(unknown)
+    body = _I32.pack(PROTOCOL_3_0 | newest_minor) + _I32.pack(len(names))
+    return message(B_NEGOTIATE_VERSION, body + b"".join(cstr(n) for n in names))
+
+
+# ---- backend messages the gateway makes ---------------------------------------------------------
+
+
+def auth_request(code: int, data: bytes = b"") -> bytes:
+    return message(B_AUTH, _I32.pack(code) + data)
+
+
+def auth_sasl(mechanisms: Iterable[str]) -> bytes:
+    return auth_request(AUTH_SASL, b"".join(cstr(m) for m in mechanisms) + b"\x00")
+
+
+def parameter_status(name: str, value: str) -> bytes:
+    return message(B_PARAMETER_STATUS, cstr(name) + cstr(value))
+
+
+def backend_key_data(pid: int, key: int) -> bytes:
+    return message(B_BACKEND_KEY, struct.pack("!ii", pid, key))
+
+
+def ready_for_query(status: bytes = b"I") -> bytes:
+    return message(B_READY, status)
+
+
+@dataclass(frozen=True)
+class ErrorFields:
+    """An ErrorResponse or NoticeResponse, by field code (S, V, C, M, D, H, ...)."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def sqlstate(self) -> str:
+        return self.fields.get("C", "")
+
+    @property
+    def text(self) -> str:
+        return self.fields.get("M", "")
+
+    @property
+    def severity(self) -> str:
+        return self.fields.get("V", self.fields.get("S", ""))
+
+
+def error_body(severity: str, sqlstate: str, text: str, detail: str = "", hint: str = "") -> bytes:
+    parts = [b"S" + cstr(severity), b"V" + cstr(severity), b"C" + cstr(sqlstate), b"M" + cstr(text)]
+    if detail:
+        parts.append(b"D" + cstr(detail))
+    if hint:
+        parts.append(b"H" + cstr(hint))
+    return b"".join(parts) + b"\x00"
+
+
+def error_response(
+    severity: str, sqlstate: str, text: str, detail: str = "", hint: str = ""
+) -> bytes:
+    return message(B_ERROR, error_body(severity, sqlstate, text, detail, hint))
+
+
+def notice_response(text: str, detail: str = "", hint: str = "") -> bytes:
+    return message(B_NOTICE, error_body("NOTICE", "00000", text, detail, hint))
+
+
+def parse_error_fields(body: bytes) -> ErrorFields:
+    fields: dict[str, str] = {}
+    pos = 0
+    while pos < len(body) and body[pos] != 0:
+        code = chr(body[pos])
+        value, pos = read_cstr(body, pos + 1)
+        fields[code] = value
+    return ErrorFields(fields)
+
+
+# ---- frontend messages the gateway inspects -----------------------------------------------------
+
+
+def parse_query(body: bytes) -> str:
+    return read_cstr(body, 0)[0]
+
+
+def parse_parse(body: bytes) -> tuple[str, str]:
+    """Parse message: (statement name, query text)."""
+    name, pos = read_cstr(body, 0)
+    query, _ = read_cstr(body, pos)
+    return name, query
+
+
+def parse_bind_names(body: bytes) -> tuple[str, str]:
+    """Bind message: (portal name, statement name); parameters are not decoded."""
+    portal, pos = read_cstr(body, 0)
+    statement, _ = read_cstr(body, pos)
+    return portal, statement
+
+
+def parse_execute(body: bytes) -> tuple[str, int]:
+    portal, pos = read_cstr(body, 0)
+    if len(body) < pos + 4:
+        raise ProtocolViolation("Execute message too short")
+    return portal, _I32.unpack_from(body, pos)[0]
+
+
+def parse_close(body: bytes) -> tuple[str, str]:
+    """Close or Describe: (kind 'S' or 'P', name)."""
+    if not body:
+        raise ProtocolViolation("Close/Describe message too short")
+    name, _ = read_cstr(body, 1)
+    return chr(body[0]), name
+
+
+def parse_command_tag_rows(body: bytes) -> int | None:
+    """Rows affected or returned, from a CommandComplete tag such as ``INSERT 0 5``."""
+    tag = body.rstrip(b"\x00")
+    _, _, last = tag.rpartition(b" ")
+    return int(last) if last.isdigit() else None
+
+
+def parse_row_description(body: bytes) -> list[tuple[str, int, int, int, int]]:
+    """Columns as (name, table oid, column number, type oid, format code)."""
+    count = struct.unpack_from("!h", body)[0]
+    pos = 2
+    columns = []
+    for _ in range(count):
+        name, pos = read_cstr(body, pos)
+        table, col, typ, _size, _mod, fmt = struct.unpack_from("!ihihih", body, pos)
+        pos += 18
+        columns.append((name, table, col, typ, fmt))
+    return columns
+
+
+def parse_data_row(body: bytes) -> list[bytes | None]:
+    count = struct.unpack_from("!h", body)[0]
+    pos = 2
+    values: list[bytes | None] = []
+    for _ in range(count):
+        size = _I32.unpack_from(body, pos)[0]
+        pos += 4
+        if size < 0:
+            values.append(None)
+        else:
+            values.append(body[pos : pos + size])
+            pos += size
+    return values
+
+
+def data_row(values: Iterable[bytes | None]) -> bytes:
+    vals = list(values)
+    parts = [struct.pack("!h", len(vals))]
+    for v in vals:
+        if v is None:
+            parts.append(_I32.pack(-1))
+        else:
+            parts.append(_I32.pack(len(v)))
+            parts.append(v)
+    return message(B_DATA_ROW, b"".join(parts))
+
+
+def header(kind: int, length: int) -> bytes:
+    return _HEADER.pack(bytes((kind,)), length)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from wardgate.demo.postgres import LocalPostgres, find_running, start_embedded
+from wardgate.demo.seed import create_database_if_missing
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """The server on 127.0.0.1:5432 if it admits `postgres` without a password, else our own."""
+    server = find_running()
+    if server is None:
+        server = start_embedded(tmp_path_factory.mktemp("embedded-postgres"))
+    try:
+        yield server
+    finally:
+        server.stop()  # a no-op for a server we found running
+
+
+@pytest.fixture
+def scratch_db(pg_server: LocalPostgres) -> Iterator[str]:
+    """The name of a new, empty database on `pg_server`, dropped after the test."""
+    name = f"wardgate_test_{uuid.uuid4().hex[:12]}"
+    admin = pg_server.dsn("postgres")
+    create_database_if_missing(admin, name)
+    try:
+        yield name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(drop.format(sql.Identifier(name)))

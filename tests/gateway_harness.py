@@ -1,0 +1,123 @@
+"""A real gateway on a loopback port, run on its own event loop thread so that blocking clients
+(psql, psycopg, pgbench) can talk to it from the test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wardgate.app import Gateway
+from wardgate.config import Config, loads
+from wardgate.core.pipeline import Addon
+
+
+@dataclass
+class RunningGateway:
+    gateway: Gateway
+    loop: asyncio.AbstractEventLoop
+    port: int
+    ca: Path
+    password: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def audit_path(self) -> Path:
+        return self.gateway.config.audit.path
+
+    def dsn(self, user: str = "alice", dbname: str = "test", **extra: str) -> str:
+        parts = {
+            "host": "127.0.0.1",
+            "port": str(self.port),
+            "user": user,
+            "password": self.password.get(user, ""),
+            "dbname": dbname,
+            "sslmode": "verify-full",
+            "sslrootcert": str(self.ca),
+            "connect_timeout": "10",
+        }
+        parts.update(extra)
+        return " ".join(f"{k}={v}" for k, v in parts.items())
+
+    def events(self) -> list[dict[str, Any]]:
+        self.call(_noop)  # let the loop finish writing what it was writing
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line]
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        done: Future[Any] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn(*args))
+            except Exception as exc:
+                done.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return done.result(10)
+
+
+def _noop() -> None:
+    return None
+
+
+def build_config(tmp: Path, pki_dir: Path, target: dict[str, Any], **listener: Any) -> Config:
+    from wardgate.pki import ensure_dev_pki
+
+    pki = ensure_dev_pki(pki_dir)
+    pg_listener: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "tls": {"cert": str(pki.server_cert), "key": str(pki.server_key)},
+    }
+    pg_listener.update(listener)
+    raw = {
+        "listeners": {"postgres": pg_listener},
+        "users": [
+            {"name": "alice", "password": "alice-secret", "roles": ["engineer"]},
+            {"name": "bob", "password": "bob-secret", "roles": ["clinician"]},
+        ],
+        "targets": [target],
+        "audit": {"path": str(tmp / "audit.jsonl")},
+    }
+    path = tmp / "wardgate.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return loads(path.read_text(), path)
+
+
+def running(
+    config: Config, ca: Path, addons: list[Addon] | None = None
+) -> Iterator[RunningGateway]:
+    loop = asyncio.new_event_loop()
+    started: Future[Gateway] = Future()
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def start() -> None:
+            gateway = Gateway(config, addons)
+            await gateway.start()
+            started.set_result(gateway)
+
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=main, name="wardgate-test-loop", daemon=True)
+    thread.start()
+    gateway = started.result(30)
+    port = gateway.addresses["postgres"][1]
+    running_gateway = RunningGateway(
+        gateway, loop, port, ca, {"alice": "alice-secret", "bob": "bob-secret"}
+    )
+    try:
+        yield running_gateway
+    finally:
+        asyncio.run_coroutine_threadsafe(gateway.close(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()

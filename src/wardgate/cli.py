@@ -83,12 +83,16 @@ def _serve(explicit: str | None) -> int:
             log.info("%s listener on %s:%d", name, host, port)
         log.info("audit events to %s", gateway.config.audit.path)
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         run(lambda: serve(cfg, ready))
     except KeyboardInterrupt:
         log.info("stopped")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _passwd(from_stdin: bool) -> int:

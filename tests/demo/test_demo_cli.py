@@ -1,0 +1,120 @@
+"""``wardgate demo`` end to end, the way a new user runs it: a subprocess, its printed psql line,
+Ctrl-C, and nothing left running afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wardgate.demo.postgres import pg_bin
+
+
+def _start_demo(data_dir: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wardgate", "demo", "--data-dir", str(data_dir), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if line.startswith("Ctrl-C"):
+            return proc, lines
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    raise AssertionError("demo did not become ready:\n" + "\n".join(lines))
+
+
+def _stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(30)
+    finally:
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _postmaster_running(data_dir: Path) -> bool:
+    pid_file = data_dir / "postgres" / "pgdata" / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().split()[0])
+    return Path(f"/proc/{pid}").exists()
+
+
+@pytest.mark.slow
+def test_demo_prints_working_psql_line_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    proc, lines = _start_demo(data_dir)
+    try:
+        psql_lines = [line for line in lines if line.startswith("psql ")]
+        uris = [line for line in lines if line.startswith("postgresql://")]
+        assert len(psql_lines) == 3 and len(uris) == 3
+        assert all("sslmode=verify-full" in line for line in psql_lines + uris)
+        config_line = next(line for line in lines if line.startswith("config: "))
+        config_file = Path(config_line.removeprefix("config: "))
+        assert config_file.is_file() and (config_file.stat().st_mode & 0o077) == 0
+
+        argv = shlex.split(psql_lines[0])
+        argv[0] = pg_bin("psql")
+        out = subprocess.run(
+            [
+                *argv,
+                "-X",
+                "-At",
+                "-c",
+                "SELECT count(*) FROM patients",
+                "-c",
+                "SELECT mrn FROM patients ORDER BY id LIMIT 1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        count, mrn = out.stdout.split()
+        assert int(count) >= 10_000 and mrn
+
+        check = subprocess.run(
+            [sys.executable, "-m", "wardgate", "check"],
+            env={**os.environ, "WARDGATE_CONFIG": str(config_file)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert check.returncode == 0, check.stderr
+    finally:
+        code = _stop(proc)
+    assert code == 0
+    assert not _postmaster_running(data_dir)
+    events = [json.loads(x) for x in (data_dir / "audit.jsonl").read_text().splitlines()]
+    seen = [e for e in events if e["type"] == "statement" and "patients" in e["statement"]]
+    assert seen and all(e["who"]["subject"] == "alice" for e in seen)
+    assert seen[0]["rows"] == 1
+
+    # A second run reuses the cluster, the data and the passwords, and starts quickly.
+    started = time.monotonic()
+    proc, lines2 = _start_demo(data_dir)
+    assert _stop(proc) == 0
+    assert time.monotonic() - started < 20
+    assert (
+        next(x for x in lines2 if "password=" in x).split("password=")[1].split()[0]
+        == (psql_lines[0].split("password=")[1].split()[0])
+    )
+    assert not _postmaster_running(data_dir)

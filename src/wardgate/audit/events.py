@@ -7,15 +7,25 @@ verified identity with its on-behalf-of chain, or the claimed user name when ver
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from wardgate.core.model import ConnectAttempt, Identity, Request, SessionInfo
 
 Event = dict[str, Any]
+# The string encoder json.dumps itself uses when ensure_ascii is false.
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _time(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="microseconds")
+
+
+def encode(event: Event) -> str:
+    """The event as one line of compact JSON (no newline)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
 def who(identity: Identity | None, claimed: str) -> dict[str, Any]:
@@ -58,13 +68,18 @@ def connect_event(attempt: ConnectAttempt, now: float) -> Event:
     return event
 
 
+def _statement_context(s: SessionInfo) -> Event:
+    return {
+        "who": who(s.identity, s.claimed_user),
+        "session": {"id": s.id, "client_addr": s.client_addr, "target": s.target},
+    }
+
+
 def statement_event(request: Request, now: float) -> Event:
-    s = request.session
     event: Event = {
         "time": _time(request.started),
         "type": "statement",
-        "who": who(s.identity, s.claimed_user),
-        "session": {"id": s.id, "client_addr": s.client_addr, "target": s.target},
+        **_statement_context(request.session),
         "seq": request.seq,
         "kind": request.kind,
         "statement": request.text,
@@ -90,3 +105,47 @@ def disconnect_event(session: SessionInfo, reason: str, now: float) -> Event:
         "reason": reason,
         "duration_s": round(now - session.started, 3),
     }
+
+
+class StatementLines:
+    """``encode(statement_event(r))``, fast: statements are the hot path of the audit trail.
+
+    What is fixed for a session is encoded once; the timestamp's seconds once per second.
+    ``tests/audit/test_events.py`` checks the output is identical to the plain encoding.
+    """
+
+    def __init__(self) -> None:
+        self._context: dict[str, str] = {}
+        self._second = -1
+        self._second_text = ""
+
+    def forget(self, session_id: str) -> None:
+        self._context.pop(session_id, None)
+
+    def line(self, request: Request) -> str:
+        s = request.session
+        context = self._context.get(s.id)
+        if context is None:
+            context = encode(_statement_context(s))[1:-1]
+            self._context[s.id] = context
+        started = request.started
+        second = int(started)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        micros = round((started - second) * 1e6)
+        if micros >= 1_000_000:  # rounding reached the next second: take the slow, exact path
+            return encode(statement_event(request, 0.0))
+        text = _quote(request.text)
+        tail = ""
+        if request.decision.reason:
+            tail += ',"reason":' + _quote(request.decision.reason)
+        if request.error_code:
+            tail += ',"error":' + encode({"sqlstate": request.error_code, "message": request.error})
+        return (
+            f'{{"time":"{self._second_text}.{micros:06d}+00:00","type":"statement",{context},'
+            f'"seq":{request.seq},"kind":"{request.kind}","statement":{text},'
+            f'"decision":"{request.decision.verdict.value}","outcome":"{request.outcome.value}",'
+            f'"rows":{request.rows},"bytes":{request.bytes_out},'
+            f'"duration_ms":{round(request.duration_ms, 3)!r}{tail}}}'
+        )

@@ -7,14 +7,19 @@ the tamper-evident store.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from pathlib import Path
 from typing import IO
 
-from wardgate.audit.events import Event, connect_event, disconnect_event, statement_event
+from wardgate.audit.events import (
+    Event,
+    StatementLines,
+    connect_event,
+    disconnect_event,
+    encode,
+)
 from wardgate.core.model import ConnectAttempt, Request, SessionInfo
 from wardgate.core.pipeline import Addon
 
@@ -27,21 +32,25 @@ class AuditLog(Addon):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._file: IO[str] = os.fdopen(fd, "a", encoding="utf-8", buffering=1 << 16)
         self._lock = threading.Lock()
+        self._statements = StatementLines()
         self.path = path
 
     def write(self, event: Event) -> None:
-        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
+        self._write_line(encode(event))
+
+    def _write_line(self, line: str) -> None:
         with self._lock:
-            self._file.write(line)
+            self._file.write(line + "\n")
             self._file.flush()
 
     def connect(self, attempt: ConnectAttempt) -> None:
         self.write(connect_event(attempt, time.time()))
 
     def result_end(self, request: Request) -> None:
-        self.write(statement_event(request, time.time()))
+        self._write_line(self._statements.line(request))
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
+        self._statements.forget(session.id)
         self.write(disconnect_event(session, reason, time.time()))
 
     def close(self) -> None:

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wardgate.audit.events import StatementLines, encode, statement_event
+from wardgate.core.model import (
+    Decision,
+    Identity,
+    Outcome,
+    Request,
+    SessionInfo,
+    Verdict,
+)
+
+
+def _session(identity: Identity | None) -> SessionInfo:
+    return SessionInfo(
+        "3f1c",
+        "postgresql",
+        "127.0.0.1:5555",
+        "postgres",
+        claimed_user="eve",
+        target="clinic",
+        identity=identity,
+    )
+
+
+CASES = [
+    dict(text="SELECT 1", started=1764400000.25),
+    dict(text="SELECT \"naïve\" || E'\\n' -- “quotes”", started=1764400001.9999996),
+    dict(text="DELETE FROM t", started=1764400002.0, denied=True),
+    dict(text="SELECT 1/0", started=1764400003.123456, error=("22012", 'division by "zero"')),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize(
+    "identity",
+    [None, Identity("alice", ("engineer",), ("bob@example.org",), "scram-sha-256")],
+)
+def test_fast_statement_line_equals_plain_encoding(
+    case: dict[str, object], identity: Identity | None
+) -> None:
+    request = Request(_session(identity), 7, "execute", str(case["text"]))
+    request.started = float(case["started"])  # type: ignore[arg-type]
+    request.rows, request.bytes_out = 3, 120
+    request.ended_mono = request.started_mono + 0.0123456
+    request.outcome = Outcome.OK
+    if case.get("denied"):
+        request.decision = Decision(Verdict.DENY, "writes need approval", "policy")
+        request.outcome = Outcome.DENIED
+    if case.get("error"):
+        request.error_code, request.error = case["error"]  # type: ignore[misc]
+        request.outcome = Outcome.ERROR
+    lines = StatementLines()
+    fast = lines.line(request)
+    assert fast == encode(statement_event(request, 0.0))
+    assert lines.line(request) == fast  # from the cache, too
+    assert json.loads(fast)["statement"] == case["text"]

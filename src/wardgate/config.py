@@ -155,22 +155,25 @@ def _plain(
         for key_node, value_node in node.value:
             key = str(key_node.value)
             if key in out:
-                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: duplicate key {key!r}")
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"{path}:{line}: {_where((*at, key))}: duplicate key")
             out[key] = _plain(value_node, (*at, key), lines, path)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_plain(item, (*at, i), lines, path) for i, item in enumerate(node.value)]
     value = yaml.SafeLoader(" ").construct_object(node)
     if isinstance(value, str):
-        return _expand(value, path, node.start_mark.line + 1)
+        return _expand(value, path, node.start_mark.line + 1, at)
     return value
 
 
-def _expand(value: str, path: Path, line: int) -> str:
+def _expand(value: str, path: Path, line: int, at: tuple[str | int, ...]) -> str:
     def sub(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in os.environ:
-            raise ConfigError(f"{path}:{line}: environment variable {name} is not set")
+            raise ConfigError(
+                f"{path}:{line}: {_where(at)}: environment variable {name} is not set"
+            )
         return os.environ[name]
 
     return _VAR.sub(sub, value)
@@ -185,9 +188,14 @@ def _describe(exc: ValidationError, lines: dict[tuple[str | int, ...], int], pat
             if loc[:i] in lines:
                 line = lines[loc[:i]]
                 break
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        out.append(f"{path}:{line}: {where or '(top)'}: {error['msg']}")
+        out.append(f"{path}:{line}: {_where(loc)}: {error['msg']}")
     return "\n".join(out)
+
+
+def _where(loc: tuple[str | int, ...]) -> str:
+    """``targets[0].port`` for ("targets", 0, "port")."""
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return where or "(top)"
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wardgate.core.model import Identity
-from wardgate.identity.scram import MECHANISM, ScramError, ScramServer, Verifier
+from wardgate.identity.scram import ITERATIONS, MECHANISM, ScramError, ScramServer, Verifier
 
 PASSWORD = "password"
 
@@ -65,7 +65,9 @@ class _ScramExchange:
                 return AuthStep(challenge=self._server.first(data))
             final = self._server.final(data)
         except ScramError as exc:
-            return AuthStep(failure=self._why(str(exc)))
+            # Against the decoy every proof fails; the audit log should still say why.
+            unknown = self._found is None and self._round > 1
+            return AuthStep(failure=self._why("unknown user" if unknown else str(exc)))
         if self._found is None:
             return AuthStep(failure=self._why("unknown user"))
         identity = Identity(self._found.name, self._found.roles, method=MECHANISM.lower())
@@ -99,10 +101,16 @@ class StaticAuthenticator:
 
     def __init__(self, users: Sequence[StaticUser]) -> None:
         self._users: Mapping[str, StaticUser] = {u.name: u for u in users}
-        self._decoy = Verifier.from_password(secrets.token_urlsafe(24))
+        self._decoy_key = secrets.token_bytes(32)
+
+    def _decoy(self, user: str) -> Verifier:
+        # A salt of its own for each unknown name, the same at every attempt like a real user's:
+        # one salt shared by all unknown names would tell which names exist.
+        salt = hmac.digest(self._decoy_key, user.encode(), "sha256")[:16]
+        return Verifier(ITERATIONS, salt, secrets.token_bytes(32), secrets.token_bytes(32))
 
     def begin(self, user: str, *, tls: bool, mechanism: str) -> AuthExchange:
         found = self._users.get(user)
         if mechanism == PASSWORD:
-            return _PasswordExchange(user, found, self._decoy)
-        return _ScramExchange(user, found, self._decoy)
+            return _PasswordExchange(user, found, self._decoy(user))
+        return _ScramExchange(user, found, self._decoy(user))

@@ -44,6 +44,59 @@ _CLIENT_TYPES = frozenset(b"QPBDESHCXdcfF")
 Send = Callable[[bytes], None]
 
 
+class _Stream:
+    """What one direction leaves between chunks: a message held back until it is whole, or the
+    rest of a pass-through message that is forwarded as it arrives."""
+
+    __slots__ = ("carry", "need", "skip")
+
+    def __init__(self) -> None:
+        self.carry = bytearray()
+        self.need = 0
+        self.skip = 0
+
+    def take(self, data: bytes) -> bytes | None:
+        """The bytes to scan now (held-back ones first), or None while a message is incomplete."""
+        if not self.carry:
+            return data
+        self.carry += data
+        if len(self.carry) < self.need:
+            return None
+        whole = bytes(self.carry)
+        self.carry.clear()
+        return whole
+
+    def skip_into(self, n: int) -> int:
+        """Where scanning starts: past the rest of a pass-through message begun earlier."""
+        taken = min(self.skip, n)
+        self.skip -= taken
+        return taken
+
+    def pass_through(self, end: int, n: int) -> int:
+        if end > n:
+            self.skip = end - n
+            return n
+        return end
+
+    def hold(self, data: bytes, pos: int, need: int) -> int:
+        """Keep data[pos:] back until ``need`` bytes of it are there; scanning stops at pos."""
+        self.carry += data[pos:]
+        self.need = need
+        return pos
+
+
+def _emit(send: Send, data: bytes, out: list[bytes], mark: int, n: int) -> None:
+    """Send data[:n] with the replacements in ``out``; the chunk itself when nothing changed."""
+    if mark == 0 and n == len(data):
+        if n:
+            send(data)
+        return
+    out.append(data[mark:n])
+    joined = b"".join(out)
+    if joined:
+        send(joined)
+
+
 class Relay:
     """One client session relayed to one upstream connection."""
 
@@ -70,50 +123,34 @@ class Relay:
         self._poisoned: set[int] = set()  # id() of requests replaced by a poison message
         self._statements: dict[str, str] = {}
         self._portals: dict[str, str] = {}
-        self._c_carry = bytearray()
-        self._c_need = 0
-        self._c_skip = 0
-        self._s_carry = bytearray()
-        self._s_need = 0
-        self._s_skip = 0
+        self._client = _Stream()
+        self._server = _Stream()
 
     # ---- client to server ----------------------------------------------------------------------
 
     def from_client(self, data: bytes) -> None:
-        if self._c_carry:
-            self._c_carry += data
-            if len(self._c_carry) < self._c_need:
-                return
-            data = bytes(self._c_carry)
-            self._c_carry.clear()
+        stream = self._client
+        whole = stream.take(data)
+        if whole is None:
+            return
+        data = whole
         out: list[bytes] = []
-        pos, n, mark = 0, len(data), 0
-        if self._c_skip:
-            pos = min(self._c_skip, n)
-            self._c_skip -= pos
+        pos, n, mark = stream.skip_into(len(data)), len(data), 0
         while pos < n:
             if n - pos < 5:
-                self._c_carry += data[pos:]
-                self._c_need = 5
-                n = pos
+                n = stream.hold(data, pos, 5)
                 break
             kind, length = _HEADER.unpack_from(data, pos)
             end = pos + 1 + length
             if kind == wire.F_COPY_DATA:
                 check_length(kind, length, 1 << 30)
-                if end > n:
-                    self._c_skip = end - n
-                    pos = n
-                else:
-                    pos = end
+                pos = stream.pass_through(end, n)
                 continue
             if kind not in _CLIENT_TYPES:
                 raise ProtocolViolation(f"invalid frontend message type {kind}")
             check_length(kind, length, self.max_message)
             if end > n:
-                self._c_carry += data[pos:]
-                self._c_need = end - pos
-                n = pos
+                n = stream.hold(data, pos, end - pos)
                 break
             replacement = self._client_message(kind, data, pos + 5, end)
             if replacement is not None:
@@ -121,14 +158,7 @@ class Relay:
                 out.append(replacement)
                 mark = end
             pos = end
-        if mark == 0 and n == len(data):
-            if n:
-                self.send_server(data)
-            return
-        out.append(data[mark:n])
-        joined = b"".join(out)
-        if joined:
-            self.send_server(joined)
+        _emit(self.send_server, data, out, mark, n)
 
     def _client_message(self, kind: int, data: bytes, start: int, end: int) -> bytes | None:
         """Note what the message means; return bytes to send instead of it, or None."""
@@ -175,53 +205,37 @@ class Relay:
     # ---- server to client ----------------------------------------------------------------------
 
     def from_server(self, data: bytes) -> None:
-        if self._s_carry:
-            self._s_carry += data
-            if len(self._s_carry) < self._s_need:
-                return
-            data = bytes(self._s_carry)
-            self._s_carry.clear()
+        stream = self._server
+        whole = stream.take(data)
+        if whole is None:
+            return
+        data = whole
         out: list[bytes] = []
-        pos, n, mark = 0, len(data), 0
+        pos, n, mark = stream.skip_into(len(data)), len(data), 0
         rows_hooked = self.pipeline.wants_rows
-        if self._s_skip:
-            pos = min(self._s_skip, n)
-            self._s_skip -= pos
         head = self._inflight[0][1] if self._inflight else None
         while pos < n:
             if n - pos < 5:
-                self._s_carry += data[pos:]
-                self._s_need = 5
-                n = pos
+                n = stream.hold(data, pos, 5)
                 break
             kind, length = _HEADER.unpack_from(data, pos)
+            if length < 4:
+                raise ProtocolViolation(f"server sent an invalid message length {length}")
             end = pos + 1 + length
             if kind == wire.B_DATA_ROW and not rows_hooked:
                 self._result_rows += 1
                 if head is not None:
                     head.rows += 1
                     head.bytes_out += length
-                if end > n:
-                    self._s_skip = end - n
-                    pos = n
-                else:
-                    pos = end
+                pos = stream.pass_through(end, n)
                 continue
             if kind == wire.B_COPY_DATA:
                 if head is not None:
                     head.bytes_out += length
-                if end > n:
-                    self._s_skip = end - n
-                    pos = n
-                else:
-                    pos = end
+                pos = stream.pass_through(end, n)
                 continue
-            if length < 4:
-                raise ProtocolViolation(f"server sent an invalid message length {length}")
             if end > n:
-                self._s_carry += data[pos:]
-                self._s_need = end - pos
-                n = pos
+                n = stream.hold(data, pos, end - pos)
                 break
             replacement = self._server_message(kind, data[pos + 5 : end], head)
             if replacement is not None:
@@ -230,14 +244,7 @@ class Relay:
                 mark = end
             pos = end
             head = self._inflight[0][1] if self._inflight else None
-        if mark == 0 and n == len(data):
-            if n:
-                self.send_client(data)
-            return
-        out.append(data[mark:n])
-        joined = b"".join(out)
-        if joined:
-            self.send_client(joined)
+        _emit(self.send_client, data, out, mark, n)
 
     def _server_message(self, kind: int, body: bytes, head: Request | None) -> bytes | None:
         if kind == wire.B_DATA_ROW:

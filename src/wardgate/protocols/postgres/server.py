@@ -329,13 +329,18 @@ class PgSession:
             try:
                 if self.relay is not None:
                     self.relay.close()
+            except PipelineFailure as exc:
+                log.error("session %s: %s", self.info.id, exc)
+            # Apart, so that an addon failing on an aborted statement cannot stop the end of the
+            # session from being recorded.
+            try:
                 pipeline.disconnect(self.info, self._end_reason)
             except PipelineFailure as exc:
                 log.error("session %s: %s", self.info.id, exc)
 
-    def terminate(self, sqlstate: str, message: str) -> None:
+    def terminate(self, sqlstate: str, message: str, reason: str = "") -> None:
         """End a live session from outside (revocation, shutdown, an administrator)."""
-        self._end_reason = message
+        self._end_reason = reason or message
         self._fatal(sqlstate, message)
         self._close()
 
@@ -548,12 +553,10 @@ class PgSession:
             try:
                 handler(data)
             except ProtocolViolation as exc:
-                self._end_reason = f"protocol violation: {exc}"
-                self.terminate(exc.sqlstate, str(exc))
+                self.terminate(exc.sqlstate, str(exc), f"protocol violation: {exc}")
             except PipelineFailure as exc:
                 log.error("session %s: %s", self.info.id, exc)
-                self._end_reason = str(exc)
-                self.terminate("XX000", "wardgate could not process this session safely")
+                self.terminate("XX000", "wardgate could not process this session safely", str(exc))
 
         return guarded
 

@@ -1,0 +1,419 @@
+"""``Relay`` without sockets: byte strings made with ``wire`` in, lists of byte strings out."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+import pytest
+
+from wardgate.core.model import Decision, Outcome, Request, SessionInfo, Verdict
+from wardgate.core.pipeline import Addon, Pipeline
+from wardgate.protocols.postgres import wire
+from wardgate.protocols.postgres.relay import Relay
+from wardgate.protocols.postgres.wire import ProtocolViolation
+
+TEXT_OID = 25
+INT4_OID = 23
+
+
+# ---- messages ---------------------------------------------------------------------------------
+
+
+def query(text: str) -> bytes:
+    return wire.message(wire.F_QUERY, wire.cstr(text))
+
+
+def extended(text: str, statement: str = "", portal: str = "", describe: bool = True) -> bytes:
+    no_formats = struct.pack("!hhh", 0, 0, 0)  # parameter formats, parameters, result formats
+    parts = [
+        wire.message(wire.F_PARSE, wire.cstr(statement) + wire.cstr(text) + struct.pack("!h", 0)),
+        wire.message(wire.F_BIND, wire.cstr(portal) + wire.cstr(statement) + no_formats),
+    ]
+    if describe:
+        parts.append(wire.message(wire.F_DESCRIBE, b"P" + wire.cstr(portal)))
+    parts.append(wire.message(wire.F_EXECUTE, wire.cstr(portal) + struct.pack("!i", 0)))
+    return b"".join(parts)
+
+
+SYNC = wire.message(wire.F_SYNC)
+PARSE_COMPLETE = wire.message(wire.B_PARSE_COMPLETE)
+BIND_COMPLETE = wire.message(wire.B_BIND_COMPLETE)
+READY = wire.ready_for_query(b"I")
+
+
+def row_description(*columns: tuple[str, int, int]) -> bytes:
+    body = struct.pack("!h", len(columns))
+    for name, type_oid, fmt in columns:
+        body += wire.cstr(name) + struct.pack("!ihihih", 0, 0, type_oid, -1, -1, fmt)
+    return wire.message(wire.B_ROW_DESCRIPTION, body)
+
+
+def rows(values: Iterable[bytes]) -> bytes:
+    return b"".join(wire.data_row([v]) for v in values)
+
+
+def complete(tag: str) -> bytes:
+    return wire.message(wire.B_COMMAND_COMPLETE, wire.cstr(tag))
+
+
+def error(sqlstate: str, text: str) -> bytes:
+    return wire.error_response("ERROR", sqlstate, text)
+
+
+def select_result(values: list[bytes], head: bytes = b"") -> bytes:
+    described = row_description(("v", TEXT_OID, 0))
+    return head + described + rows(values) + complete(f"SELECT {len(values)}")
+
+
+def error_fields(data: bytes) -> list[dict[str, str]]:
+    """The fields of every ErrorResponse in ``data``."""
+    found = []
+    pos = 0
+    while pos < len(data):
+        kind, length = struct.unpack_from("!ci", data, pos)
+        body = data[pos + 5 : pos + 1 + length]
+        if kind == b"E":
+            fields = {}
+            for part in body.rstrip(b"\x00").split(b"\x00"):
+                fields[chr(part[0])] = part[1:].decode()
+            found.append(fields)
+        pos += 1 + length
+    return found
+
+
+# ---- addons and a relay to drive ----------------------------------------------------------------
+
+
+class Recorder(Addon):
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.ended: list[Request] = []
+
+    def result_end(self, request: Request) -> None:
+        self.ended.append(request)
+
+
+class RowCopier(Recorder):
+    """Wants rows, so every DataRow is decoded and encoded again, unchanged."""
+
+    name = "row-copier"
+
+    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+        return list(values)
+
+
+class DenyForbidden(Recorder):
+    name = "deny-forbidden"
+
+    def request(self, request: Request) -> Decision | None:
+        if "forbidden" in request.text:
+            return Decision(Verdict.DENY, "no forbidden things", self.name)
+        return None
+
+
+class Harness:
+    def __init__(self, addon: Recorder) -> None:
+        self.addon = addon
+        self.to_server: list[bytes] = []
+        self.to_client: list[bytes] = []
+        session = SessionInfo(id="s1", protocol="postgresql", client_addr="test", listener="pg")
+        self.relay = Relay(session, Pipeline([addon]), self.to_server.append, self.to_client.append)
+
+    def client(self, data: bytes, chunk: int = 0) -> None:
+        for piece in split(data, chunk):
+            self.relay.from_client(piece)
+
+    def server(self, data: bytes, chunk: int = 0) -> None:
+        for piece in split(data, chunk):
+            self.relay.from_server(piece)
+
+    @property
+    def server_bytes(self) -> bytes:
+        return b"".join(self.to_server)
+
+    @property
+    def client_bytes(self) -> bytes:
+        return b"".join(self.to_client)
+
+    def ended(self) -> list[tuple[str, Outcome, int]]:
+        return [(r.text, r.outcome, r.rows) for r in self.addon.ended]
+
+
+def split(data: bytes, chunk: int) -> list[bytes]:
+    if chunk <= 0:
+        return [data]
+    return [data[i : i + chunk] for i in range(0, len(data), chunk)]
+
+
+ADDONS = [Recorder, RowCopier]
+
+
+# ---- tests --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("addon", ADDONS)
+def test_server_stream_one_byte_at_a_time_is_relayed_unchanged(addon: type[Recorder]) -> None:
+    h = Harness(addon())
+    h.client(query("SELECT v FROM t"), chunk=1)
+    assert h.server_bytes == query("SELECT v FROM t")
+    answer = select_result([b"row %d" % i for i in range(50)]) + READY
+    h.server(answer, chunk=1)
+    assert h.client_bytes == answer
+    assert h.ended() == [("SELECT v FROM t", Outcome.OK, 50)]
+    assert h.relay.transaction_status == b"I"
+
+
+@pytest.mark.parametrize("addon", ADDONS)
+def test_client_stream_one_byte_at_a_time_is_relayed_unchanged(addon: type[Recorder]) -> None:
+    h = Harness(addon())
+    stream = extended("SELECT 1") + extended("SELECT 2", "s2", "p2") + SYNC + query("SELECT 3")
+    h.client(stream, chunk=1)
+    assert h.server_bytes == stream
+
+
+@pytest.mark.parametrize("addon", ADDONS)
+@pytest.mark.parametrize("chunk", [1000, 65536])
+def test_data_row_larger_than_a_chunk(addon: type[Recorder], chunk: int) -> None:
+    h = Harness(addon())
+    h.client(query("SELECT big"))
+    big = bytes(range(256)) * 4096  # 1 MiB
+    answer = select_result([b"small", big, b"after"]) + READY
+    h.server(answer, chunk=chunk)
+    assert h.client_bytes == answer
+    assert h.ended() == [("SELECT big", Outcome.OK, 3)]
+
+
+@pytest.mark.xfail(reason="bytes counts a DataRow's length word only when no addon wants rows")
+def test_bytes_counted_the_same_with_and_without_a_row_hook() -> None:
+    counts = []
+    for addon in ADDONS:
+        h = Harness(addon())
+        h.client(query("SELECT v"))
+        h.server(select_result([b"a" * 10, b"b" * 20]) + READY)
+        counts.append(h.addon.ended[0].bytes_out)
+    assert counts[0] == counts[1]
+
+
+class ColumnsSeen(Recorder):
+    name = "columns-seen"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.columns: list[list[str]] = []
+
+    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+        self.columns.append([c.name for c in request.columns])
+        return values
+
+
+def prepare(statement: str, text: str) -> bytes:
+    """Parse and Describe of a named statement, as asyncpg prepares one."""
+    return wire.message(
+        wire.F_PARSE, wire.cstr(statement) + wire.cstr(text) + struct.pack("!h", 0)
+    ) + wire.message(wire.F_DESCRIBE, b"S" + wire.cstr(statement))
+
+
+def execute_prepared(statement: str) -> bytes:
+    """Bind and Execute with no Describe: the client kept the RowDescription from prepare."""
+    no_formats = struct.pack("!hhh", 0, 0, 0)
+    return wire.message(
+        wire.F_BIND, wire.cstr("") + wire.cstr(statement) + no_formats
+    ) + wire.message(wire.F_EXECUTE, wire.cstr("") + struct.pack("!i", 0))
+
+
+PREPARED = PARSE_COMPLETE + wire.message(wire.B_PARAMETER_DESCRIPTION, struct.pack("!h", 0))
+
+
+@pytest.mark.xfail(
+    reason="a RowDescription is given to the oldest request in flight, not to the statement "
+    "it describes: a statement described in a batch of its own (asyncpg) leaves its executes "
+    "without columns, and a pipelined Describe lends its columns to another statement",
+)
+def test_row_hook_gets_the_columns_of_the_statement_it_executes() -> None:
+    h = Harness(ColumnsSeen())
+    h.client(prepare("s_b", "SELECT b") + SYNC)
+    h.server(PREPARED + row_description(("b", TEXT_OID, 0)) + READY)
+    h.client(prepare("s_a", "SELECT a") + SYNC + execute_prepared("s_b") + SYNC)
+    h.server(PREPARED + row_description(("a", TEXT_OID, 0)) + READY)
+    h.server(BIND_COMPLETE + rows([b"b1"]) + complete("SELECT 1") + READY)
+    assert h.ended() == [("SELECT b", Outcome.OK, 1)]
+    assert isinstance(h.addon, ColumnsSeen)
+    assert h.addon.columns == [["b"]]
+
+
+@pytest.mark.parametrize("addon", ADDONS)
+@pytest.mark.parametrize("chunk", [0, 1, 7])
+def test_requests_match_results_across_pipelined_batches(addon: type[Recorder], chunk: int) -> None:
+    h = Harness(addon())
+    h.client(
+        extended("SELECT a")
+        + extended("SELECT b", "sb", "pb")
+        + SYNC
+        + extended("INSERT x", describe=False)
+        + SYNC
+        + query("SELECT c; SELECT d")
+        + extended("SELECT e")
+        + SYNC,
+        chunk=chunk,
+    )
+    assert h.ended() == []  # nothing has been answered yet
+    answer = (
+        select_result([b"a1"], head=PARSE_COMPLETE + BIND_COMPLETE)
+        + select_result([b"b1", b"b2"], head=PARSE_COMPLETE + BIND_COMPLETE)
+        + READY
+        + PARSE_COMPLETE
+        + BIND_COMPLETE
+        + complete("INSERT 0 3")
+        + READY
+        + select_result([b"c1"])
+        + select_result([b"d1", b"d2", b"d3"])
+        + READY
+        + select_result([b"e1", b"e2", b"e3", b"e4"], head=PARSE_COMPLETE + BIND_COMPLETE)
+        + wire.ready_for_query(b"T")
+    )
+    h.server(answer, chunk=chunk)
+    assert h.client_bytes == answer
+    assert h.ended() == [
+        ("SELECT a", Outcome.OK, 1),
+        ("SELECT b", Outcome.OK, 2),
+        ("INSERT x", Outcome.OK, 3),
+        ("SELECT c; SELECT d", Outcome.OK, 4),
+        ("SELECT e", Outcome.OK, 4),
+    ]
+    assert [r.kind for r in h.addon.ended] == ["execute", "execute", "execute", "query", "execute"]
+    assert h.relay.transaction_status == b"T"
+
+
+def test_results_end_as_they_arrive_not_at_the_batch_end() -> None:
+    h = Harness(Recorder())
+    h.client(extended("SELECT a") + extended("SELECT b") + SYNC)
+    h.server(select_result([b"a1"], head=PARSE_COMPLETE + BIND_COMPLETE))
+    assert h.ended() == [("SELECT a", Outcome.OK, 1)]
+    h.server(select_result([b"b1"], head=PARSE_COMPLETE + BIND_COMPLETE) + READY)
+    assert h.ended() == [("SELECT a", Outcome.OK, 1), ("SELECT b", Outcome.OK, 1)]
+
+
+def test_error_in_a_batch_marks_later_executes_skipped() -> None:
+    h = Harness(Recorder())
+    h.client(
+        extended("SELECT 1")
+        + extended("SELECT 1/0")
+        + extended("SELECT 3")
+        + SYNC
+        + extended("SELECT 4")
+        + SYNC
+    )
+    h.server(
+        select_result([b"1"], head=PARSE_COMPLETE + BIND_COMPLETE)
+        + PARSE_COMPLETE
+        + BIND_COMPLETE
+        + row_description(("v", INT4_OID, 0))
+        + error("22012", "division by zero")
+        + READY
+    )
+    assert h.ended() == [
+        ("SELECT 1", Outcome.OK, 1),
+        ("SELECT 1/0", Outcome.ERROR, 0),
+        ("SELECT 3", Outcome.SKIPPED, 0),
+    ]
+    failed = h.addon.ended[1]
+    assert (failed.error_code, failed.error) == ("22012", "division by zero")
+    h.server(select_result([b"4"], head=PARSE_COMPLETE + BIND_COMPLETE) + READY)
+    assert h.ended()[-1] == ("SELECT 4", Outcome.OK, 1)
+
+
+def test_error_in_a_simple_query_ends_it_at_ready_for_query() -> None:
+    h = Harness(Recorder())
+    h.client(query("SELECT 1; SELECT 1/0; SELECT 3") + query("SELECT 4"))
+    h.server(select_result([b"1"]) + error("22012", "division by zero"))
+    assert h.ended() == []  # a Query is one request, answered up to its ReadyForQuery
+    h.server(READY + select_result([b"4"]) + READY)
+    assert h.ended() == [
+        ("SELECT 1; SELECT 1/0; SELECT 3", Outcome.ERROR, 1),
+        ("SELECT 4", Outcome.OK, 1),
+    ]
+
+
+@pytest.mark.parametrize("chunk", [0, 1])
+def test_denied_query_is_replaced_and_its_error_rewritten(chunk: int) -> None:
+    h = Harness(DenyForbidden())
+    h.client(query("DELETE FROM forbidden") + query("SELECT 1"), chunk=chunk)
+    sent = h.server_bytes
+    assert b"forbidden" not in sent
+    assert sent.endswith(query("SELECT 1"))
+    # The server answers the stand-in with a syntax error, in the place of the denied statement.
+    h.server(error("42601", 'syntax error at or near "wardgate"') + READY, chunk=chunk)
+    h.server(select_result([b"1"]) + READY, chunk=chunk)
+    [denial] = error_fields(h.client_bytes)
+    assert denial["C"] == "42501" and denial["S"] == "ERROR"
+    assert denial["M"] == "wardgate: no forbidden things"
+    assert "syntax" not in h.client_bytes.decode(errors="replace")
+    assert h.ended() == [
+        ("DELETE FROM forbidden", Outcome.DENIED, 0),
+        ("SELECT 1", Outcome.OK, 1),
+    ]
+    assert h.addon.ended[0].decision.verdict is Verdict.DENY
+
+
+def test_denied_execute_is_never_sent_and_aborts_its_batch() -> None:
+    h = Harness(DenyForbidden())
+    h.client(
+        extended("INSERT INTO t VALUES (1)")
+        + extended("INSERT INTO forbidden VALUES (2)")
+        + extended("INSERT INTO t VALUES (3)")
+        + SYNC
+    )
+    sent = h.server_bytes
+    executes = sent.count(b"E\x00\x00\x00\x09\x00\x00\x00\x00\x00")
+    assert executes == 2  # the denied Execute is not among them
+    h.server(
+        PARSE_COMPLETE
+        + BIND_COMPLETE
+        + wire.message(wire.B_NO_DATA)
+        + complete("INSERT 0 1")
+        + PARSE_COMPLETE
+        + BIND_COMPLETE
+        + wire.message(wire.B_NO_DATA)
+        + error("42601", "syntax error")
+        + READY
+    )
+    [denial] = error_fields(h.client_bytes)
+    assert denial["C"] == "42501"
+    assert h.ended() == [
+        ("INSERT INTO t VALUES (1)", Outcome.OK, 1),
+        ("INSERT INTO forbidden VALUES (2)", Outcome.DENIED, 0),
+        ("INSERT INTO t VALUES (3)", Outcome.SKIPPED, 0),
+    ]
+
+
+def test_close_ends_what_is_in_flight_as_aborted() -> None:
+    h = Harness(Recorder())
+    h.client(extended("SELECT pg_sleep(60)") + SYNC + query("SELECT 2"))
+    h.relay.close()
+    assert h.ended() == [
+        ("SELECT pg_sleep(60)", Outcome.ABORTED, 0),
+        ("SELECT 2", Outcome.ABORTED, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "sqlstate"),
+    [
+        (wire.message(ord("!"), b""), "08P01"),  # not a frontend message type
+        (wire.message(wire.B_READY, b"I"), "08P01"),  # a backend type from the client
+        (wire.header(wire.F_QUERY, 0x7FFFFFFF), "54000"),
+        (wire.header(wire.F_COPY_DATA, 0x7FFFFFFF), "54000"),
+        (wire.header(wire.F_QUERY, 3), "08P01"),
+        (wire.message(wire.F_QUERY, b"no terminator"), "08P01"),
+        (wire.message(wire.F_QUERY, b"\xff\xfe\x00"), "22021"),
+        (wire.message(wire.F_EXECUTE, b"\x00"), "08P01"),
+    ],
+)
+def test_malformed_client_messages_are_protocol_violations(data: bytes, sqlstate: str) -> None:
+    h = Harness(Recorder())
+    with pytest.raises(ProtocolViolation) as excinfo:
+        h.client(data)
+    assert excinfo.value.sqlstate == sqlstate
+    assert h.server_bytes == b""

@@ -68,8 +68,7 @@ class Pipeline:
         self.wants_columns = self.wants_rows or bool(self._by_hook["result_header"])
 
     def connect(self, attempt: ConnectAttempt) -> None:
-        for addon in self._by_hook["connect"]:
-            self._guard(addon, "connect", addon.connect, attempt)
+        self._notify("connect", attempt)
 
     def request(self, request: Request) -> Decision:
         for addon in self._by_hook["request"]:
@@ -85,8 +84,7 @@ class Pipeline:
         return ALLOW
 
     def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
-        for addon in self._by_hook["result_header"]:
-            self._guard(addon, "result_header", addon.result_header, request, columns)
+        self._notify("result_header", request, columns)
 
     def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
         for addon in self._by_hook["row"]:
@@ -98,17 +96,20 @@ class Pipeline:
         return values
 
     def result_end(self, request: Request) -> None:
-        for addon in self._by_hook["result_end"]:
-            self._guard(addon, "result_end", addon.result_end, request)
+        self._notify("result_end", request)
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
-        for addon in self._by_hook["disconnect"]:
-            self._guard(addon, "disconnect", addon.disconnect, session, reason)
+        self._notify("disconnect", session, reason)
 
-    @staticmethod
-    def _guard(addon: Addon, hook: str, fn: object, *args: object) -> None:
-        try:
-            fn(*args)  # type: ignore[operator]
-        except Exception as exc:
-            log.exception("addon %s failed in %s", addon.name, hook)
-            raise PipelineFailure(f"{addon.name} failed in {hook}") from exc
+    def _notify(self, hook: str, *args: object) -> None:
+        """Call every addon's hook, even after one fails (the audit must still see the event),
+        then raise for the first failure."""
+        failed: tuple[str, Exception] | None = None
+        for addon in self._by_hook[hook]:
+            try:
+                getattr(addon, hook)(*args)
+            except Exception as exc:
+                log.exception("addon %s failed in %s", addon.name, hook)
+                failed = failed or (addon.name, exc)
+        if failed is not None:
+            raise PipelineFailure(f"{failed[0]} failed in {hook}") from failed[1]

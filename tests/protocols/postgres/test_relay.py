@@ -185,7 +185,6 @@ def test_data_row_larger_than_a_chunk(addon: type[Recorder], chunk: int) -> None
     assert h.ended() == [("SELECT big", Outcome.OK, 3)]
 
 
-@pytest.mark.xfail(reason="bytes counts a DataRow's length word only when no addon wants rows")
 def test_bytes_counted_the_same_with_and_without_a_row_hook() -> None:
     counts = []
     for addon in ADDONS:
@@ -226,11 +225,6 @@ def execute_prepared(statement: str) -> bytes:
 PREPARED = PARSE_COMPLETE + wire.message(wire.B_PARAMETER_DESCRIPTION, struct.pack("!h", 0))
 
 
-@pytest.mark.xfail(
-    reason="a RowDescription is given to the oldest request in flight, not to the statement "
-    "it describes: a statement described in a batch of its own (asyncpg) leaves its executes "
-    "without columns, and a pipelined Describe lends its columns to another statement",
-)
 def test_row_hook_gets_the_columns_of_the_statement_it_executes() -> None:
     h = Harness(ColumnsSeen())
     h.client(prepare("s_b", "SELECT b") + SYNC)
@@ -417,3 +411,63 @@ def test_malformed_client_messages_are_protocol_violations(data: bytes, sqlstate
         h.client(data)
     assert excinfo.value.sqlstate == sqlstate
     assert h.server_bytes == b""
+
+
+class FormatsSeen(Recorder):
+    name = "formats-seen"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.formats: list[list[bool]] = []
+
+    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+        self.formats.append([c.binary for c in request.columns])
+        return values
+
+
+@pytest.mark.parametrize(
+    ("result_formats", "expected"),
+    [((), [False, False]), ((1,), [True, True]), ((0, 1), [False, True])],
+)
+def test_bind_result_formats_reach_the_columns(
+    result_formats: tuple[int, ...], expected: list[bool]
+) -> None:
+    h = Harness(FormatsSeen())
+    h.client(prepare("s2", "SELECT a, b") + SYNC)
+    h.server(PREPARED + row_description(("a", TEXT_OID, 0), ("b", TEXT_OID, 0)) + READY)
+    formats = struct.pack(f"!hhh{len(result_formats)}h", 0, 0, len(result_formats), *result_formats)
+    h.client(
+        wire.message(wire.F_BIND, wire.cstr("p") + wire.cstr("s2") + formats)
+        + wire.message(wire.F_EXECUTE, wire.cstr("p") + struct.pack("!i", 0))
+        + SYNC
+    )
+    h.server(BIND_COMPLETE + wire.data_row([b"1", b"2"]) + complete("SELECT 1") + READY, chunk=3)
+    assert isinstance(h.addon, FormatsSeen)
+    assert h.addon.formats == [expected]
+
+
+def test_pipelined_describes_keep_their_own_columns() -> None:
+    """Two statements prepared, described and executed in one batch: each sees its own columns."""
+    h = Harness(ColumnsSeen())
+    h.client(
+        prepare("s_x", "SELECT x")
+        + prepare("s_y", "SELECT y")
+        + execute_prepared("s_y")
+        + execute_prepared("s_x")
+        + SYNC
+    )
+    h.server(
+        PREPARED
+        + row_description(("x", TEXT_OID, 0))
+        + PREPARED
+        + row_description(("y", TEXT_OID, 0))
+        + BIND_COMPLETE
+        + rows([b"y1"])
+        + complete("SELECT 1")
+        + BIND_COMPLETE
+        + rows([b"x1"])
+        + complete("SELECT 1")
+        + READY
+    )
+    assert isinstance(h.addon, ColumnsSeen)
+    assert h.addon.columns == [["y"], ["x"]]

@@ -323,8 +323,9 @@ def test_upstream_without_tls_is_recorded_as_such(tls_gw: RunningGateway) -> Non
 def test_upstream_certificate_not_trusted(tls_gw: RunningGateway, database: str) -> None:
     error, event = refusal(tls_gw, database)
     assert error["C"] == "08001"
-    assert error["M"] == f'could not connect to target "{database}"'
-    assert "certificate verify failed" in event["reason"]
+    assert error["M"] == f'could not verify the TLS certificate of target "{database}"'
+    assert "TLS certificate verification failed" in event["reason"]
+    assert "unreachable" not in event["reason"]
 
 
 def test_system_postgres_with_tls_require(

@@ -8,10 +8,15 @@ ErrorResponse, ReadyForQuery and friends from the server. DataRow and CopyData a
 length word and forwarded as the very bytes they arrived in, unless an addon wants rows, in which
 case each row is decoded, handed to the pipeline and re-encoded.
 
-Requests are a Query or an Execute (and the rare FunctionCall). Each belongs to a *batch*: a Query
-is a batch of its own, extended-protocol messages form a batch up to their Sync. The server answers
-every batch with exactly one ReadyForQuery, in order, which is how results are matched to requests
-without any timing assumption.
+Requests are a Query or an Execute (and the rare FunctionCall). The server answers the client's
+messages strictly in order, so every message that will be answered is queued as an ``_Expect`` when
+it goes to the server and taken off the queue by its answer: ParseComplete, BindComplete, a
+RowDescription or NoData for a Describe, rows and a CommandComplete for an Execute, a ReadyForQuery
+for a Sync or a Query. An ErrorResponse makes the server skip everything up to the next Sync, and
+the queue is cleared up to it the same way. State that must match the server's -- which columns a
+prepared statement or a portal returns, and in which format -- is updated from those answers, in
+the server's order, so a pipelined client never sees one statement's columns lent to another. No
+timing is assumed anywhere.
 
 A denied request is never sent on. In its place the server gets a statement that cannot run: text
 that is not SQL, as a Query or as a Parse of a statement named ``wardgate_denied`` (if the client
@@ -26,6 +31,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from wardgate.core.model import Column, Outcome, Request, SessionInfo
 from wardgate.core.pipeline import Pipeline
@@ -42,6 +48,33 @@ DENIAL_HINT = "Ask an administrator if you need this."
 _HEADER = struct.Struct("!Bi")
 _CLIENT_TYPES = frozenset(b"QPBDESHCXdcfF")
 Send = Callable[[bytes], None]
+
+# What an expected answer answers.
+PARSE, BIND, DESCRIBE_STATEMENT, DESCRIBE_PORTAL, EXECUTE, CLOSE, SYNC, QUERY, CALL = range(9)
+_ENDS_BATCH = (SYNC, QUERY, CALL)  # answered by ReadyForQuery
+
+
+@dataclass(slots=True)
+class _Expect:
+    what: int
+    name: str = ""  # statement or portal
+    statement: str = ""  # Bind: the statement bound
+    formats: tuple[int, ...] = ()  # Bind: result format codes
+    request: Request | None = None
+    denied: bool = False
+    described: bool = False  # the request's columns are known and announced
+
+
+@dataclass(slots=True)
+class _Result:
+    """The rows of the result in progress (a Query may return several results)."""
+
+    rows: int = 0
+    columns: tuple[Column, ...] = field(default=())
+
+    def start(self, columns: tuple[Column, ...]) -> None:
+        self.rows = 0
+        self.columns = columns
 
 
 class _Stream:
@@ -116,13 +149,14 @@ class Relay:
         self.transaction_status = b"I"
         self.terminated = False
         self._seq = 0
-        self._batch = 0  # batch id the next client message belongs to
-        self._ready_seen = 0  # batches the server has finished
-        self._inflight: deque[tuple[int, Request]] = deque()  # (batch, request)
-        self._result_rows = 0  # DataRows since the last CommandComplete
-        self._poisoned: set[int] = set()  # id() of requests replaced by a poison message
+        self._expected: deque[_Expect] = deque()
+        self._result = _Result()
+        # Client order: the text each statement and portal will run, for policy decisions.
         self._statements: dict[str, str] = {}
         self._portals: dict[str, str] = {}
+        # Server order: the columns each statement and portal returns, as the server described them.
+        self._statement_columns: dict[str, tuple[Column, ...]] = {}
+        self._portal_columns: dict[str, tuple[Column, ...]] = {}
         self._client = _Stream()
         self._server = _Stream()
 
@@ -152,7 +186,7 @@ class Relay:
             if end > n:
                 n = stream.hold(data, pos, end - pos)
                 break
-            replacement = self._client_message(kind, data, pos + 5, end)
+            replacement = self._client_message(kind, data[pos + 5 : end])
             if replacement is not None:
                 out.append(data[mark:pos])
                 out.append(replacement)
@@ -160,47 +194,47 @@ class Relay:
             pos = end
         _emit(self.send_server, data, out, mark, n)
 
-    def _client_message(self, kind: int, data: bytes, start: int, end: int) -> bytes | None:
+    def _client_message(self, kind: int, body: bytes) -> bytes | None:
         """Note what the message means; return bytes to send instead of it, or None."""
+        expect = self._expected.append
         if kind == wire.F_QUERY:
-            text = wire.parse_query(data[start:end])
-            self._batch += 1
-            return self._decide(self._new_request("query", text), self._batch - 1, _POISON_QUERY)
+            return self._decide(QUERY, "", "query", wire.parse_query(body), _POISON_QUERY)
         if kind == wire.F_PARSE:
-            name, text = wire.parse_parse(data[start:end])
+            name, text = wire.parse_parse(body)
             self._statements[name] = text
+            expect(_Expect(PARSE, name))
         elif kind == wire.F_BIND:
-            portal, statement = wire.parse_bind_names(data[start:end])
+            portal, statement, formats = wire.parse_bind(body)
             self._portals[portal] = self._statements.get(statement, "")
+            expect(_Expect(BIND, portal, statement, formats))
+        elif kind == wire.F_DESCRIBE:
+            which, name = wire.parse_close(body)
+            expect(_Expect(DESCRIBE_STATEMENT if which == "S" else DESCRIBE_PORTAL, name))
         elif kind == wire.F_EXECUTE:
-            portal, _ = wire.parse_execute(data[start:end])
+            portal, _ = wire.parse_execute(body)
             text = self._portals.get(portal, "")
-            return self._decide(self._new_request("execute", text), self._batch, _POISON_PARSE)
+            return self._decide(EXECUTE, portal, "execute", text, _POISON_PARSE)
         elif kind == wire.F_SYNC:
-            self._batch += 1
+            expect(_Expect(SYNC))
         elif kind == wire.F_CLOSE:
-            which, name = wire.parse_close(data[start:end])
+            which, name = wire.parse_close(body)
             (self._statements if which == "S" else self._portals).pop(name, None)
+            expect(_Expect(CLOSE, name, which))
         elif kind == wire.F_FUNCTION_CALL:
-            oid = struct.unpack_from("!i", data, start)[0] if end - start >= 4 else 0
-            request = self._new_request("function_call", f"<function call oid {oid}>")
-            self._batch += 1
-            return self._decide(request, self._batch - 1, _POISON_QUERY)
+            oid = struct.unpack_from("!i", body)[0] if len(body) >= 4 else 0
+            text = f"<function call oid {oid}>"
+            return self._decide(CALL, "", "function_call", text, _POISON_QUERY)
         elif kind == wire.F_TERMINATE:
             self.terminated = True
         return None
 
-    def _new_request(self, kind: str, text: str) -> Request:
+    def _decide(self, what: int, name: str, kind: str, text: str, poison: bytes) -> bytes | None:
         self._seq += 1
-        return Request(self.session, self._seq, kind, text)
-
-    def _decide(self, request: Request, batch: int, poison: bytes) -> bytes | None:
+        request = Request(self.session, self._seq, kind, text)
         request.decision = self.pipeline.request(request)
-        self._inflight.append((batch, request))
-        if request.decision.allowed:
-            return None
-        self._poisoned.add(id(request))
-        return poison
+        denied = not request.decision.allowed
+        self._expected.append(_Expect(what, name, request=request, denied=denied))
+        return poison if denied else None
 
     # ---- server to client ----------------------------------------------------------------------
 
@@ -213,7 +247,8 @@ class Relay:
         out: list[bytes] = []
         pos, n, mark = stream.skip_into(len(data)), len(data), 0
         rows_hooked = self.pipeline.wants_rows
-        head = self._inflight[0][1] if self._inflight else None
+        expected = self._expected
+        result = self._result
         while pos < n:
             if n - pos < 5:
                 n = stream.hold(data, pos, 5)
@@ -223,100 +258,169 @@ class Relay:
                 raise ProtocolViolation(f"server sent an invalid message length {length}")
             end = pos + 1 + length
             if kind == wire.B_DATA_ROW and not rows_hooked:
-                self._result_rows += 1
-                if head is not None:
-                    head.rows += 1
-                    head.bytes_out += length
+                result.rows += 1
+                if expected and (request := expected[0].request) is not None:
+                    request.rows += 1
+                    request.bytes_out += length - 4
                 pos = stream.pass_through(end, n)
                 continue
             if kind == wire.B_COPY_DATA:
-                if head is not None:
-                    head.bytes_out += length
+                if expected and (request := expected[0].request) is not None:
+                    request.bytes_out += length - 4
                 pos = stream.pass_through(end, n)
                 continue
             if end > n:
                 n = stream.hold(data, pos, end - pos)
                 break
-            replacement = self._server_message(kind, data[pos + 5 : end], head)
+            replacement = self._server_message(kind, data[pos + 5 : end])
             if replacement is not None:
                 out.append(data[mark:pos])
                 out.append(replacement)
                 mark = end
             pos = end
-            head = self._inflight[0][1] if self._inflight else None
         _emit(self.send_client, data, out, mark, n)
 
-    def _server_message(self, kind: int, body: bytes, head: Request | None) -> bytes | None:
+    def _server_message(self, kind: int, body: bytes) -> bytes | None:
+        expected = self._expected
+        head = expected[0] if expected else None
         if kind == wire.B_DATA_ROW:
-            self._result_rows += 1
-            if head is None:
+            self._result.rows += 1
+            if head is None or head.request is None:
                 return None
-            head.rows += 1
-            head.bytes_out += len(body)
-            values = self.pipeline.row(head, wire.parse_data_row(body))
-            return wire.data_row(values)
-        if kind == wire.B_ROW_DESCRIPTION:
-            if head is not None and self.pipeline.wants_columns:
-                columns = tuple(
-                    Column(name, table, col, typ, fmt == 1)
-                    for name, table, col, typ, fmt in wire.parse_row_description(body)
-                )
-                head.columns = columns
-                self.pipeline.result_header(head, columns)
+            request = head.request
+            request.rows += 1
+            request.bytes_out += len(body)
+            self._announce(head)
+            return wire.data_row(self.pipeline.row(request, wire.parse_data_row(body)))
+        if head is None:
+            return None  # asynchronous messages, or a FATAL error before the session ends
+        what = head.what
+        if kind == wire.B_PARSE_COMPLETE and what == PARSE:
+            expected.popleft()
+            self._statement_columns.pop(head.name, None)
+        elif kind == wire.B_BIND_COMPLETE and what == BIND:
+            expected.popleft()
+            columns = self._statement_columns.get(head.statement)
+            if columns is None:
+                self._portal_columns.pop(head.name, None)
+            else:
+                self._portal_columns[head.name] = _with_formats(columns, head.formats)
+        elif kind == wire.B_ROW_DESCRIPTION:
+            columns = _columns(body)
+            if what == DESCRIBE_STATEMENT:
+                expected.popleft()
+                self._statement_columns[head.name] = columns
+            elif what == DESCRIBE_PORTAL:
+                expected.popleft()
+                self._portal_columns[head.name] = columns
+            else:  # a simple Query's result
+                self._result.start(columns)
+                head.described = False
+        elif kind == wire.B_NO_DATA and what in (DESCRIBE_STATEMENT, DESCRIBE_PORTAL):
+            expected.popleft()
+            (self._statement_columns if what == DESCRIBE_STATEMENT else self._portal_columns)[
+                head.name
+            ] = ()
+        elif kind == wire.B_CLOSE_COMPLETE and what == CLOSE:
+            expected.popleft()
+            target = self._statement_columns if head.statement == "S" else self._portal_columns
+            target.pop(head.name, None)
         elif kind in (wire.B_COMMAND_COMPLETE, wire.B_PORTAL_SUSPENDED, wire.B_EMPTY_QUERY):
-            if head is not None:
-                if kind == wire.B_COMMAND_COMPLETE and not self._result_rows:
-                    head.rows += wire.parse_command_tag_rows(body) or 0
-                if head.kind != "query":
-                    self._finish(Outcome.OK)
-            self._result_rows = 0
+            ended = head.request
+            if ended is not None:
+                if kind == wire.B_COMMAND_COMPLETE and not self._result.rows:
+                    ended.rows += wire.parse_command_tag_rows(body) or 0
+                self._announce(head)
+                if what == EXECUTE:
+                    expected.popleft()
+                    self._finish(head, Outcome.OK)
+            self._result.start(())
         elif kind == wire.B_ERROR:
             return self._server_error(body, head)
         elif kind == wire.B_READY:
             self.transaction_status = body[:1]
-            done = self._ready_seen
-            self._ready_seen += 1
-            while self._inflight and self._inflight[0][0] <= done:
-                self._finish(self._inflight[0][1].outcome)
+            # Everything up to the batch's end is answered now; anything left was skipped.
+            while expected:
+                entry = expected.popleft()
+                if entry.what in _ENDS_BATCH:
+                    self._finish(entry, Outcome.OK)
+                    break
+                self._finish(entry, Outcome.SKIPPED)
         return None
 
-    def _server_error(self, body: bytes, head: Request | None) -> bytes | None:
-        fields = wire.parse_error_fields(body)
-        if head is None:
-            return None
-        replacement = None
-        if id(head) in self._poisoned:
-            reason = head.decision.reason or "denied by policy"
-            replacement = wire.error_response(
-                "ERROR",
-                "42501",
-                f"wardgate: {reason}",
-                hint="Ask an administrator if you need this.",
-            )
-            head.outcome = Outcome.DENIED
+    def _announce(self, entry: _Expect) -> None:
+        """Tell the pipeline the columns of the entry's result, once, before its first row."""
+        if entry.described or entry.request is None or not self.pipeline.wants_columns:
+            return
+        entry.described = True
+        if entry.what == EXECUTE:
+            columns = self._portal_columns.get(entry.name, ())
         else:
-            head.outcome = Outcome.ERROR
-            head.error_code = fields.sqlstate
-            head.error = fields.text
-        if head.kind != "query":
-            batch = self._inflight[0][0]
-            self._finish(head.outcome)
-            while self._inflight and self._inflight[0][0] == batch:
-                self._finish(Outcome.SKIPPED)
+            columns = self._result.columns
+        entry.request.columns = columns
+        self.pipeline.result_header(entry.request, columns)
+
+    def _server_error(self, body: bytes, head: _Expect) -> bytes | None:
+        fields = wire.parse_error_fields(body)
+        expected = self._expected
+        # The error answers the head message; when that is a Parse or Bind, it is the failure of
+        # the statement the batch goes on to execute.
+        owner = head
+        if head.request is None:
+            owner = next((e for e in expected if e.what in (EXECUTE, SYNC)), head)
+        request = owner.request
+        replacement = None
+        if request is not None:
+            if owner.denied:
+                reason = request.decision.reason or "denied by policy"
+                replacement = wire.error_response(
+                    "ERROR", "42501", f"wardgate: {reason}", hint=DENIAL_HINT
+                )
+            else:
+                request.outcome = Outcome.ERROR
+                request.error_code = fields.sqlstate
+                request.error = fields.text
+        if head.what in _ENDS_BATCH:
+            return replacement  # a Query or call ends at its ReadyForQuery
+        # Extended protocol: the server now skips everything up to the next Sync.
+        while expected and expected[0].what != SYNC:
+            self._finish(expected.popleft(), Outcome.SKIPPED)
         return replacement
 
-    def _finish(self, outcome: Outcome) -> None:
-        _, request = self._inflight.popleft()
-        if id(request) in self._poisoned:
-            self._poisoned.discard(id(request))
+    def _finish(self, entry: _Expect, outcome: Outcome) -> None:
+        request = entry.request
+        if request is None:
+            return
+        if entry.denied:
             outcome = Outcome.DENIED
-        elif outcome is Outcome.PENDING:
-            outcome = Outcome.OK
+        elif request.outcome is not Outcome.PENDING:
+            outcome = request.outcome  # an error noted earlier
         request.outcome = outcome
         request.ended_mono = time.monotonic()
         self.pipeline.result_end(request)
 
     def close(self) -> None:
         """The session is over: whatever is still in flight ends as aborted."""
-        while self._inflight:
-            self._finish(Outcome.ABORTED)
+        while self._expected:
+            self._finish(self._expected.popleft(), Outcome.ABORTED)
+
+
+def _columns(body: bytes) -> tuple[Column, ...]:
+    return tuple(
+        Column(name, table, col, typ, fmt == 1)
+        for name, table, col, typ, fmt in wire.parse_row_description(body)
+    )
+
+
+def _with_formats(columns: tuple[Column, ...], formats: tuple[int, ...]) -> tuple[Column, ...]:
+    """A statement's columns as a Bind's result format codes deliver them."""
+    if not formats:
+        binary = [False] * len(columns)
+    elif len(formats) == 1:
+        binary = [formats[0] == 1] * len(columns)
+    else:
+        binary = [f == 1 for f in formats]
+    return tuple(
+        Column(c.name, c.table_oid, c.column_number, c.type_oid, b)
+        for c, b in zip(columns, binary, strict=False)
+    )

@@ -476,6 +476,13 @@ class PgSession:
         try:
             async with asyncio.timeout(target.connect_timeout):
                 upstream, upstream_tls = await self.server.open_upstream(target)
+        except ssl.SSLCertVerificationError as exc:
+            raise SessionRefused(
+                "08001",
+                f'could not verify the TLS certificate of target "{target.name}"',
+                f"target {target.name} ({target.host}:{target.port}) TLS certificate "
+                f"verification failed: {exc.verify_message}",
+            ) from exc
         except (OSError, TimeoutError) as exc:
             raise SessionRefused(
                 "08001",

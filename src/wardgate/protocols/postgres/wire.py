@@ -65,6 +65,7 @@ AUTH_SASL_CONTINUE = 11
 AUTH_SASL_FINAL = 12
 
 _I32 = struct.Struct("!i")
+_I16 = struct.Struct("!h")
 _HEADER = struct.Struct("!ci")
 
 
@@ -236,11 +237,25 @@ def parse_parse(body: bytes) -> tuple[str, str]:
     return name, query
 
 
-def parse_bind_names(body: bytes) -> tuple[str, str]:
-    """Bind message: (portal name, statement name); parameters are not decoded."""
+def parse_bind(body: bytes) -> tuple[str, str, tuple[int, ...]]:
+    """Bind message: (portal, statement, result format codes); parameter values are skipped."""
     portal, pos = read_cstr(body, 0)
-    statement, _ = read_cstr(body, pos)
-    return portal, statement
+    statement, pos = read_cstr(body, pos)
+    try:
+        (count,) = _I16.unpack_from(body, pos)
+        pos += 2 + 2 * count
+        (count,) = _I16.unpack_from(body, pos)
+        pos += 2
+        for _ in range(count):
+            (size,) = _I32.unpack_from(body, pos)
+            pos += 4 + max(size, 0)
+        (count,) = _I16.unpack_from(body, pos)
+        formats = struct.unpack_from(f"!{count}h", body, pos + 2)
+    except struct.error as exc:
+        raise ProtocolViolation("malformed Bind message") from exc
+    if pos + 2 + 2 * count != len(body) or any(f not in (0, 1) for f in formats):
+        raise ProtocolViolation("malformed Bind message")
+    return portal, statement, formats
 
 
 def parse_execute(body: bytes) -> tuple[str, int]:

@@ -204,7 +204,10 @@ class Relay:
             self._statements[name] = text
             expect(_Expect(PARSE, name))
         elif kind == wire.F_BIND:
-            portal, statement, formats = wire.parse_bind(body)
+            if self.pipeline.wants_columns:
+                portal, statement, formats = wire.parse_bind(body)
+            else:  # formats matter only to addons that look at columns
+                portal, statement, formats = *wire.parse_bind_names(body), ()
             self._portals[portal] = self._statements.get(statement, "")
             expect(_Expect(BIND, portal, statement, formats))
         elif kind == wire.F_DESCRIBE:
@@ -306,7 +309,7 @@ class Relay:
             else:
                 self._portal_columns[head.name] = _with_formats(columns, head.formats)
         elif kind == wire.B_ROW_DESCRIPTION:
-            columns = _columns(body)
+            columns = _columns(body) if self.pipeline.wants_columns else ()
             if what == DESCRIBE_STATEMENT:
                 expected.popleft()
                 self._statement_columns[head.name] = columns

@@ -237,6 +237,12 @@ def parse_parse(body: bytes) -> tuple[str, str]:
     return name, query
 
 
+def parse_bind_names(body: bytes) -> tuple[str, str]:
+    """Bind message: (portal, statement) only."""
+    portal, pos = read_cstr(body, 0)
+    return portal, read_cstr(body, pos)[0]
+
+
 def parse_bind(body: bytes) -> tuple[str, str, tuple[int, ...]]:
     """Bind message: (portal, statement, result format codes); parameter values are skipped."""
     portal, pos = read_cstr(body, 0)

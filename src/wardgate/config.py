@@ -45,7 +45,6 @@ class PostgresListener(_Model):
     auth: Literal["scram-sha-256", "password"] = "scram-sha-256"
     max_message_bytes: int = Field(default=64 << 20, ge=1024, le=(1 << 30) - 1)
     handshake_timeout: float = Field(default=15.0, gt=0)
-    idle_timeout: float | None = Field(default=None, gt=0)
 
 
 class Listeners(_Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Callable
 
 from wardgate.audit.jsonl import AuditLog
@@ -43,14 +44,25 @@ class Gateway:
 
 
 async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = None) -> None:
-    """Run until cancelled."""
+    """Run until SIGINT or SIGTERM (or cancellation), then close sessions and listeners."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # A signal must not raise inside a protocol callback; it only asks the loop to stop.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
     gateway = Gateway(config)
     await gateway.start()
     if on_ready is not None:
         on_ready(gateway)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.info("stopping")
     finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
         with contextlib.suppress(Exception):
             await gateway.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=None, help="where the demo keeps its state")
     demo.add_argument("--port", type=int, default=15432, help="gateway port (default 15432)")
     demo.add_argument("--patients", type=int, default=10_000, help="synthetic patients to seed")
+
+    from wardgate.audit import cli as audit_cli
+
+    audit_cli.add_parser(sub)
     return parser
 
 
@@ -65,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from wardgate.demo.run import run_demo
 
             return run_demo(data_dir=args.data_dir, port=args.port, patients=args.patients)
+        if args.command == "audit":
+            from wardgate.audit import cli as audit_cli
+
+            return audit_cli.run(args)
     except ConfigError as exc:
         print(f"wardgate: {exc}", file=sys.stderr)
         return 2
@@ -83,16 +90,11 @@ def _serve(explicit: str | None) -> int:
             log.info("%s listener on %s:%d", name, host, port)
         log.info("audit events to %s", gateway.config.audit.path)
 
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         run(lambda: serve(cfg, ready))
     except KeyboardInterrupt:
         log.info("stopped")
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _passwd(from_stdin: bool) -> int:

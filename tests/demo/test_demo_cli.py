@@ -44,7 +44,10 @@ def _start_demo(data_dir: Path) -> tuple[subprocess.Popen[str], list[str]]:
 def _stop(proc: subprocess.Popen[str]) -> int:
     proc.send_signal(signal.SIGINT)
     try:
-        return proc.wait(30)
+        code = proc.wait(30)
+        assert proc.stdout is not None
+        print(proc.stdout.read())  # shown if the test fails
+        return code
     finally:
         if proc.stdout is not None:
             proc.stdout.close()
@@ -55,7 +58,10 @@ def _postmaster_running(data_dir: Path) -> bool:
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text().split()[0])
-    return Path(f"/proc/{pid}").exists()
+    try:  # the pid alone could have been reused by an unrelated process
+        return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 @pytest.mark.slow

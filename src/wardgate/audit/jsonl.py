@@ -1,12 +1,16 @@
 """``AuditLog``: the audit addon writing one JSON object per line.
 
-Each event is handed to the operating system before the hook returns, so a gateway crash loses no
-event that a client was told about; surviving a machine crash (fsync, group commit) is the job of
-the tamper-evident store.
+Statements are recorded in memory by ``result_end`` and written by ``commit``, which the glue
+calls before it releases the result to the client: one write for every statement that ended in
+the same turn of the event loop. Session events are written at once. So a crash of the gateway
+loses no event of a result a client has seen; surviving a machine crash (fsync) is the job of the
+tamper-evident store.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 import time
@@ -23,6 +27,8 @@ from wardgate.audit.events import (
 from wardgate.core.model import ConnectAttempt, Request, SessionInfo
 from wardgate.core.pipeline import Addon
 
+log = logging.getLogger(__name__)
+
 
 class AuditLog(Addon):
     name = "audit"
@@ -33,26 +39,38 @@ class AuditLog(Addon):
         self._file: IO[str] = os.fdopen(fd, "a", encoding="utf-8", buffering=1 << 16)
         self._lock = threading.Lock()
         self._statements = StatementLines()
+        self._recorded: list[str] = []
         self.path = path
 
     def write(self, event: Event) -> None:
-        self._write_line(encode(event))
-
-    def _write_line(self, line: str) -> None:
         with self._lock:
-            self._file.write(line + "\n")
+            self._recorded.append(encode(event))
+        self.commit()
+
+    def commit(self) -> None:
+        with self._lock:
+            if not self._recorded:
+                return
+            self._file.write("\n".join(self._recorded) + "\n")
             self._file.flush()
+            self._recorded.clear()
 
     def connect(self, attempt: ConnectAttempt) -> None:
         self.write(connect_event(attempt, time.time()))
 
     def result_end(self, request: Request) -> None:
-        self._write_line(self._statements.line(request))
+        self._recorded.append(self._statements.line(request))
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._statements.forget(session.id)
         self.write(disconnect_event(session, reason, time.time()))
 
     def close(self) -> None:
-        with self._lock:
+        try:
+            self.commit()
+        except OSError as exc:
+            log.error(
+                "audit: %d event(s) could not be written at shutdown: %s", len(self._recorded), exc
+            )
+        with self._lock, contextlib.suppress(OSError):
             self._file.close()

@@ -2,7 +2,10 @@
 
 Hooks, in the order a session meets them: ``connect`` (every attempt, failed ones too),
 ``request`` (may return a ``Decision``), ``result_header``, ``row``, ``result_end`` and
-``disconnect``. An addon overrides only the hooks it needs; the pipeline notes which, so that a
+``disconnect``. ``commit`` is not about one session: it asks an addon that records (the audit) to
+make durable everything it has recorded so far. The protocol glue calls it before it releases any
+result to a client, once for all the sessions served in one turn of the event loop (group
+commit). An addon overrides only the hooks it needs; the pipeline notes which, so that a
 session with no ``row`` hook never decodes a row.
 
 Failing closed: an exception in ``request`` turns into a denial; an exception anywhere else
@@ -52,6 +55,12 @@ class Addon:
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         pass
 
+    def commit(self) -> None:
+        pass
+
+
+HOOKS = ("connect", "request", "result_header", "row", "result_end", "disconnect", "commit")
+
 
 def _overrides(addon: Addon, hook: str) -> bool:
     return getattr(type(addon), hook) is not getattr(Addon, hook)
@@ -60,12 +69,10 @@ def _overrides(addon: Addon, hook: str) -> bool:
 class Pipeline:
     def __init__(self, addons: list[Addon]) -> None:
         self.addons = list(addons)
-        self._by_hook = {
-            hook: [a for a in self.addons if _overrides(a, hook)]
-            for hook in ("connect", "request", "result_header", "row", "result_end", "disconnect")
-        }
+        self._by_hook = {hook: [a for a in self.addons if _overrides(a, hook)] for hook in HOOKS}
         self.wants_rows = bool(self._by_hook["row"])
         self.wants_columns = self.wants_rows or bool(self._by_hook["result_header"])
+        self.wants_commit = bool(self._by_hook["commit"])
 
     def connect(self, attempt: ConnectAttempt) -> None:
         self._notify("connect", attempt)
@@ -100,6 +107,9 @@ class Pipeline:
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._notify("disconnect", session, reason)
+
+    def commit(self) -> None:
+        self._notify("commit")
 
     def _notify(self, hook: str, *args: object) -> None:
         """Call every addon's hook, even after one fails (the audit must still see the event),

@@ -14,7 +14,6 @@ import logging
 import os
 import secrets
 import shlex
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -132,14 +131,9 @@ def run_demo(data_dir: str | None, port: int, patients: int) -> int:
             print("\nTry: SELECT first_name, last_name, ssn FROM patients LIMIT 5;")
             print("Ctrl-C stops the gateway and the embedded PostgreSQL.", flush=True)
 
-        signal.signal(signal.SIGTERM, _interrupt)
         with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
             run(lambda: serve(config, ready))
     finally:
         pg.stop()
         print("wardgate demo: stopped", file=sys.stderr, flush=True)
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import ssl
@@ -28,6 +29,7 @@ from wardgate.protocols.postgres.framing import MessageReader
 from wardgate.protocols.postgres.relay import Relay
 from wardgate.protocols.postgres.upstream_auth import UpstreamAuthError, UpstreamLogin
 from wardgate.protocols.postgres.wire import ProtocolViolation
+from wardgate.protocols.release import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +198,7 @@ class PostgresServer:
         self.authenticator = authenticator
         self.pipeline = pipeline
         self.cancels = CancelRegistry()
+        self.release = GroupCommit(pipeline) if pipeline.wants_commit else None
         self.sessions: dict[str, PgSession] = {}
         self._tls = (
             tls.server_context(listener.tls.cert, listener.tls.key) if listener.tls else None
@@ -343,6 +346,9 @@ class PgSession:
         self._end_reason = reason or message
         self._fatal(sqlstate, message)
         self._close()
+
+    def write_client(self, data: bytes) -> None:
+        self.client.write(data)
 
     def _fatal(self, sqlstate: str, message: str, hint: str = "") -> None:
         self.client.write(wire.error_response("FATAL", sqlstate, message, hint=hint))
@@ -536,11 +542,12 @@ class PgSession:
     def _start_relay(self, greeting: bytes) -> None:
         client, upstream = self.client, self.upstream
         assert upstream is not None
+        release = self.server.release
         relay = Relay(
             self.info,
             self.server.pipeline,
             upstream.write,
-            client.write,
+            client.write if release is None else functools.partial(release.send, self),
             self.server.listener.max_message_bytes,
         )
         self.relay = relay

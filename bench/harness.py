@@ -335,36 +335,54 @@ def find_pgbouncer() -> str | None:
 
 
 def start_pgbouncer(
-    procs: Processes, binary: str, workdir: Path, upstream: Endpoint
+    procs: Processes,
+    binary: str,
+    workdir: Path,
+    upstream: Endpoint,
+    pki: DevPKI | None = None,
+    label: str = "pgbouncer",
 ) -> tuple[subprocess.Popen[bytes], Endpoint]:
-    """PgBouncer in session mode; it will not run as root, so it runs as postgres or nobody."""
+    """PgBouncer in session mode; it will not run as root, so it runs as postgres or nobody.
+    With ``pki``, clients must use TLS (client_tls_sslmode = require), like wardgate-tls."""
     account = None
     if os.geteuid() == 0:
         for name in ("postgres", "nobody"):
             with contextlib.suppress(KeyError):
                 account = pwd.getpwnam(name)
                 break
-    home = workdir / "pgbouncer"
+    home = workdir / label
     home.mkdir()
     port = free_port()
     ini = home / "pgbouncer.ini"
     userlist = home / "userlist.txt"
     target = f"host={upstream.host} port={upstream.port} dbname={upstream.dbname}"
+    tls_lines = ""
+    private = [home, ini, userlist]
+    if pki is not None:
+        cert, key = home / "server.pem", home / "server-key.pem"
+        write_private(cert, pki.server_cert.read_text())
+        write_private(key, pki.server_key.read_text())
+        private += [cert, key]
+        tls_lines = (
+            f"client_tls_sslmode = require\nclient_tls_cert_file = {cert}\n"
+            f"client_tls_key_file = {key}\n"
+        )
     ini.write_text(
         f"[databases]\n{BENCH_DB} = {target} user={upstream.user}\n\n"
         f"[pgbouncer]\nlisten_addr = {LOOPBACK}\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {userlist}\npool_mode = session\n"
         "max_client_conn = 200\ndefault_pool_size = 20\n"
-        "ignore_startup_parameters = extra_float_digits\n"
+        "ignore_startup_parameters = extra_float_digits\n" + tls_lines
     )
     # PgBouncer logs in to the server with the password from auth_file, if one is needed.
     write_private(userlist, f'"{upstream.user}" "{upstream.password or ""}"\n')
-    for path in (home, ini, userlist):
+    for path in private:
         path.chmod(0o700 if path.is_dir() else 0o600)
         if account is not None:
             os.chown(path, account.pw_uid, account.pw_gid)
     logfile = home / "pgbouncer.log"
     proc = procs.start([binary, str(ini)], logfile, account=account)
-    endpoint = Endpoint(LOOPBACK, port, upstream.user, None, BENCH_DB)
+    sslmode = "disable" if pki is None else "require"
+    endpoint = Endpoint(LOOPBACK, port, upstream.user, None, BENCH_DB, sslmode)
     wait_until_accepting(endpoint, proc, logfile)
     return proc, endpoint

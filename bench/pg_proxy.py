@@ -203,11 +203,15 @@ def bench_pgbench(
     endpoints: dict[str, Endpoint] = {"direct": direct}
     proxy_pids: dict[str, int] = {}
     binary = find_pgbouncer()
+    pki = ensure_dev_pki(workdir / "pki")
     if binary is not None:
         bouncer, endpoints["pgbouncer"] = start_pgbouncer(procs, binary, workdir, direct)
         proxy_pids["pgbouncer"] = bouncer.pid
+        bouncer_tls, endpoints["pgbouncer-tls"] = start_pgbouncer(
+            procs, binary, workdir, direct, pki, "pgbouncer-tls"
+        )
+        proxy_pids["pgbouncer-tls"] = bouncer_tls.pid
     plain = start_gateway(procs, workdir, "wardgate", direct, password)
-    pki = ensure_dev_pki(workdir / "pki")
     tls = start_gateway(procs, workdir, "wardgate-tls", direct, password, pki)
     endpoints["wardgate"], endpoints["wardgate-tls"] = plain.endpoint, tls.endpoint
     gateways = {"wardgate": plain, "wardgate-tls": tls}
@@ -251,10 +255,13 @@ def bench_pgbench(
         for m, by_name in runs.items()
     }
     for mode in MODES:
-        for variant, label in (("wardgate", ""), ("wardgate-tls", ", client TLS")):
+        for variant, bouncer, label in (
+            ("wardgate", "pgbouncer", ""),
+            ("wardgate-tls", "pgbouncer-tls", ", client TLS"),
+        ):
             by = best[mode]
             row = Row(f"pgbench -S {mode}{label}", "tps", by["direct"].tps)
-            row.pgbouncer = by["pgbouncer"].tps if "pgbouncer" in by else None
+            row.pgbouncer = by[bouncer].tps if bouncer in by else None
             row.wardgate = by[variant].tps
             ratio = row.ratio(row.pgbouncer)
             row.target = f"wg/pgb >= {PGB_TARGET:.2f}"

@@ -255,13 +255,13 @@ def bench_pgbench(
         for m, by_name in runs.items()
     }
     for mode in MODES:
-        for variant, bouncer, label in (
+        for variant, bouncer_name, label in (
             ("wardgate", "pgbouncer", ""),
             ("wardgate-tls", "pgbouncer-tls", ", client TLS"),
         ):
             by = best[mode]
             row = Row(f"pgbench -S {mode}{label}", "tps", by["direct"].tps)
-            row.pgbouncer = by[bouncer].tps if bouncer in by else None
+            row.pgbouncer = by[bouncer_name].tps if bouncer_name in by else None
             row.wardgate = by[variant].tps
             ratio = row.ratio(row.pgbouncer)
             row.target = f"wg/pgb >= {PGB_TARGET:.2f}"

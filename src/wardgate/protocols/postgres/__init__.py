@@ -5,7 +5,9 @@
 - ``upstream_auth``: the client side of authentication towards the target (SCRAM, md5).
 - ``relay``: the sans-io state machine of a proxied session after start-up; it watches both
   directions, tells the pipeline about requests and results, and decides what bytes go where.
-- ``server``: asyncio glue (listener, TLS upgrade, start-up, cancel requests).
+- ``cancel``: the map from the BackendKeyData the gateway hands out to the target's own.
+- ``endpoint``: one socket as an asyncio protocol (buffered during start-up, then a sink).
+- ``server``: asyncio glue (listener, TLS upgrade, start-up, authentication, the session).
 
-Nothing here except ``server`` imports asyncio.
+Nothing here except ``endpoint`` and ``server`` imports asyncio.
 """

@@ -11,13 +11,10 @@ import asyncio
 import contextlib
 import functools
 import logging
-import secrets
 import ssl
 import struct
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import cast
 
 from wardgate import tls
 from wardgate.config import PostgresListener, Target
@@ -25,7 +22,8 @@ from wardgate.core.model import ConnectAttempt, Identity, SessionInfo
 from wardgate.core.pipeline import Pipeline, PipelineFailure
 from wardgate.identity.authenticator import PASSWORD, Authenticator
 from wardgate.protocols.postgres import wire
-from wardgate.protocols.postgres.framing import MessageReader
+from wardgate.protocols.postgres.cancel import CancelRegistry, CancelTarget
+from wardgate.protocols.postgres.endpoint import Endpoint
 from wardgate.protocols.postgres.relay import Relay
 from wardgate.protocols.postgres.upstream_auth import UpstreamAuthError, UpstreamLogin
 from wardgate.protocols.postgres.wire import ProtocolViolation
@@ -50,7 +48,6 @@ FORWARDED_PARAMETERS = frozenset(
         "standard_conforming_strings",
     }
 )
-WRITE_HIGH_WATER = 1 << 20
 
 
 class SessionRefused(Exception):
@@ -61,124 +58,6 @@ class SessionRefused(Exception):
         self.sqlstate = sqlstate
         self.reason = reason or message
         self.hint = hint
-
-
-class _Endpoint(asyncio.Protocol):
-    """One socket. Buffers into ``reader`` until ``sink`` is set, then hands data straight on."""
-
-    def __init__(
-        self, max_message: int, on_connect: Callable[[_Endpoint], None] | None = None
-    ) -> None:
-        self.on_connect = on_connect
-        self.transport: asyncio.Transport | None = None
-        self.reader = MessageReader(max_message)
-        self.sink: Callable[[bytes], None] | None = None
-        self.peer: _Endpoint | None = None
-        self.closed = asyncio.get_running_loop().create_future()
-        self.eof = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        if self.on_connect is not None:
-            self.on_connect(self)
-
-    def data_received(self, data: bytes) -> None:
-        if self.sink is not None:
-            self.sink(data)
-            return
-        self.reader.feed(data)
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        self._wake()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
-        if not self.closed.done():
-            self.closed.set_result(None)
-        self._wake()
-
-    def pause_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.resume_reading()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def _more(self) -> None:
-        if self.eof:
-            raise ConnectionResetError("connection closed by peer")
-        self._waiter = asyncio.get_running_loop().create_future()
-        await self._waiter
-        self._waiter = None
-
-    async def startup_packet(self) -> bytes:
-        while (body := self.reader.next_startup()) is None:
-            await self._more()
-        return body
-
-    async def message(self) -> tuple[int, bytes]:
-        while (msg := self.reader.next_message()) is None:
-            await self._more()
-        return msg
-
-    async def raw(self, count: int) -> bytes:
-        while self.reader.pending() < count:
-            await self._more()
-        rest = self.reader.take_rest()
-        self.reader.feed(rest[count:])
-        return rest[:count]
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
-@dataclass
-class _CancelTarget:
-    target: Target
-    pid: int
-    key: int
-
-
-class CancelRegistry:
-    """Maps the BackendKeyData the gateway handed out to the target's own."""
-
-    def __init__(self) -> None:
-        self._keys: dict[int, tuple[int, _CancelTarget]] = {}
-
-    def issue(self, target: _CancelTarget) -> tuple[int, int]:
-        while True:
-            pid = secrets.randbelow((1 << 31) - 2) + 1
-            if pid not in self._keys:
-                break
-        key = struct.unpack("!i", secrets.token_bytes(4))[0]
-        self._keys[pid] = (key, target)
-        return pid, key
-
-    def lookup(self, pid: int, key: int) -> _CancelTarget | None:
-        entry = self._keys.get(pid)
-        if entry is None or not secrets.compare_digest(
-            struct.pack("!i", entry[0]), struct.pack("!i", key)
-        ):
-            return None
-        return entry[1]
-
-    def forget(self, pid: int) -> None:
-        self._keys.pop(pid, None)
 
 
 class PostgresServer:
@@ -214,10 +93,10 @@ class PostgresServer:
         host, port = self._server.sockets[0].getsockname()[:2]
         return host, port
 
-    def _accept(self) -> _Endpoint:
-        return _Endpoint(self.listener.max_message_bytes, self._spawn)
+    def _accept(self) -> Endpoint:
+        return Endpoint(self.listener.max_message_bytes, self._spawn)
 
-    def _spawn(self, endpoint: _Endpoint) -> None:
+    def _spawn(self, endpoint: Endpoint) -> None:
         session = PgSession(self, endpoint)
         task = asyncio.ensure_future(session.run())
         session.task = task
@@ -231,12 +110,12 @@ class PostgresServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
 
-    async def open_upstream(self, target: Target) -> tuple[_Endpoint, str]:
+    async def open_upstream(self, target: Target) -> tuple[Endpoint, str]:
         """A connected (and, as configured, encrypted) socket to the target."""
         loop = asyncio.get_running_loop()
         ctx = self._upstream_tls[target.name]
         _, endpoint = await loop.create_connection(
-            lambda: _Endpoint(1 << 30), target.host, target.port
+            lambda: Endpoint(1 << 30), target.host, target.port
         )
         if ctx is None:
             return endpoint, ""
@@ -267,10 +146,10 @@ class PostgresServer:
 class PgSession:
     """One client connection, from its first byte to its last."""
 
-    def __init__(self, server: PostgresServer, client: _Endpoint) -> None:
+    def __init__(self, server: PostgresServer, client: Endpoint) -> None:
         self.server = server
         self.client = client
-        self.upstream: _Endpoint | None = None
+        self.upstream: Endpoint | None = None
         self.relay: Relay | None = None
         self.task: asyncio.Future[None] | None = None
         self.cancel_pid = 0
@@ -533,7 +412,7 @@ class PgSession:
             # NegotiateProtocolVersion from the target needs nothing: we asked for 3.0.
         if not login.authenticated:
             raise SessionRefused("08001", "target ended start-up without authenticating")
-        self.cancel_pid, key = self.server.cancels.issue(_CancelTarget(target, *upstream_key))
+        self.cancel_pid, key = self.server.cancels.issue(CancelTarget(target, *upstream_key))
         to_client.append(wire.backend_key_data(self.cancel_pid, key))
         to_client.append(wire.ready_for_query(body[:1] or b"I"))
         self.server.pipeline.connect(ConnectAttempt(self.info, True))

@@ -53,6 +53,13 @@ def _stop(proc: subprocess.Popen[str]) -> int:
             proc.stdout.close()
 
 
+def _server_state(data_dir: Path) -> str:
+    pid_file = data_dir / "postgres" / "pgdata" / "postmaster.pid"
+    log = data_dir / "postgres" / "server.log"
+    tail = log.read_text()[-3000:] if log.exists() else "(no server.log)"
+    return f"postmaster.pid: {pid_file.read_text() if pid_file.exists() else '-'}\n{tail}"
+
+
 def _postmaster_running(data_dir: Path) -> bool:
     pid_file = data_dir / "postgres" / "pgdata" / "postmaster.pid"
     if not pid_file.exists():
@@ -108,7 +115,7 @@ def test_demo_prints_working_psql_line_and_stops_cleanly(tmp_path: Path) -> None
     finally:
         code = _stop(proc)
     assert code == 0
-    assert not _postmaster_running(data_dir)
+    assert not _postmaster_running(data_dir), _server_state(data_dir)
     events = [json.loads(x) for x in (data_dir / "audit.jsonl").read_text().splitlines()]
     seen = [e for e in events if e["type"] == "statement" and "patients" in e["statement"]]
     assert seen and all(e["who"]["subject"] == "alice" for e in seen)

@@ -7,6 +7,7 @@ as root, makes every ancestor of its paths readable by everyone.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import importlib.util
 import logging
@@ -85,22 +86,32 @@ class _Cluster:
             return "(no server log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid, read as the gateway's own user (not the server's, whose
+        way to the data directory can be taken away by a change of a parent's mode)."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if b"postgres" in cmdline else None
+
     def stop(self) -> None:
         result = self.run("pg_ctl", "stop", "-m", "fast", "-w", "-t", "60")
-        if result.returncode == 0 or self.running_port() is None:
+        pid = self.postmaster_pid()
+        if pid is None:
             return
-        _log.warning("pg_ctl stop failed (%s); killing the server", result.stderr.strip())
-        self._kill()
-
-    def _kill(self) -> None:
-        pid = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
-        # SIGQUIT makes the postmaster end its children at once; SIGKILL would orphan them.
-        os.kill(pid, signal.SIGQUIT)
-        deadline = time.monotonic() + 10
-        while self.running_port() is not None:
-            if time.monotonic() > deadline:
-                raise EmbeddedPostgresError(f"PostgreSQL (pid {pid}) did not stop")
-            time.sleep(0.1)
+        _log.warning("pg_ctl stop failed (%s); signalling the server", result.stderr.strip())
+        # SIGINT is a fast shutdown; SIGQUIT ends the children at once (SIGKILL would orphan them).
+        for signum, grace in ((signal.SIGINT, 30.0), (signal.SIGQUIT, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+            deadline = time.monotonic() + grace
+            while self.postmaster_pid() == pid and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self.postmaster_pid() != pid:
+                return
+        raise EmbeddedPostgresError(f"PostgreSQL (pid {pid}) did not stop")
 
 
 @dataclass

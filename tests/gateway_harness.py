@@ -17,6 +17,7 @@ import yaml
 from wardgate.app import Gateway
 from wardgate.config import Config, loads
 from wardgate.core.pipeline import Addon
+from wardgate.identity.authenticator import Authenticator
 
 
 @dataclass
@@ -91,7 +92,10 @@ def build_config(tmp: Path, pki_dir: Path, target: dict[str, Any], **listener: A
 
 
 def running(
-    config: Config, ca: Path, addons: list[Addon] | None = None
+    config: Config,
+    ca: Path,
+    addons: list[Addon] | None = None,
+    authenticator: Authenticator | None = None,
 ) -> Iterator[RunningGateway]:
     loop = asyncio.new_event_loop()
     started: Future[Gateway] = Future()
@@ -100,7 +104,7 @@ def running(
         asyncio.set_event_loop(loop)
 
         async def start() -> None:
-            gateway = Gateway(config, addons)
+            gateway = Gateway(config, addons, authenticator)
             await gateway.start()
             started.set_result(gateway)
 

@@ -187,3 +187,101 @@ def test_check_command_accepts_a_valid_file(tmp_path: Path) -> None:
     result = run_check(write(tmp_path, VALID))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "configuration OK: 1 target(s), 1 user(s)"
+
+
+def test_audit_store_settings_resolve_and_default(tmp_path: Path) -> None:
+    text = VALID + (
+        "  store: audit/audit.db\n"
+        "  head_file: anchors/heads.jsonl\n"
+        "  webhook: http://127.0.0.1:8080/heads\n"
+        "  checkpoint_entries: 50\n"
+        "  checkpoint_seconds: 5\n"
+        "  retention_days: 3000\n"
+    )
+    audit = load(write(tmp_path, text)).audit
+    assert audit.path == tmp_path / "audit" / "audit.jsonl"  # the JSON-lines sink still works
+    assert audit.store == tmp_path / "audit" / "audit.db"
+    assert audit.head_file == tmp_path / "anchors" / "heads.jsonl"
+    assert audit.key_path() == tmp_path / "audit" / "audit-signing.key"
+    assert (audit.checkpoint_entries, audit.checkpoint_seconds) == (50, 5.0)
+    assert audit.retention_days == 3000
+    plain = load(write(tmp_path, VALID)).audit
+    assert plain.store is None and plain.key_path() is None and plain.retention_days == 2191
+    assert (plain.checkpoint_entries, plain.checkpoint_seconds) == (1000, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        ("  store: a/audit.db\n  head_file: a/heads.jsonl\n", "head_file must be in another"),
+        ("  webhook: ftp://127.0.0.1/\n", "audit.webhook"),
+        ("  retention_days: 0\n", "audit.retention_days"),
+        ("  checkpoint_entries: 0\n", "audit.checkpoint_entries"),
+    ],
+)
+def test_bad_audit_settings_are_refused(tmp_path: Path, extra: str, where: str) -> None:
+    assert where in error_of(write(tmp_path, VALID + extra))
+
+
+SIEM = """\
+siem:
+  spool: spool/siem
+  max_spool_bytes: 2097152
+  sinks:
+    - kind: syslog
+      address: siem.example.org:6514
+      ca: certs/siem-ca.pem
+    - name: splunk
+      kind: http
+      url: https://splunk.example.org:8088/services/collector/raw
+      headers:
+        Authorization: Splunk ${WARDGATE_TEST_HEC_TOKEN}
+      body: lines
+    - kind: file
+      path: export/ocsf.jsonl
+"""
+
+
+def test_siem_section_resolves_and_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WARDGATE_TEST_HEC_TOKEN", "hec-secret")
+    siem = load(write(tmp_path, VALID + SIEM)).siem
+    assert siem.spool == tmp_path / "spool" / "siem" and siem.max_spool_bytes == 2 << 20
+    syslog, splunk, file = siem.sinks
+    assert (syslog.output, syslog.host_port(), syslog.ca) == (
+        "cef",
+        ("siem.example.org", 6514),
+        tmp_path / "certs" / "siem-ca.pem",
+    )
+    assert syslog.key == "syslog:siem.example.org:6514"
+    assert (splunk.key, splunk.output, splunk.body) == ("splunk", "ocsf", "lines")
+    assert splunk.headers["Authorization"].get_secret_value() == "Splunk hec-secret"
+    assert "hec-secret" not in repr(splunk)
+    assert (file.path, file.output) == (tmp_path / "export" / "ocsf.jsonl", "ocsf")
+    plain = load(write(tmp_path, VALID)).siem
+    assert plain.sinks == () and plain.max_spool_bytes == 1 << 30
+
+
+@pytest.mark.parametrize(
+    ("sink", "message"),
+    [
+        ("kind: syslog\n      path: x.log", "a syslog sink needs 'address'"),
+        ("kind: file\n      path: x\n      url: http://x", "a file sink takes no 'url'"),
+        ("kind: http\n      url: https://x\n      format: cef", "http sink sends OCSF JSON"),
+        ("kind: http\n      url: ftp://x", "url must start with"),
+        ("kind: syslog\n      address: siem.example.org", "address must be host:port"),
+        ("kind: kafka\n      address: x:1", "siem.sinks[0].kind"),
+    ],
+)
+def test_bad_siem_sinks_are_refused(tmp_path: Path, sink: str, message: str) -> None:
+    text = VALID + f"siem:\n  sinks:\n    - {sink}\n"
+    assert message in error_of(write(tmp_path, text))
+
+
+def test_siem_sink_names_must_be_unique(tmp_path: Path) -> None:
+    sink = "    - kind: file\n      path: same.jsonl\n"
+    text = VALID + "siem:\n  sinks:\n" + sink + sink
+    assert "siem sink names must be unique; repeated: file:same.jsonl" in error_of(
+        write(tmp_path, text)
+    )

@@ -86,7 +86,88 @@ class Target(_Model):
 
 
 class Audit(_Model):
+    """``path`` is the JSON-lines sink; ``store`` (when set) the hash-chained, signed store."""
+
     path: Path = Path("audit.jsonl")
+    store: Path | None = None
+    key: Path | None = Field(default=None, description="Ed25519 signing key, created 0600")
+    head_file: Path | None = Field(default=None, description="anchored heads, one JSON per line")
+    webhook: str | None = Field(default=None, pattern=r"^https?://")
+    checkpoint_entries: int = Field(default=1000, ge=1)
+    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    retention_days: int = Field(default=2191, ge=1)
+
+    @model_validator(mode="after")
+    def _anchor_apart(self) -> Audit:
+        store, heads = self.store, self.head_file
+        if store is not None and heads is not None and heads.parent == store.parent:
+            raise ValueError("head_file must be in another directory than the store")
+        return self
+
+    def key_path(self) -> Path | None:
+        """The signing key: ``key``, or ``audit-signing.key`` beside the store."""
+        if self.key is not None or self.store is None:
+            return self.key
+        return self.store.parent / "audit-signing.key"
+
+
+class SiemSink(_Model):
+    """One SIEM destination; ``name`` keys its cursor in the spool (renaming one resends all)."""
+
+    name: str = ""
+    kind: Literal["file", "http", "syslog"]
+    format: Literal["ocsf", "cef"] | None = Field(default=None, description="cef for syslog")
+    path: Path | None = None
+    url: str | None = None
+    address: str | None = Field(default=None, description="host:port of a syslog receiver")
+    ca: Path | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    body: Literal["array", "lines"] = Field(default="array", description="http only")
+    timeout: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> SiemSink:
+        wanted = {"file": "path", "http": "url", "syslog": "address"}[self.kind]
+        if getattr(self, wanted) is None:
+            raise ValueError(f"a {self.kind} sink needs '{wanted}'")
+        for option in ("path", "url", "address"):
+            if option != wanted and getattr(self, option) is not None:
+                raise ValueError(f"a {self.kind} sink takes no '{option}'")
+        if self.kind == "http" and self.format == "cef":
+            raise ValueError("an http sink sends OCSF JSON; use syslog or a file for CEF")
+        if self.kind == "http" and not (self.url or "").startswith(("https://", "http://")):
+            raise ValueError("url must start with https:// or http://")
+        if self.kind == "syslog":
+            self.host_port()
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.name or f"{self.kind}:{self.path or self.url or self.address}"
+
+    @property
+    def output(self) -> Literal["ocsf", "cef"]:
+        return self.format or ("cef" if self.kind == "syslog" else "ocsf")
+
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = (self.address or "").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"address must be host:port, not {self.address!r}")
+        return host.strip("[]"), int(port)
+
+
+class Siem(_Model):
+    sinks: tuple[SiemSink, ...] = ()
+    spool: Path = Path("siem-spool")
+    max_spool_bytes: int = Field(default=1 << 30, ge=1 << 20)
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> Siem:
+        keys = [s.key for s in self.sinks]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"siem sink names must be unique; repeated: {', '.join(dupes)}")
+        return self
 
 
 class Config(_Model):
@@ -94,6 +175,7 @@ class Config(_Model):
     users: tuple[User, ...] = ()
     targets: tuple[Target, ...] = ()
     audit: Audit = Audit()
+    siem: Siem = Siem()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -207,5 +289,19 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         tls = pg.tls.model_copy(update={"cert": fix(pg.tls.cert), "key": fix(pg.tls.key)})
         listeners = listeners.model_copy(update={"postgres": pg.model_copy(update={"tls": tls})})
     targets = tuple(t.model_copy(update={"ca": fix(t.ca)}) for t in config.targets)
-    audit = config.audit.model_copy(update={"path": fix(config.audit.path)})
-    return config.model_copy(update={"listeners": listeners, "targets": targets, "audit": audit})
+    a = config.audit
+    audit = a.model_copy(
+        update={
+            "path": fix(a.path),
+            "store": fix(a.store),
+            "key": fix(a.key),
+            "head_file": fix(a.head_file),
+        }
+    )
+    sinks = tuple(
+        k.model_copy(update={"path": fix(k.path), "ca": fix(k.ca)}) for k in config.siem.sinks
+    )
+    siem = config.siem.model_copy(update={"spool": fix(config.siem.spool), "sinks": sinks})
+    return config.model_copy(
+        update={"listeners": listeners, "targets": targets, "audit": audit, "siem": siem}
+    )

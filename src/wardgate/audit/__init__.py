@@ -2,7 +2,12 @@
 
 - ``events``: the event model, one plain JSON object per event (connection attempt, statement,
   disconnect), built from the core model so every protocol produces the same shape.
-- ``jsonl``: ``AuditLog``, the addon that appends events to a JSON-lines file.
-
-The hash-chained, signed store replaces the JSON-lines sink; the event model stays.
+- ``jsonl``: ``AuditLog``, the addon that appends events to a JSON-lines file (the first cut).
+- ``chained``: ``ChainedAudit``, the addon on the tamper-evident store: hooks record, ``commit``
+  makes a batch durable (group commit) and fails closed with ``AuditUnavailable``.
+- ``store``: entries, heads, cuts, the entry hash and the portable schema; ``sqlite``: the default
+  store. ``canonical``: RFC 8785 JSON. ``merkle``: RFC 6962 trees and proofs.
+- ``checkpoints``: the Ed25519 key and signed tree heads; ``anchors``: the head file and webhook.
+- ``verify``: offline verification and inclusion proofs; ``retention``: purge at a signed cut.
+- ``cli``: ``wardgate audit verify|prove|search|export|key|purge``. ``siem``: SIEM forwarding.
 """

@@ -49,11 +49,12 @@ class AuditLog(Addon):
 
     def commit(self) -> None:
         with self._lock:
-            if not self._recorded:
+            count = len(self._recorded)  # hooks may append meanwhile, from the loop's thread
+            if not count:
                 return
-            self._file.write("\n".join(self._recorded) + "\n")
+            self._file.write("\n".join(self._recorded[:count]) + "\n")
             self._file.flush()
-            self._recorded.clear()
+            del self._recorded[:count]
 
     def connect(self, attempt: ConnectAttempt) -> None:
         self.write(connect_event(attempt, time.time()))

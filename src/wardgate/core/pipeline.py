@@ -36,6 +36,8 @@ class PipelineFailure(Exception):
 
 class Addon:
     name = "addon"
+    # True if ``commit`` waits on the disk (fsync): the glue then runs it off the event loop.
+    commit_blocks = False
 
     def connect(self, attempt: ConnectAttempt) -> None:
         pass
@@ -58,6 +60,10 @@ class Addon:
     def commit(self) -> None:
         pass
 
+    def unavailable(self) -> str:
+        """Why no new session should start now (say, the audit store cannot write); "" if fine."""
+        return ""
+
 
 HOOKS = ("connect", "request", "result_header", "row", "result_end", "disconnect", "commit")
 
@@ -73,6 +79,7 @@ class Pipeline:
         self.wants_rows = bool(self._by_hook["row"])
         self.wants_columns = self.wants_rows or bool(self._by_hook["result_header"])
         self.wants_commit = bool(self._by_hook["commit"])
+        self.commit_blocks = any(a.commit_blocks for a in self._by_hook["commit"])
 
     def connect(self, attempt: ConnectAttempt) -> None:
         self._notify("connect", attempt)
@@ -110,6 +117,9 @@ class Pipeline:
 
     def commit(self) -> None:
         self._notify("commit")
+
+    def unavailable(self) -> str:
+        return next((why for addon in self.addons if (why := addon.unavailable())), "")
 
     def _notify(self, hook: str, *args: object) -> None:
         """Call every addon's hook, even after one fails (the audit must still see the event),

@@ -27,7 +27,7 @@ from wardgate.protocols.postgres.endpoint import Endpoint
 from wardgate.protocols.postgres.relay import Relay
 from wardgate.protocols.postgres.upstream_auth import UpstreamAuthError, UpstreamLogin
 from wardgate.protocols.postgres.wire import ProtocolViolation
-from wardgate.protocols.release import GroupCommit
+from wardgate.protocols.release import AUDIT_UNAVAILABLE, GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,8 @@ class PostgresServer:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
+        if self.release is not None:
+            self.release.close()
 
     async def open_upstream(self, target: Target) -> tuple[Endpoint, str]:
         """A connected (and, as configured, encrypted) socket to the target."""
@@ -292,6 +294,9 @@ class PgSession:
                 "client did not request TLS",
                 hint="connect with sslmode=verify-full",
             )
+        unavailable = self.server.pipeline.unavailable()
+        if unavailable:
+            raise SessionRefused("58030", AUDIT_UNAVAILABLE, unavailable)
         identity = await self._authenticate(startup.user, client_tls)
         self.info.identity = identity
         target = self.server.targets.get(startup.database)

@@ -1,0 +1,221 @@
+"""The append-only audit store: records, the entry hash, the portable schema, the interface.
+
+An entry is ``seq`` (1, 2, ... without gaps), ``time`` and ``type`` (copied from the event for
+searching), ``event`` (the event's RFC 8785 canonical JSON), ``prev_hash`` (the previous entry's
+``hash``, or 64 zeros for seq 1) and ``hash``::
+
+    hash = hex(SHA-256(JCS({"event": <event>, "prev_hash": <prev_hash>, "seq": <seq>})))
+
+whose bytes are exactly ``{"event":`` + event JSON + ``,"prev_hash":"`` + 64 hex digits +
+``","seq":`` + decimal seq + ``}``. ``sqlite.SQLiteStore`` implements ``AuditStore``; a PostgreSQL
+implementation uses the same tables (``schema("BIGINT")``) with triggers written in PL/pgSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from wardgate.audit.canonical import CanonicalizationError, canonical
+from wardgate.audit.events import Event
+
+GENESIS = "0" * 64
+
+
+class AuditUnavailable(Exception):
+    """The store cannot make events durable; requests must be refused until it can."""
+
+
+def chain_encoding(seq: int, prev_hash: str, event_json: bytes) -> bytes:
+    """JCS of {"event", "prev_hash", "seq"}, built from the event's canonical bytes."""
+    return b'{"event":%s,"prev_hash":"%s","seq":%d}' % (event_json, prev_hash.encode(), seq)
+
+
+def entry_hash(seq: int, prev_hash: str, event_json: bytes) -> str:
+    return hashlib.sha256(chain_encoding(seq, prev_hash, event_json)).hexdigest()
+
+
+def encode_event(event: Event) -> bytes:
+    """The canonical bytes of ``event``; an event JSON cannot carry is kept as its ``ascii()``
+    text rather than lost."""
+    try:
+        return canonical(event)
+    except CanonicalizationError:
+        kept = {
+            "time": str(event.get("time", "")),
+            "type": "audit.unencodable",
+            "original_type": str(event.get("type", "")),
+            "repr": ascii(event),
+        }
+        return canonical(kept)
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    time: str
+    type: str
+    event: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class Head:
+    """A signed tree head. ``frontier`` (hex, not signed) lets the gateway and the verifier resume
+    the Merkle tree at this size; its root must equal ``root_hash``."""
+
+    tree_size: int
+    root_hash: str
+    time: str
+    key_id: str
+    signature: str
+    frontier: tuple[str, ...] = field(default=(), compare=False)
+
+    def signed(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "root_hash": self.root_hash,
+            "time": self.time,
+            "tree_size": self.tree_size,
+        }
+
+    def public(self) -> dict[str, Any]:
+        return {**self.signed(), "signature": self.signature}
+
+
+@dataclass(frozen=True)
+class Cut:
+    """What a retention purge leaves of entries 1..tree_size: the hash of entry ``tree_size``
+    and its inclusion proof under the signed head of that size."""
+
+    tree_size: int
+    last_hash: str
+    last_proof: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Query:
+    user: str | None = None  # subject or claimed user, or a name in the on-behalf-of chain
+    agent: str | None = None  # subject acting on behalf of someone
+    target: str | None = None
+    table: str | None = None
+    decision: str | None = None
+    type: str | None = None
+    since: str | None = None  # RFC 3339 UTC, as in events
+    until: str | None = None
+    limit: int | None = None
+
+
+def search_columns(event: Event) -> tuple[str | None, str, str | None, str, str | None]:
+    """(subject, on_behalf, target, tables, decision); lists are stored as ``|a|b|``."""
+    try:  # the shape the event builders make, fast
+        who = event["who"]
+        chain = who.get("on_behalf_of")
+        tables = event.get("tables")
+        return (
+            who.get("subject") or who.get("claimed_user") or None,
+            f"|{'|'.join(chain)}|" if chain else "",
+            event["session"].get("target") or None,
+            f"|{'|'.join(tables)}|" if tables else "",
+            event.get("decision"),
+        )
+    except (KeyError, AttributeError, TypeError):
+        return _search_columns_of_any(event)
+
+
+def _search_columns_of_any(event: Event) -> tuple[str | None, str, str | None, str, str | None]:
+    who = event.get("who")
+    who = who if isinstance(who, dict) else {}
+    subject = who.get("subject") or who.get("claimed_user") or None
+    session = event.get("session")
+    target = session.get("target") if isinstance(session, dict) else event.get("target")
+    decision = event.get("decision")
+    return (
+        str(subject) if subject else None,
+        _bars(who.get("on_behalf_of")),
+        str(target) if target else None,
+        _bars(event.get("tables")),
+        str(decision) if decision else None,
+    )
+
+
+def _bars(items: Any) -> str:
+    if not isinstance(items, list | tuple) or not items:
+        return ""
+    return "|" + "|".join(str(i) for i in items) + "|"
+
+
+def schema(seq_type: str = "INTEGER") -> list[str]:
+    """Tables and indexes in SQL both SQLite and PostgreSQL accept (``BIGINT`` there)."""
+    return [
+        f"""CREATE TABLE IF NOT EXISTS audit_entry (
+            seq {seq_type} PRIMARY KEY, time TEXT NOT NULL, type TEXT NOT NULL,
+            event TEXT NOT NULL, prev_hash CHAR(64) NOT NULL, hash CHAR(64) NOT NULL,
+            subject TEXT, on_behalf TEXT NOT NULL, target TEXT, tables TEXT NOT NULL,
+            decision TEXT)""",
+        f"""CREATE TABLE IF NOT EXISTS audit_head (
+            tree_size {seq_type} PRIMARY KEY, root_hash CHAR(64) NOT NULL, time TEXT NOT NULL,
+            key_id TEXT NOT NULL, signature TEXT NOT NULL, frontier TEXT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS audit_cut (
+            tree_size {seq_type} PRIMARY KEY REFERENCES audit_head (tree_size),
+            last_hash CHAR(64) NOT NULL, last_proof TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS audit_key (
+            key_id TEXT PRIMARY KEY, public_pem TEXT NOT NULL, first_used TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS audit_entry_time ON audit_entry (time)",
+        "CREATE INDEX IF NOT EXISTS audit_entry_subject ON audit_entry (subject)",
+        "CREATE INDEX IF NOT EXISTS audit_entry_type ON audit_entry (type)",
+    ]
+
+
+class AuditStore(ABC):
+    """Append-only: entries, heads and cuts are only ever inserted; entries are deleted only by
+    ``purge`` and only up to a recorded cut, which the database itself enforces."""
+
+    @abstractmethod
+    def append_entries(self, events: Sequence[Event]) -> list[Entry]:
+        """Append in one durable transaction; raises ``AuditUnavailable`` when it cannot."""
+
+    def append_many(self, events: Sequence[Event]) -> list[int]:
+        return [e.seq for e in self.append_entries(events)]
+
+    @abstractmethod
+    def last(self) -> tuple[int, str]:
+        """(seq, hash) of the newest entry, or of the cut, or (0, GENESIS)."""
+
+    @abstractmethod
+    def entries(self, first: int = 1, last: int | None = None) -> Iterator[Entry]: ...
+
+    @abstractmethod
+    def add_head(self, head: Head) -> None: ...
+
+    @abstractmethod
+    def heads(self) -> list[Head]:
+        """Every stored head, by tree size."""
+
+    @abstractmethod
+    def cut(self) -> Cut | None:
+        """The latest retention cut, if any."""
+
+    @abstractmethod
+    def purge(self, cut: Cut) -> int:
+        """Record ``cut`` (its head must be stored), delete entries up to it; returns how many."""
+
+    @abstractmethod
+    def older_than(self, time: str) -> int:
+        """The largest seq such that every entry up to it has a time before ``time``."""
+
+    @abstractmethod
+    def search(self, query: Query) -> Iterator[Entry]: ...
+
+    @abstractmethod
+    def record_key(self, key_id: str, public_pem: str, now: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def head_at(self, size: int) -> Head | None:
+        return next((h for h in self.heads() if h.tree_size == size), None)

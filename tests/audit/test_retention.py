@@ -1,0 +1,72 @@
+"""Retention: only entries past the period go, at a signed head, and the log still verifies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.audit.chain_helpers import event, make_log, verify_cli, wardgate
+from wardgate.audit.retention import DEFAULT_RETENTION_DAYS, purge
+
+NOW = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC).timestamp()
+
+
+def test_purge_cuts_at_a_signed_head_and_the_log_still_verifies(tmp_path: Path) -> None:
+    log = make_log(tmp_path, 0)
+    audit = log.open(every_entries=4)
+    days = ["2019-01-01"] * 7 + ["2024-06-01", "2019-02-01"] + ["2026-11-01"] * 6
+    for i, day in enumerate(days, 1):
+        audit.record(event(i, day=day))
+        audit.commit()
+    assert audit.checkpointer is not None
+    done = purge(audit.checkpointer, DEFAULT_RETENTION_DAYS, now=NOW)
+    assert done is not None and (done.cut, done.deleted) == (7, 7)  # entry 8 is young: stop
+    assert done.head.tree_size == 7
+    assert purge(audit.checkpointer, DEFAULT_RETENTION_DAYS, now=NOW) is None
+    audit.record(event(16))
+    audit.commit()
+    done = purge(audit.checkpointer, 365, now=NOW)
+    assert done is not None and done.cut == 9
+    audit.close()
+    remaining = sqlite3.connect(log.db).execute("SELECT min(seq), max(seq) FROM audit_entry")
+    assert remaining.fetchone() == (10, 16)
+    result = verify_cli(log)
+    assert result.returncode == 0, result.stdout
+    assert "entries 1..9 were purged at a signed cut" in result.stdout
+    assert "OK: entries 10..16 chained" in result.stdout
+    proof = wardgate("audit", "prove", "10", "--db", log.db)
+    assert proof.returncode == 0, proof.stderr
+    gone = wardgate("audit", "prove", "3", "--db", log.db)
+    assert gone.returncode == 2 and "purged" in gone.stderr
+
+
+def test_the_first_entry_after_a_cut_must_chain_to_it(tmp_path: Path) -> None:
+    log = make_log(tmp_path, 0)
+    audit = log.open()
+    for i in range(1, 9):
+        audit.record(event(i, day="2019-01-01" if i < 5 else "2026-11-01"))
+    audit.commit()
+    assert audit.checkpointer is not None
+    assert purge(audit.checkpointer, now=NOW) is not None
+    audit.close()
+    con = sqlite3.connect(log.db)
+    con.execute("DROP TRIGGER audit_cut_no_update")
+    con.execute("UPDATE audit_cut SET last_hash = ?", ("ab" * 32,))
+    con.commit()
+    con.close()
+    result = verify_cli(log)
+    assert result.returncode == 1
+    assert "purged entry 4 is not under its head" in result.stdout
+
+
+@pytest.mark.parametrize("days", [1, 2191])
+def test_nothing_younger_than_the_period_is_deleted(tmp_path: Path, days: int) -> None:
+    log = make_log(tmp_path, 10)  # all on 2026-11-29
+    audit = log.open()
+    assert audit.checkpointer is not None
+    assert purge(audit.checkpointer, days, now=NOW) is None
+    audit.close()
+    assert verify_cli(log).returncode == 0

@@ -1,0 +1,157 @@
+"""The hash-chained audit store on the gateway's data path: every statement a client saw complete
+is in the store, even after the gateway is killed, and the log verifies offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from tests.gateway_harness import build_config, running
+from tests.protocols.postgres.conftest import target_entry
+from wardgate.demo.postgres import LocalPostgres
+
+
+def _configure(tmp: Path, pki: Path, pg: LocalPostgres, db: str, **audit: Any) -> Path:
+    build_config(tmp, pki, target_entry(pg, db))
+    path = tmp / "wardgate.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["audit"].update(
+        store=str(tmp / "store" / "audit.db"),
+        head_file=str(tmp / "anchors" / "heads.jsonl"),
+        checkpoint_entries=50,
+        **audit,
+    )
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _wardgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wardgate", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def _public_key(config: Path, tmp: Path) -> Path:
+    key = _wardgate("audit", "key", "-c", str(config))
+    assert key.returncode == 0, key.stderr
+    pem = tmp / "audit-public.pem"
+    pem.write_text(key.stdout)
+    return pem
+
+
+def test_statements_reach_the_store_and_the_log_verifies(
+    tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, target_db: str
+) -> None:
+    from wardgate.config import load
+
+    config_file = _configure(tmp_path, pki_dir, pg_server, target_db)
+    config = load(config_file)
+    for gw in running(config, pki_dir / "ca.pem"):
+        with psycopg.connect(gw.dsn(), autocommit=True) as conn:
+            for i in range(120):
+                conn.execute("SELECT %s::int AS n", (i,), prepare=False)
+        assert gw.gateway.health()["audit"] == {"healthy": True, "reason": "", "pending": 0}
+    pem = _public_key(config_file, tmp_path)
+    store, heads = tmp_path / "store" / "audit.db", tmp_path / "anchors" / "heads.jsonl"
+    verified = _wardgate(
+        "audit", "verify", "--db", str(store), "--key", str(pem), "--head", str(heads)
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert len(heads.read_text().splitlines()) >= 2  # every 50 entries, and at shutdown
+    found = _wardgate(
+        "audit",
+        "search",
+        "--db",
+        str(store),
+        "--user",
+        "alice",
+        "--type",
+        "statement",
+        "--json",
+        "--limit",
+        "1000",
+    )
+    assert found.returncode == 0, found.stderr
+    rows = [json.loads(line) for line in found.stdout.splitlines() if line.strip()]
+    assert len(rows) == 120
+
+
+def test_killed_gateway_loses_no_statement_a_client_saw(
+    tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, target_db: str
+) -> None:
+    config_file = _configure(tmp_path, pki_dir, pg_server, target_db)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wardgate", "serve", "-c", str(config_file)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    port = 0
+    deadline = time.monotonic() + 30
+    while not port and time.monotonic() < deadline:
+        found = re.search(r"postgres listener on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
+        port = int(found.group(1)) if found else 0
+    assert port, "wardgate serve did not start"
+    dsn = (
+        f"host=127.0.0.1 port={port} user=alice password=alice-secret dbname=test "
+        f"sslmode=verify-full sslrootcert={pki_dir / 'ca.pem'}"
+    )
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for i in range(100_000):
+                    marker = f"crash-{n}-{i}"
+                    conn.execute(f"SELECT '{marker}'")
+                    with lock:
+                        seen.append(marker)  # the client saw this one complete
+        except psycopg.Error:
+            return
+
+    workers = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for w in workers:
+        w.start()
+    time.sleep(2.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    proc.stderr.close()
+    for w in workers:
+        w.join(10)
+    assert len(seen) > 50, "too little load to make the test mean anything"
+
+    store = tmp_path / "store" / "audit.db"
+    found = _wardgate(
+        "audit",
+        "search",
+        "--db",
+        str(store),
+        "--type",
+        "statement",
+        "--json",
+        "--limit",
+        "10000000",
+    )
+    assert found.returncode == 0, found.stderr
+    recorded = {json.loads(line)["statement"] for line in found.stdout.splitlines() if line.strip()}
+    missing = [m for m in seen if f"SELECT '{m}'" not in recorded]
+    assert not missing, f"{len(missing)} of {len(seen)} completed statements have no audit entry"
+    pem = _public_key(config_file, tmp_path)
+    heads = tmp_path / "anchors" / "heads.jsonl"
+    verified = _wardgate(
+        "audit", "verify", "--db", str(store), "--key", str(pem), "--head", str(heads)
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr

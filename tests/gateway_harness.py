@@ -30,7 +30,9 @@ class RunningGateway:
 
     @property
     def audit_path(self) -> Path:
-        return self.gateway.config.audit.path
+        path = self.gateway.config.audit.path
+        assert path is not None, "this gateway writes no JSON-lines audit"
+        return path
 
     def dsn(self, user: str = "alice", dbname: str = "test", **extra: str) -> str:
         parts = {

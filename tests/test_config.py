@@ -71,6 +71,7 @@ def test_relative_paths_resolve_against_the_files_folder(
     target = config.target("clinic")
     assert target is not None and target.ca is not None
     assert target.ca.absolute() == base / "certs" / "ca.pem"
+    assert config.audit.path is not None
     assert config.audit.path.absolute() == base / "audit" / "audit.jsonl"
     assert config.audit.path.resolve() == path.parent.resolve() / "audit" / "audit.jsonl"
 
@@ -285,3 +286,13 @@ def test_siem_sink_names_must_be_unique(tmp_path: Path) -> None:
     assert "siem sink names must be unique; repeated: file:same.jsonl" in error_of(
         write(tmp_path, text)
     )
+
+
+def test_audit_cannot_be_turned_off(tmp_path: Path) -> None:
+    path = tmp_path / "wardgate.yaml"
+    path.write_text("audit:\n  path: null\n")
+    with pytest.raises(ConfigError, match="audit needs a 'store', a 'path', or both"):
+        load(path)
+    path.write_text("audit:\n  path: null\n  store: state/audit.db\n")
+    config = load(path)
+    assert config.audit.path is None and config.audit.store == tmp_path / "state" / "audit.db"

@@ -29,10 +29,10 @@ class Gateway:
         authenticator: Authenticator | None = None,
     ) -> None:
         self.config = config
-        self.audit = AuditLog(config.audit.path)
+        self.audit = AuditLog(config.audit.path) if config.audit.path is not None else None
         self.chained: ChainedAudit | None = None
         self.forwarder: Forwarder | None = None
-        recorders: list[Addon] = [self.audit]
+        recorders: list[Addon] = [self.audit] if self.audit is not None else []
         audit = config.audit
         if audit.store is not None:
             key = audit.key_path()
@@ -99,7 +99,8 @@ class Gateway:
                 await self._ticker
         if self.postgres is not None:
             await self.postgres.close()
-        self.audit.close()
+        if self.audit is not None:
+            self.audit.close()
         if self.chained is not None:
             try:
                 self.chained.close()

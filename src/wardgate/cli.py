@@ -88,7 +88,10 @@ def _serve(explicit: str | None) -> int:
     def ready(gateway: Gateway) -> None:
         for name, (host, port) in gateway.addresses.items():
             log.info("%s listener on %s:%d", name, host, port)
-        log.info("audit events to %s", gateway.config.audit.path)
+        audit = gateway.config.audit
+        for what, where in (("audit events", audit.path), ("audit store", audit.store)):
+            if where is not None:
+                log.info("%s to %s", what, where)
 
     try:
         run(lambda: serve(cfg, ready))

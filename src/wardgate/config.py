@@ -86,9 +86,10 @@ class Target(_Model):
 
 
 class Audit(_Model):
-    """``path`` is the JSON-lines sink; ``store`` (when set) the hash-chained, signed store."""
+    """``path`` is the JSON-lines sink; ``store`` (when set) the hash-chained, signed store.
+    With a store, ``path: null`` turns the JSON-lines copy off; one of the two is required."""
 
-    path: Path = Path("audit.jsonl")
+    path: Path | None = Path("audit.jsonl")
     store: Path | None = None
     key: Path | None = Field(default=None, description="Ed25519 signing key, created 0600")
     head_file: Path | None = Field(default=None, description="anchored heads, one JSON per line")
@@ -96,6 +97,12 @@ class Audit(_Model):
     checkpoint_entries: int = Field(default=1000, ge=1)
     checkpoint_seconds: float = Field(default=60.0, gt=0)
     retention_days: int = Field(default=2191, ge=1)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Audit:
+        if self.path is None and self.store is None:
+            raise ValueError("audit needs a 'store', a 'path', or both: it cannot be turned off")
+        return self
 
     @model_validator(mode="after")
     def _anchor_apart(self) -> Audit:

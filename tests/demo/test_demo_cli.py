@@ -120,6 +120,15 @@ def test_demo_prints_working_psql_line_and_stops_cleanly(tmp_path: Path) -> None
     seen = [e for e in events if e["type"] == "statement" and "patients" in e["statement"]]
     assert seen and all(e["who"]["subject"] == "alice" for e in seen)
     assert seen[0]["rows"] == 1
+    env = {**os.environ, "WARDGATE_CONFIG": str(config_file)}
+    verified = subprocess.run(
+        [sys.executable, "-m", "wardgate", "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
     # A second run reuses the cluster, the data and the passwords, and starts quickly.
     started = time.monotonic()

@@ -80,7 +80,12 @@ def write_config(data_dir: Path, pg: LocalPostgres, port: int, passwords: dict[s
                 "tls": "disable",
             }
         ],
-        "audit": {"path": str(data_dir / "audit.jsonl")},
+        "audit": {
+            "path": str(data_dir / "audit.jsonl"),
+            "store": str(data_dir / "audit" / "audit.db"),
+            # Signed heads are anchored outside the store's folder.
+            "head_file": str(data_dir / "anchors" / "heads.jsonl"),
+        },
     }
     path = data_dir / "wardgate.yaml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -121,7 +126,7 @@ def run_demo(data_dir: str | None, port: int, patients: int) -> int:
             _host, bound = gateway.addresses["postgres"]
             ca = base / "pki" / "ca.pem"
             print(f"\nconfig: {config_file}", flush=True)
-            print(f"audit log: {config.audit.path}")
+            print(f"audit log: {config.audit.path} (and the signed store {config.audit.store})")
             print(f"export WARDGATE_CONFIG={shlex.quote(str(config_file))}\n")
             for name, role in DEMO_USERS:
                 psql_line, uri = connection_lines(bound, name, passwords[name], ca)
@@ -129,6 +134,7 @@ def run_demo(data_dir: str | None, port: int, patients: int) -> int:
                 print(psql_line)
                 print(uri)
             print("\nTry: SELECT first_name, last_name, ssn FROM patients LIMIT 5;")
+            print("Then: wardgate audit search --user alice   and   wardgate audit verify")
             print("Ctrl-C stops the gateway and the embedded PostgreSQL.", flush=True)
 
         with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):

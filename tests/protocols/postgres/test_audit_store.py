@@ -101,8 +101,8 @@ def test_killed_gateway_loses_no_statement_a_client_saw(
     port = 0
     deadline = time.monotonic() + 30
     while not port and time.monotonic() < deadline:
-        found = re.search(r"postgres listener on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
-        port = int(found.group(1)) if found else 0
+        listening = re.search(r"postgres listener on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
+        port = int(listening.group(1)) if listening else 0
     assert port, "wardgate serve did not start"
     dsn = (
         f"host=127.0.0.1 port={port} user=alice password=alice-secret dbname=test "

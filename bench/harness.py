@@ -14,6 +14,7 @@ import resource
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -248,6 +249,9 @@ class Gateway:
     logfile: Path
 
     def audit_events(self) -> int:
+        if self.audit.suffix == ".db":
+            with contextlib.closing(sqlite3.connect(f"file:{self.audit}?mode=ro", uri=True)) as db:
+                return int(db.execute("SELECT count(*) FROM audit_entry").fetchone()[0])
         with self.audit.open("rb") as file:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
 
@@ -269,7 +273,9 @@ def start_gateway(
     upstream: Endpoint,
     password: str,
     pki: DevPKI | None = None,
+    store: bool = False,
 ) -> Gateway:
+    """A gateway auditing to JSON lines, or with ``store`` to the signed store alone."""
     home = workdir / name
     home.mkdir()
     listener: dict[str, Any] = {"host": LOOPBACK, "port": 0}
@@ -291,6 +297,12 @@ def start_gateway(
         "targets": [target],
         "audit": {"path": str(home / "audit.jsonl")},
     }
+    if store:
+        config["audit"] = {
+            "path": None,
+            "store": str(home / "store" / "audit.db"),
+            "head_file": str(home / "anchors" / "heads.jsonl"),
+        }
     path = home / "wardgate.yaml"
     write_private(path, yaml.safe_dump(config, sort_keys=False))
     logfile = home / "wardgate.log"
@@ -308,7 +320,8 @@ def start_gateway(
     sslmode = "disable" if pki is None else "require"
     endpoint = Endpoint(LOOPBACK, int(found.group(1)), GATEWAY_USER, password, BENCH_DB, sslmode)
     wait_until_accepting(endpoint, proc, logfile)
-    return Gateway(proc, endpoint, home / "audit.jsonl", logfile)
+    audit = home / "store" / "audit.db" if store else home / "audit.jsonl"
+    return Gateway(proc, endpoint, audit, logfile)
 
 
 def find_pgbouncer() -> str | None:

@@ -56,6 +56,7 @@ from wardgate.pki import ensure_dev_pki
 
 CLIENTS, THREADS = 8, 2
 MODES = ("simple", "extended")
+STORE_TARGET = 0.90
 PGB_TARGET = 0.5  # wardgate TPS / PgBouncer TPS
 BULK_TARGET = 0.7  # wardgate rows/s / direct rows/s
 RSS_GROWTH_TARGET_MIB = 64.0  # one max_message_bytes worth of buffering
@@ -212,9 +213,11 @@ def bench_pgbench(
         )
         proxy_pids["pgbouncer-tls"] = bouncer_tls.pid
     plain = start_gateway(procs, workdir, "wardgate", direct, password)
+    signed = start_gateway(procs, workdir, "wardgate-store", direct, password, store=True)
     tls = start_gateway(procs, workdir, "wardgate-tls", direct, password, pki)
     endpoints["wardgate"], endpoints["wardgate-tls"] = plain.endpoint, tls.endpoint
-    gateways = {"wardgate": plain, "wardgate-tls": tls}
+    endpoints["wardgate-store"] = signed.endpoint
+    gateways = {"wardgate": plain, "wardgate-tls": tls, "wardgate-store": signed}
     proxy_pids.update((name, gateway.proc.pid) for name, gateway in gateways.items())
 
     # Other work on the machine can only slow a run down, so of a few interleaved rounds the
@@ -258,6 +261,7 @@ def bench_pgbench(
         for variant, bouncer_name, label in (
             ("wardgate", "pgbouncer", ""),
             ("wardgate-tls", "pgbouncer-tls", ", client TLS"),
+            ("wardgate-store", "pgbouncer", ", signed store"),
         ):
             by = best[mode]
             row = Row(f"pgbench -S {mode}{label}", "tps", by["direct"].tps)
@@ -267,6 +271,15 @@ def bench_pgbench(
             row.target = f"wg/pgb >= {PGB_TARGET:.2f}"
             row.met = None if ratio is None else ratio >= PGB_TARGET
             results.rows.append(row)
+    for mode in MODES:
+        by = best[mode]
+        # The signed store (fsync per group commit) against the JSON-lines audit of the same
+        # gateway: what durable, tamper-evident audit costs. Target: at most 10 % fewer tps.
+        row = Row(f"signed store / JSON-lines audit, {mode}", "ratio")
+        row.wardgate = by["wardgate-store"].tps / by["wardgate"].tps
+        row.target = f"store/jsonl >= {STORE_TARGET:.2f}"
+        row.met = row.wardgate >= STORE_TARGET
+        results.rows.append(row)
     for mode in MODES:
         by = best[mode]
         row = Row(f"proxy CPU per -S {mode} txn", "µs")
@@ -500,6 +513,8 @@ def run(args: argparse.Namespace) -> Results:
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
+    if unit == "ratio":
+        return f"{value:.2f}x"
     return f"{value:,.0f}" if unit in ("tps", "rows/s") else f"{value:,.1f}"
 
 

@@ -4,4 +4,11 @@
   ``StaticAuthenticator`` for users listed in the configuration.
 - ``scram``: SCRAM-SHA-256 (RFC 5802, RFC 7677), both the server side (checking a client against a
   stored verifier) and the client side (the gateway logging in to a target). Sans-io.
+- ``oidc``: ``OidcSettings`` (the ``identity.oidc`` configuration), provider discovery, and
+  ``OidcVerifier``, which turns an ID or access token into an ``Identity``.
+- ``oidc_claims``: ``Reason`` and ``TokenRejected`` (why a token was refused, and whom it
+  claimed to be), and the checks of ``iss``, ``aud``, ``exp``, ``nbf``, ``iat``; group-to-role
+  mapping.
+- ``jwks``: the provider's signing keys, cached, refetched on an unknown ``kid`` (rate-limited).
+- ``oidc_auth``: ``OidcAuthenticator``, the ``Authenticator`` for which the password is a token.
 """

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from wardgate.audit.chained import ChainedAudit
 from wardgate.audit.jsonl import AuditLog
@@ -60,8 +64,7 @@ class Gateway:
     async def start(self) -> None:
         if self.forwarder is not None:
             self.forwarder.start()
-        if self.chained is not None:
-            self._ticker = asyncio.create_task(self._tick(self.chained))
+        self._ticker = asyncio.create_task(self._tick())
         pg = self.config.listeners.postgres
         if pg is not None:
             targets = {t.name: t for t in self.config.targets if t.kind == "postgres"}
@@ -70,27 +73,46 @@ class Gateway:
             )
             self.addresses["postgres"] = await self.postgres.start()
 
-    async def _tick(self, chained: ChainedAudit) -> None:
-        """Signed heads are due by time as well as by count, so a quiet log is signed too."""
+    async def _tick(self) -> None:
+        """Once a second: sign a head if one is due by time (so a quiet log is signed too), and
+        write the health file that `wardgate health` reads."""
         loop = asyncio.get_running_loop()
+        healthy = True
         while True:
             await asyncio.sleep(1.0)
+            chained = self.chained
+            if chained is not None:
+                try:
+                    # Events of refused sessions wait for no result; commit them here, which is
+                    # also how a store that failed is found writable again.
+                    if chained.pending() or not chained.healthy:
+                        await loop.run_in_executor(None, chained.commit)
+                    await loop.run_in_executor(None, chained.tick)
+                except AuditUnavailable as exc:
+                    log.error("audit: %s", exc)
+            report = self.health()
+            if report["healthy"] != healthy:
+                healthy = bool(report["healthy"])
+                log.log(logging.INFO if healthy else logging.ERROR, "health: %s", report)
             try:
-                # Events of refused sessions wait for no result; commit them here, which is also
-                # how a store that failed is found writable again.
-                if chained.pending() or not chained.healthy:
-                    await loop.run_in_executor(None, chained.commit)
-                await loop.run_in_executor(None, chained.tick)
-            except AuditUnavailable as exc:
-                log.error("audit: %s", exc)
+                _write_atomically(self.config.health_path(), json.dumps(report, default=str))
+            except OSError as exc:
+                log.warning("cannot write the health file: %s", exc)
 
     def health(self) -> dict[str, object]:
-        out: dict[str, object] = {"audit": {"healthy": True}}
+        audit: dict[str, object] = {"healthy": True, "reason": "", "pending": 0}
         if self.chained is not None:
-            out["audit"] = self.chained.health()
+            audit = self.chained.health()
+        out: dict[str, object] = {
+            "time": time.time(),
+            "healthy": bool(audit["healthy"]),
+            "audit": audit,
+            "sessions": len(self.postgres.sessions) if self.postgres is not None else 0,
+        }
         if self.forwarder is not None:
             out["siem"] = self.forwarder.status()
         return out
+
 
     async def close(self) -> None:
         if self._ticker is not None:
@@ -144,3 +166,10 @@ def run(coro_factory: Callable[[], object]) -> None:
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(coro_factory())  # type: ignore[arg-type]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 
 from wardgate import __version__
@@ -33,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a configuration file and exit")
     _add_config(check)
+
+    health = sub.add_parser("health", help="the running gateway's health (exit 1 if unhealthy)")
+    _add_config(health)
+    health.add_argument("--max-age", type=float, default=5.0, help="seconds before stale")
 
     passwd = sub.add_parser("passwd", help="print a SCRAM-SHA-256 verifier for a user's password")
     passwd.add_argument("--stdin", action="store_true", help="read the password from stdin")
@@ -62,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = load(config_path(args.config))
             print(f"configuration OK: {len(cfg.targets)} target(s), {len(cfg.users)} user(s)")
             return 0
+        if args.command == "health":
+            return _health(args.config, args.max_age)
         if args.command == "passwd":
             return _passwd(args.stdin)
         if args.command == "demo":
@@ -98,6 +106,25 @@ def _serve(explicit: str | None) -> int:
     except KeyboardInterrupt:
         log.info("stopped")
     return 0
+
+
+def _health(explicit: str | None, max_age: float) -> int:
+    cfg = load(config_path(explicit))
+    path = cfg.health_path()
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        print(f"wardgate: no health report at {path}: is the gateway running?", file=sys.stderr)
+        return 1
+    age = time.time() - float(report.get("time", 0))
+    print(json.dumps(report, indent=2))
+    if age > max_age:
+        print(
+            f"wardgate: the report is {age:.0f} s old: the gateway is stuck or stopped",
+            file=sys.stderr,
+        )
+        return 1
+    return 0 if report.get("healthy") else 1
 
 
 def _passwd(from_stdin: bool) -> int:

@@ -183,6 +183,9 @@ class Config(_Model):
     targets: tuple[Target, ...] = ()
     audit: Audit = Audit()
     siem: Siem = Siem()
+    health_file: Path | None = Field(
+        default=None, description="where `wardgate serve` keeps its health; see health_path()"
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -194,6 +197,16 @@ class Config(_Model):
             if dupes:
                 raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
         return self
+
+    def health_path(self) -> Path:
+        """``health_file``, or ``health.json`` beside the JSON-lines audit (or else the store).
+        Best kept off the store's disk: a report that cannot be written goes stale, which
+        `wardgate health` also reports as a failure, but says less."""
+        if self.health_file is not None:
+            return self.health_file
+        where = self.audit.path or self.audit.store
+        assert where is not None  # the Audit model requires one of them
+        return where.parent / "health.json"
 
     def target(self, name: str) -> Target | None:
         return next((t for t in self.targets if t.name == name), None)
@@ -310,5 +323,11 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     )
     siem = config.siem.model_copy(update={"spool": fix(config.siem.spool), "sinks": sinks})
     return config.model_copy(
-        update={"listeners": listeners, "targets": targets, "audit": audit, "siem": siem}
+        update={
+            "listeners": listeners,
+            "targets": targets,
+            "audit": audit,
+            "siem": siem,
+            "health_file": fix(config.health_file),
+        }
     )

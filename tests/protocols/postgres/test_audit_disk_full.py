@@ -38,6 +38,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def _wardgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wardgate", *args], capture_output=True, text=True, timeout=60
+    )
+
+
 def _fill(disk: Path) -> Path:
     filler = disk / "filler"
     with filler.open("wb") as f, contextlib.suppress(OSError):
@@ -67,6 +73,9 @@ def test_full_disk_withholds_results_refuses_sessions_and_recovers(
         assert "audit log is unavailable" in str(excinfo.value)
         health = gw.gateway.health()["audit"]
         assert isinstance(health, dict) and health["healthy"] is False
+        time.sleep(1.5)  # the health file is rewritten every second
+        said = _wardgate("health", "-c", str(config_file))
+        assert said.returncode == 1 and '"healthy": false' in said.stdout
         with pytest.raises(psycopg.OperationalError) as refused:
             psycopg.connect(gw.dsn())
         assert "audit log is unavailable" in str(refused.value)
@@ -82,6 +91,9 @@ def test_full_disk_withholds_results_refuses_sessions_and_recovers(
                 assert time.monotonic() < deadline, "the gateway did not recover"
                 time.sleep(0.5)
         assert gw.gateway.health()["audit"] == {"healthy": True, "reason": "", "pending": 0}
+        time.sleep(1.5)
+        said = _wardgate("health", "-c", str(config_file))
+        assert said.returncode == 0, said.stdout + said.stderr
 
     key = subprocess.run(
         [sys.executable, "-m", "wardgate", "audit", "key", "-c", str(config_file)],

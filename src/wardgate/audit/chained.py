@@ -11,20 +11,18 @@ the reason until a commit succeeds again.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from pathlib import Path
 
 from wardgate.audit.anchors import Anchors
 from wardgate.audit.checkpoints import Checkpointer, load_or_create_key
-from wardgate.audit.events import Event, connect_event, disconnect_event, statement_event
+from wardgate.audit.events import Event
+from wardgate.audit.recorder import EventRecorder
 from wardgate.audit.sqlite import SQLiteStore
 from wardgate.audit.store import AuditStore, AuditUnavailable
-from wardgate.core.model import ConnectAttempt, Request, SessionInfo
-from wardgate.core.pipeline import Addon
 
 
-class ChainedAudit(Addon):
+class ChainedAudit(EventRecorder):
     name = "audit"
     commit_blocks = True
 
@@ -114,15 +112,6 @@ class ChainedAudit(Addon):
 
     def health(self) -> dict[str, object]:
         return {"healthy": self.healthy, "reason": self.reason, "pending": len(self._pending)}
-
-    def connect(self, attempt: ConnectAttempt) -> None:
-        self.record(connect_event(attempt, time.time()))
-
-    def result_end(self, request: Request) -> None:
-        self.record(statement_event(request, 0.0))
-
-    def disconnect(self, session: SessionInfo, reason: str) -> None:
-        self.record(disconnect_event(session, reason, time.time()))
 
     def close(self) -> None:
         """Commit what is pending, sign a final head, stop the anchors, close the store."""

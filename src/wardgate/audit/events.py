@@ -107,6 +107,29 @@ def disconnect_event(session: SessionInfo, reason: str, now: float) -> Event:
     }
 
 
+def identity_event(kind: str, actor: str, now: float, **details: Any) -> Event:
+    """An identity change: ``credential.created``, ``user.revoked``, ... ``actor`` is who made it
+    (an administrator on the gateway host, SCIM, the IdP re-validation)."""
+    return {
+        "time": _time(now),
+        "type": kind,
+        "who": {"verified": False, "claimed_user": actor},
+        **details,
+    }
+
+
+def terminated_event(session: SessionInfo, reason: str, now: float) -> Event:
+    """A live session ended by the gateway (revocation); ``who`` carries the on-behalf-of chain."""
+    return {
+        "time": _time(now),
+        "type": "session.terminated",
+        "outcome": "success",
+        "who": who(session.identity, session.claimed_user),
+        "session": _session(session),
+        "reason": reason,
+    }
+
+
 class StatementLines:
     """``encode(statement_event(r))``, fast: statements are the hot path of the audit trail.
 

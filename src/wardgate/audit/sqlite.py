@@ -80,25 +80,15 @@ class SQLiteStore(AuditStore):
     def append_entries(self, events: Sequence[Event]) -> list[Entry]:
         if not events:
             return []
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    seq, prev = self._last()
-                    entries, rows = self._rows(events, seq, prev)
-                    self._db.executemany(
-                        "INSERT INTO audit_entry (seq, time, type, event, prev_hash, hash,"
-                        " subject, on_behalf, target, tables, decision)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise AuditUnavailable(f"audit store {self.path}: {exc}") from exc
+        with self._lock, self._transaction():
+            seq, prev = self._last()
+            entries, rows = self._rows(events, seq, prev)
+            self._db.executemany(
+                "INSERT INTO audit_entry (seq, time, type, event, prev_hash, hash,"
+                " subject, on_behalf, target, tables, decision)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
         return entries
 
     @staticmethod
@@ -154,10 +144,17 @@ class SQLiteStore(AuditStore):
             )
 
     def _write(self, sql: str, params: Any) -> None:
+        with self._transaction():
+            self._db.execute(sql, params)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error; SQLite's errors
+        come out as ``AuditUnavailable``."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(sql, params)
+                yield
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -182,24 +179,14 @@ class SQLiteStore(AuditStore):
         return Cut(row[0], row[1], tuple(json.loads(row[2]))) if row else None
 
     def purge(self, cut: Cut) -> int:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.execute(
-                        "INSERT INTO audit_cut (tree_size, last_hash, last_proof) VALUES (?, ?, ?)",
-                        (cut.tree_size, cut.last_hash, json.dumps(list(cut.last_proof))),
-                    )
-                    gone = self._db.execute(
-                        "DELETE FROM audit_entry WHERE seq <= ?", (cut.tree_size,)
-                    ).rowcount
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise AuditUnavailable(f"audit store {self.path}: {exc}") from exc
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT INTO audit_cut (tree_size, last_hash, last_proof) VALUES (?, ?, ?)",
+                (cut.tree_size, cut.last_hash, json.dumps(list(cut.last_proof))),
+            )
+            gone = self._db.execute(
+                "DELETE FROM audit_entry WHERE seq <= ?", (cut.tree_size,)
+            ).rowcount
         return int(gone)
 
     def older_than(self, time: str) -> int:

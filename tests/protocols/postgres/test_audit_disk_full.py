@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import yaml
 
 from tests.gateway_harness import build_config, running
 from tests.protocols.postgres.conftest import target_entry
+from tests.wardgate_cli import wardgate
 from wardgate.config import load
 from wardgate.demo.postgres import LocalPostgres
 
@@ -36,12 +36,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _wardgate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wardgate", *args], capture_output=True, text=True, timeout=60
-    )
 
 
 def _fill(disk: Path) -> Path:
@@ -74,7 +68,7 @@ def test_full_disk_withholds_results_refuses_sessions_and_recovers(
         health = gw.gateway.health()["audit"]
         assert isinstance(health, dict) and health["healthy"] is False
         time.sleep(1.5)  # the health file is rewritten every second
-        said = _wardgate("health", "-c", str(config_file))
+        said = wardgate("health", "-c", str(config_file))
         assert said.returncode == 1 and '"healthy": false' in said.stdout
         with pytest.raises(psycopg.OperationalError) as refused:
             psycopg.connect(gw.dsn())
@@ -92,34 +86,15 @@ def test_full_disk_withholds_results_refuses_sessions_and_recovers(
                 time.sleep(0.5)
         assert gw.gateway.health()["audit"] == {"healthy": True, "reason": "", "pending": 0}
         time.sleep(1.5)
-        said = _wardgate("health", "-c", str(config_file))
+        said = wardgate("health", "-c", str(config_file))
         assert said.returncode == 0, said.stdout + said.stderr
 
-    key = subprocess.run(
-        [sys.executable, "-m", "wardgate", "audit", "key", "-c", str(config_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    key = wardgate("audit", "key", "-c", str(config_file))
     assert key.returncode == 0, key.stderr
     pem = tmp_path / "public.pem"
     pem.write_text(key.stdout)
-    verified = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wardgate",
-            "audit",
-            "verify",
-            "--db",
-            str(small_disk / "audit.db"),
-            "--key",
-            str(pem),
-            "--head",
-            str(tmp_path / "anchors" / "heads.jsonl"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    store, heads = small_disk / "audit.db", tmp_path / "anchors" / "heads.jsonl"
+    verified = wardgate(
+        "audit", "verify", "--db", str(store), "--key", str(pem), "--head", str(heads)
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +16,7 @@ import yaml
 
 from tests.gateway_harness import build_config, running
 from tests.protocols.postgres.conftest import target_entry
+from tests.wardgate_cli import start_serve, wardgate
 from wardgate.demo.postgres import LocalPostgres
 
 
@@ -36,14 +34,8 @@ def _configure(tmp: Path, pki: Path, pg: LocalPostgres, db: str, **audit: Any) -
     return path
 
 
-def _wardgate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wardgate", *args], capture_output=True, text=True, timeout=120
-    )
-
-
 def _public_key(config: Path, tmp: Path) -> Path:
-    key = _wardgate("audit", "key", "-c", str(config))
+    key = wardgate("audit", "key", "-c", str(config))
     assert key.returncode == 0, key.stderr
     pem = tmp / "audit-public.pem"
     pem.write_text(key.stdout)
@@ -64,12 +56,12 @@ def test_statements_reach_the_store_and_the_log_verifies(
         assert gw.gateway.health()["audit"] == {"healthy": True, "reason": "", "pending": 0}
     pem = _public_key(config_file, tmp_path)
     store, heads = tmp_path / "store" / "audit.db", tmp_path / "anchors" / "heads.jsonl"
-    verified = _wardgate(
+    verified = wardgate(
         "audit", "verify", "--db", str(store), "--key", str(pem), "--head", str(heads)
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert len(heads.read_text().splitlines()) >= 2  # every 50 entries, and at shutdown
-    found = _wardgate(
+    found = wardgate(
         "audit",
         "search",
         "--db",
@@ -91,19 +83,7 @@ def test_killed_gateway_loses_no_statement_a_client_saw(
     tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, target_db: str
 ) -> None:
     config_file = _configure(tmp_path, pki_dir, pg_server, target_db)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wardgate", "serve", "-c", str(config_file)],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    port = 0
-    deadline = time.monotonic() + 30
-    while not port and time.monotonic() < deadline:
-        listening = re.search(r"postgres listener on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
-        port = int(listening.group(1)) if listening else 0
-    assert port, "wardgate serve did not start"
+    proc, port = start_serve(config_file)
     dsn = (
         f"host=127.0.0.1 port={port} user=alice password=alice-secret dbname=test "
         f"sslmode=verify-full sslrootcert={pki_dir / 'ca.pem'}"
@@ -128,13 +108,14 @@ def test_killed_gateway_loses_no_statement_a_client_saw(
     time.sleep(2.0)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
+    assert proc.stderr is not None
     proc.stderr.close()
     for w in workers:
         w.join(10)
     assert len(seen) > 50, "too little load to make the test mean anything"
 
     store = tmp_path / "store" / "audit.db"
-    found = _wardgate(
+    found = wardgate(
         "audit",
         "search",
         "--db",
@@ -151,7 +132,7 @@ def test_killed_gateway_loses_no_statement_a_client_saw(
     assert not missing, f"{len(missing)} of {len(seen)} completed statements have no audit entry"
     pem = _public_key(config_file, tmp_path)
     heads = tmp_path / "anchors" / "heads.jsonl"
-    verified = _wardgate(
+    verified = wardgate(
         "audit", "verify", "--db", str(store), "--key", str(pem), "--head", str(heads)
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,27 +16,8 @@ from psycopg import errors
 
 from tests.gateway_harness import build_config
 from tests.protocols.postgres.conftest import target_entry
+from tests.wardgate_cli import start_serve
 from wardgate.demo.postgres import LocalPostgres
-
-
-def _start(config_file: Path) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wardgate", "serve", "-c", str(config_file)],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        found = re.search(r"postgres listener on 127\.0\.0\.1:(\d+)", line)
-        if found:
-            return proc, int(found.group(1))
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("wardgate serve did not start")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -48,7 +26,7 @@ def test_signal_stops_a_busy_gateway_cleanly(
 ) -> None:
     config = build_config(tmp_path, tmp_path / "pki", target_entry(pg_server, target_db))
     config_file = tmp_path / "wardgate.yaml"
-    proc, port = _start(config_file)
+    proc, port = start_serve(config_file)
     dsn = (
         f"host=127.0.0.1 port={port} user=alice password=alice-secret dbname=test "
         f"sslmode=verify-full sslrootcert={tmp_path / 'pki' / 'ca.pem'}"

@@ -8,34 +8,23 @@ from the store with ``wardgate audit export``.
 from __future__ import annotations
 
 import logging
-import time
 
-from wardgate.audit.events import Event, connect_event, disconnect_event, statement_event
+from wardgate.audit.events import Event
+from wardgate.audit.recorder import EventRecorder
 from wardgate.audit.siem.forwarder import Forwarder
 from wardgate.audit.siem.spool import SpoolFull
-from wardgate.core.model import ConnectAttempt, Request, SessionInfo
-from wardgate.core.pipeline import Addon
 
 log = logging.getLogger(__name__)
 
 
-class SiemFeed(Addon):
+class SiemFeed(EventRecorder):
     name = "siem"
 
     def __init__(self, forwarder: Forwarder) -> None:
         self.forwarder = forwarder
 
-    def _submit(self, event: Event) -> None:
+    def record(self, event: Event) -> None:
         try:
             self.forwarder.submit(event)
         except SpoolFull as exc:
             log.error("%s", exc)
-
-    def connect(self, attempt: ConnectAttempt) -> None:
-        self._submit(connect_event(attempt, time.time()))
-
-    def result_end(self, request: Request) -> None:
-        self._submit(statement_event(request, 0.0))
-
-    def disconnect(self, session: SessionInfo, reason: str) -> None:
-        self._submit(disconnect_event(session, reason, time.time()))

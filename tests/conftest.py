@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,11 +15,28 @@ from wardgate.demo.seed import create_database_if_missing
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+def server_dirs() -> Iterator[Callable[[str], Path]]:
+    """Makes folders for the PostgreSQL servers tests start, outside pytest's own temporary tree.
+    As root a server runs as another account, which must pass through every parent folder, and
+    pytest keeps its tree private to root (and makes it so again whenever a pytest starts)."""
+    made: list[Path] = []
+
+    def make(prefix: str) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix=f"wardgate-test-{prefix}-"))
+        made.append(folder)
+        return folder
+
+    yield make
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(server_dirs: Callable[[str], Path]) -> Iterator[LocalPostgres]:
     """The server on 127.0.0.1:5432 if it admits `postgres` without a password, else our own."""
     server = find_running()
     if server is None:
-        server = start_embedded(tmp_path_factory.mktemp("embedded-postgres"))
+        server = start_embedded(server_dirs("embedded-postgres"))
     try:
         yield server
     finally:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,8 +73,10 @@ def _postmaster_running(data_dir: Path) -> bool:
 
 
 @pytest.mark.slow
-def test_demo_prints_working_psql_line_and_stops_cleanly(tmp_path: Path) -> None:
-    data_dir = tmp_path / "demo"
+def test_demo_prints_working_psql_line_and_stops_cleanly(
+    server_dirs: Callable[[str], Path],
+) -> None:
+    data_dir = server_dirs("demo") / "demo"
     proc, lines = _start_demo(data_dir)
     try:
         psql_lines = [line for line in lines if line.startswith("psql ")]

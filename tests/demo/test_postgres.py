@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -108,8 +109,8 @@ def _server_pids(data_dir: Path) -> set[int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process checks need /proc")
-def test_start_embedded_lifecycle(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pg"
+def test_start_embedded_lifecycle(server_dirs: Callable[[str], Path]) -> None:
+    data_dir = server_dirs("lifecycle") / "pg"
     server = start_embedded(data_dir)
     try:
         assert server.embedded

@@ -15,7 +15,7 @@ import stat
 import subprocess
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +93,9 @@ def refusal(gw: RunningGateway, database: str) -> tuple[dict[str, str], dict[str
 
 
 @pytest.fixture(scope="module")
-def secure_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+def secure_pg(server_dirs: Callable[[str], Path]) -> Iterator[LocalPostgres]:
     """An embedded server: SCRAM for everyone on TCP, md5 for one role, no TLS."""
-    data = tmp_path_factory.mktemp("secure-pg")
+    data = server_dirs("secure-pg")
     server = start_embedded(data)
     try:
         with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
@@ -224,13 +224,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def tls_pg(tmp_path_factory: pytest.TempPathFactory, pki_dir: Path) -> Iterator[LocalPostgres]:
+def tls_pg(server_dirs: Callable[[str], Path], pki_dir: Path) -> Iterator[LocalPostgres]:
     """A cluster of our own from the system's server binaries, with ssl = on and the
     development PKI's server certificate (valid for 127.0.0.1)."""
     bindir = system_bindir()
     if bindir is None:
         pytest.skip("no PostgreSQL server binaries built with OpenSSL (pg_config --bindir)")
-    base = tmp_path_factory.mktemp("tls-pg")
+    base = server_dirs("tls-pg")
     account = pwd.getpwnam("postgres") if os.geteuid() == 0 else None  # initdb refuses root
 
     def own(path: Path, mode: int) -> None:

@@ -13,13 +13,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wardgate.audit.chained import ChainedAudit
+from wardgate.audit.events import Event
 from wardgate.audit.jsonl import AuditLog
 from wardgate.audit.siem.feed import SiemFeed
 from wardgate.audit.siem.forwarder import Forwarder
+from wardgate.audit.siem.spool import SpoolFull
 from wardgate.audit.store import AuditUnavailable
 from wardgate.config import Config
 from wardgate.core.pipeline import Addon, Pipeline
-from wardgate.identity.authenticator import Authenticator, StaticAuthenticator, StaticUser
+from wardgate.identity.authenticator import (
+    Authenticator,
+    CompositeAuthenticator,
+    StaticAuthenticator,
+    StaticUser,
+)
+from wardgate.identity.credential_auth import CredentialAuthenticator
+from wardgate.identity.oidc import OidcVerifier
+from wardgate.identity.oidc_auth import OidcAuthenticator
+from wardgate.identity.revocation import LiveSession, RevocationWatcher, sign_in_check
+from wardgate.identity.state import StateStore
 from wardgate.protocols.postgres.server import PostgresServer
 
 log = logging.getLogger(__name__)
@@ -55,16 +67,53 @@ class Gateway:
             recorders.append(SiemFeed(self.forwarder))
         self.pipeline = Pipeline([*(extra_addons or []), *recorders])
         self._ticker: asyncio.Task[None] | None = None
-        self.authenticator: Authenticator = authenticator or StaticAuthenticator(
+        self._watcher: asyncio.Task[None] | None = None
+        ident = config.identity
+        self.state = StateStore(ident.state) if ident.state is not None else None
+        self.oidc = OidcVerifier(ident.oidc) if ident.oidc is not None else None
+        static = StaticAuthenticator(
             [StaticUser(u.name, u.verifier(), u.roles) for u in config.users]
+        )
+        self.authenticator: Authenticator = authenticator or CompositeAuthenticator(
+            static,
+            CredentialAuthenticator(self.state) if self.state is not None else None,
+            OidcAuthenticator(self.oidc) if self.oidc is not None else None,
+            check=sign_in_check(self.state) if self.state is not None else None,
+        )
+        self.revocations = (
+            RevocationWatcher(self.state, self.live_sessions, self.record)
+            if self.state is not None
+            else None
         )
         self.postgres: PostgresServer | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
+
+    def live_sessions(self) -> list[LiveSession]:
+        """Every live session of every protocol."""
+        return list(self.postgres.sessions.values()) if self.postgres is not None else []
+
+    def record(self, events: list[Event]) -> None:
+        """Hand audit events that belong to no session hook (identity changes, terminations) to
+        every recorder, and make them durable. Blocking: call it off the event loop."""
+        for event in events:
+            if self.audit is not None:
+                self.audit.write(event)
+            if self.chained is not None:
+                self.chained.record(event)
+            if self.forwarder is not None:
+                try:
+                    self.forwarder.submit(event)
+                except SpoolFull as exc:
+                    log.error("%s", exc)
+        if self.chained is not None:
+            self.chained.commit()
 
     async def start(self) -> None:
         if self.forwarder is not None:
             self.forwarder.start()
         self._ticker = asyncio.create_task(self._tick())
+        if self.revocations is not None:
+            self._watcher = asyncio.create_task(self._watch(self.revocations))
         pg = self.config.listeners.postgres
         if pg is not None:
             targets = {t.name: t for t in self.config.targets if t.kind == "postgres"}
@@ -99,6 +148,19 @@ class Gateway:
             except OSError as exc:
                 log.warning("cannot write the health file: %s", exc)
 
+    async def _watch(self, watcher: RevocationWatcher) -> None:
+        """Revocations take effect within ``watch_interval`` (and the audit outbox is drained)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, watcher.refresh)
+                events = watcher.sweep()
+                if events:
+                    await loop.run_in_executor(None, self.record, events)
+            except Exception:
+                log.exception("identity: revocation check failed")
+            await asyncio.sleep(self.config.identity.watch_interval)
+
     def health(self) -> dict[str, object]:
         audit: dict[str, object] = {"healthy": True, "reason": "", "pending": 0}
         if self.chained is not None:
@@ -113,12 +175,12 @@ class Gateway:
             out["siem"] = self.forwarder.status()
         return out
 
-
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        for task in (self._watcher, self._ticker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.postgres is not None:
             await self.postgres.close()
         if self.audit is not None:
@@ -130,6 +192,10 @@ class Gateway:
                 log.error("audit: could not close the store cleanly: %s", exc)
         if self.forwarder is not None:
             self.forwarder.stop()
+        if self.state is not None:
+            self.state.close()
+        if self.oidc is not None:
+            self.oidc.close()
 
 
 async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = None) -> None:

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     from wardgate.audit import cli as audit_cli
 
     audit_cli.add_parser(sub)
+    from wardgate.identity import cli as identity_cli
+
+    identity_cli.add_parsers(sub)
     return parser
 
 
@@ -80,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from wardgate.audit import cli as audit_cli
 
             return audit_cli.run(args)
+        from wardgate.identity import cli as identity_cli
+
+        if args.command in identity_cli.COMMANDS:
+            return identity_cli.run(args)
     except ConfigError as exc:
         print(f"wardgate: {exc}", file=sys.stderr)
         return 2

@@ -13,8 +13,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
+from wardgate.identity.credentials import parse_duration
+from wardgate.identity.oidc import OidcSettings
 from wardgate.identity.scram import Verifier
 
 CONFIG_ENV = "WARDGATE_CONFIG"
@@ -177,12 +187,34 @@ class Siem(_Model):
         return self
 
 
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class IdentitySettings(_Model):
+    """``state`` turns on gateway credentials and revocation; ``oidc`` accepts provider tokens."""
+
+    state: Path | None = Field(default=None, description="SQLite file of humans and credentials")
+    credential_ttl: Duration = 3600.0
+    credential_max_ttl: Duration = Field(default=86400.0, description="humans and agents")
+    service_max_ttl: Duration = 90 * 86400.0
+    watch_interval: Duration = Field(default=1.0, le=5.0)
+    revalidate_interval: Duration = 60.0
+    oidc: OidcSettings | None = None
+
+    @model_validator(mode="after")
+    def _ttls(self) -> IdentitySettings:
+        if self.credential_ttl > self.credential_max_ttl:
+            raise ValueError("credential_ttl cannot exceed credential_max_ttl")
+        return self
+
+
 class Config(_Model):
     listeners: Listeners = Listeners()
     users: tuple[User, ...] = ()
     targets: tuple[Target, ...] = ()
     audit: Audit = Audit()
     siem: Siem = Siem()
+    identity: IdentitySettings = IdentitySettings()
     health_file: Path | None = Field(
         default=None, description="where `wardgate serve` keeps its health; see health_path()"
     )
@@ -329,5 +361,6 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             "audit": audit,
             "siem": siem,
             "health_file": fix(config.health_file),
+            "identity": config.identity.model_copy(update={"state": fix(config.identity.state)}),
         }
     )

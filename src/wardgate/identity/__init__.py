@@ -11,4 +11,10 @@
   mapping.
 - ``jwks``: the provider's signing keys, cached, refetched on an unknown ``kid`` (rate-limited).
 - ``oidc_auth``: ``OidcAuthenticator``, the ``Authenticator`` for which the password is a token.
+- ``state``: the SQLite state store of humans, their credentials, and the command line's audit
+  outbox.
+- ``credentials``: issuing and verifying gateway credentials (``wgc_<id>_<secret>``), bound to a
+  human owner; ``credential_auth``: the ``CredentialAuthenticator``.
+- ``revocation``: the watcher that ends live sessions of revoked humans; the sign-in check.
+- ``cli``: ``wardgate credential``, ``agent``, ``service``, ``credentials``, ``users``.
 """

@@ -9,8 +9,9 @@ protocol may only ask for over TLS).
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -114,3 +115,82 @@ class StaticAuthenticator:
         if mechanism == PASSWORD:
             return _PasswordExchange(user, found, self._decoy(user))
         return _ScramExchange(user, found, self._decoy(user))
+
+
+_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
+
+
+class _Checked:
+    """Passes an exchange through, refusing an identity that ``check`` says is no longer valid."""
+
+    def __init__(self, inner: AuthExchange, check: Callable[[Identity], str], user: str) -> None:
+        self.mechanism = inner.mechanism
+        self._inner = inner
+        self._check = check
+        self._user = user
+
+    def step(self, data: bytes) -> AuthStep:
+        step = self._inner.step(data)
+        if step.identity is not None and (why := self._check(step.identity)):
+            return AuthStep(failure=f"user {self._user!r}: {why}")
+        return step
+
+
+class _RoutedExchange:
+    """Asks for a password, then hands it to the authenticator its shape calls for."""
+
+    mechanism = PASSWORD
+
+    def __init__(self, composite: CompositeAuthenticator, user: str, tls: bool) -> None:
+        self._composite = composite
+        self._user = user
+        self._tls = tls
+        self._inner: AuthExchange | None = None
+
+    def step(self, data: bytes) -> AuthStep:
+        if self._inner is None:
+            chosen = self._composite.route(data.rstrip(b"\x00"))
+            self._inner = chosen.begin(self._user, tls=self._tls, mechanism=PASSWORD)
+        return self._inner.step(data)
+
+
+class CompositeAuthenticator:
+    """Static users, gateway credentials and OIDC tokens on one listener.
+
+    With the password mechanism the password's shape picks the authenticator: the credential
+    prefix, a JWT (three base64url parts), anything else a static user's password. A password of
+    a shape whose authenticator is not configured goes to the static users, which refuse it as
+    they refuse any wrong password, so the choice never tells which user names exist. With SCRAM
+    only static users can sign in (a bearer secret cannot be checked against a SCRAM verifier).
+    ``check`` (the revocation list) may refuse an identity any of them verified.
+    """
+
+    def __init__(
+        self,
+        static: Authenticator,
+        credentials: Authenticator | None = None,
+        oidc: Authenticator | None = None,
+        *,
+        credential_prefix: str = "wgc_",
+        check: Callable[[Identity], str] | None = None,
+    ) -> None:
+        self.static = static
+        self._check = check
+        self.credentials = credentials
+        self.oidc = oidc
+        self._prefix = credential_prefix.encode()
+
+    def route(self, password: bytes) -> Authenticator:
+        if self.credentials is not None and password.startswith(self._prefix):
+            return self.credentials
+        if self.oidc is not None and _JWT.match(password.decode("ascii", "replace")):
+            return self.oidc
+        return self.static
+
+    def begin(self, user: str, *, tls: bool, mechanism: str) -> AuthExchange:
+        exchange: AuthExchange
+        if mechanism != PASSWORD:
+            exchange = self.static.begin(user, tls=tls, mechanism=mechanism)
+        else:
+            exchange = _RoutedExchange(self, user, tls)
+        return exchange if self._check is None else _Checked(exchange, self._check, user)

@@ -1,0 +1,108 @@
+"""Ending live sessions when a human is revoked, and draining the command line's audit outbox.
+
+``RevocationWatcher.check`` is cheap enough to run every second: it asks SQLite whether anyone
+committed since the last call (``PRAGMA data_version``), re-reads the revoked humans only then,
+and compares every live session's identity, its subject and its on-behalf-of chain, with that
+set in memory. The sweep runs at every check, not only on a change, so a session that was signing
+in while its owner was revoked is caught the second after it registers.
+
+Terminated sessions get FATAL 57P01 (``admin_shutdown``, what ``pg_terminate_backend`` sends):
+clients and pools treat it as "the connection was ended", not as a configuration error, and
+retrying with the same credential then fails with 28P01 at sign-in.
+
+Re-validation against the IdP (issue 3, source b) plugs in as a ``Revalidator``: it is called every
+``revalidate_interval`` seconds and revokes through the same store; none is built yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from wardgate.audit.events import Event, terminated_event
+from wardgate.core.model import Identity, SessionInfo
+from wardgate.identity.state import StateStore
+
+log = logging.getLogger(__name__)
+
+SQLSTATE = "57P01"
+
+
+class LiveSession(Protocol):
+    info: SessionInfo
+
+    def terminate(self, sqlstate: str, message: str, reason: str = "") -> None: ...
+
+
+class Revalidator(Protocol):
+    """Asks the identity provider whether each signed-in human is still allowed (not built yet)."""
+
+    def revalidate(self, store: StateStore) -> None: ...
+
+
+def revoked_in(session: SessionInfo, revoked: frozenset[str]) -> str:
+    """The revoked human in the session's chain (subject first), or ""."""
+    identity = session.identity
+    if identity is None:
+        return ""
+    return next((n for n in (identity.subject, *identity.on_behalf_of) if n in revoked), "")
+
+
+def sign_in_check(store: StateStore) -> Callable[[Identity], str]:
+    """For ``CompositeAuthenticator``: a revoked human signs in by no method (static password,
+    OIDC token, credential), nor does anyone acting for them. Reads the store at each sign-in."""
+
+    def check(identity: Identity) -> str:
+        revoked = store.revoked_names()
+        human = next((n for n in (identity.subject, *identity.on_behalf_of) if n in revoked), "")
+        return f"{human!r} is revoked" if human else ""
+
+    return check
+
+
+class RevocationWatcher:
+    def __init__(
+        self,
+        store: StateStore,
+        sessions: Callable[[], Iterable[LiveSession]],
+        audit: Callable[[list[Event]], None],
+    ) -> None:
+        self.store = store
+        self._sessions = sessions
+        self._audit = audit
+        self._version: tuple[int, int] | None = None
+        self.revoked: frozenset[str] = frozenset()
+        self._ended: set[str] = set()
+
+    def refresh(self) -> bool:
+        """Re-read the store if it changed; True if it did. Blocking (SQLite): run off the loop."""
+        version = self.store.data_version()
+        if version == self._version:
+            return False
+        self._version = version
+        self.revoked = self.store.revoked_names()
+        outbox = self.store.outbox()
+        if outbox:
+            self._audit([event for _, event in outbox])  # durable before it leaves the outbox
+            self.store.drop_outbox(outbox[-1][0])
+        return True
+
+    def sweep(self) -> list[Event]:
+        """Terminate every live session of a revoked human; returns the audit events to record.
+        Runs on the event loop that owns the sessions."""
+        events: list[Event] = []
+        live = list(self._sessions())
+        self._ended &= {s.info.id for s in live}
+        for session in live:
+            info = session.info
+            human = revoked_in(info, self.revoked) if self.revoked else ""
+            if not human or info.id in self._ended:
+                continue
+            self._ended.add(info.id)
+            reason = f"access of {human!r} was revoked"
+            log.warning("session %s: terminating: %s", info.id, reason)
+            events.append(terminated_event(info, reason, time.time()))
+            session.terminate(SQLSTATE, f"terminating connection: {reason}", reason)
+        return events

@@ -306,9 +306,7 @@ def start_gateway(
     path = home / "wardgate.yaml"
     write_private(path, yaml.safe_dump(config, sort_keys=False))
     logfile = home / "wardgate.log"
-    # SIGINT, not SIGTERM: asyncio.run's own SIGINT handler cancels the gateway cleanly, while
-    # wardgate's SIGTERM handler raises KeyboardInterrupt wherever it lands, and inside a protocol
-    # callback uvloop takes that for a broken connection and the gateway carries on.
+    # SIGINT and SIGTERM both stop `wardgate serve` cleanly (closing sessions, signing a head).
     argv = [sys.executable, "-m", "wardgate", "serve", "-c", str(path)]
     proc = procs.start(argv, logfile, stop_signal=signal.SIGINT)
     deadline = time.monotonic() + START_TIMEOUT

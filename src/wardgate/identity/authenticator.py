@@ -97,6 +97,20 @@ class _PasswordExchange:
         return AuthStep(identity=Identity(self._found.name, self._found.roles, method=PASSWORD))
 
 
+class RefuseWithoutTls:
+    """For a bearer secret sent as a password (a token, a credential) over a plaintext connection:
+    offer SCRAM, whose first client message carries no secret, so the secret never crosses the
+    wire in the clear, and refuse with ``failure`` for the audit."""
+
+    mechanism = MECHANISM
+
+    def __init__(self, failure: str) -> None:
+        self._failure = failure
+
+    def step(self, data: bytes) -> AuthStep:
+        return AuthStep(failure=self._failure)
+
+
 class StaticAuthenticator:
     """Users and SCRAM verifiers from the configuration file."""
 

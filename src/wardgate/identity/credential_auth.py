@@ -7,9 +7,8 @@ and refuses with a reason the audit records.
 
 from __future__ import annotations
 
-from wardgate.identity.authenticator import PASSWORD, AuthExchange, AuthStep
+from wardgate.identity.authenticator import PASSWORD, AuthExchange, AuthStep, RefuseWithoutTls
 from wardgate.identity.credentials import CredentialRefused, verify
-from wardgate.identity.scram import MECHANISM as SCRAM
 from wardgate.identity.state import StateError, StateStore
 
 TLS_ONLY = "gateway credentials are accepted only over TLS"
@@ -20,16 +19,6 @@ def failure_text(user: str, exc: CredentialRefused) -> str:
     if exc.claimed:
         text += f"; credential of {exc.claimed}"
     return text
-
-
-class _RefuseWithoutTls:
-    mechanism = SCRAM
-
-    def __init__(self, user: str) -> None:
-        self._user = user
-
-    def step(self, data: bytes) -> AuthStep:
-        return AuthStep(failure=failure_text(self._user, CredentialRefused(TLS_ONLY)))
 
 
 class _CredentialExchange:
@@ -62,5 +51,5 @@ class CredentialAuthenticator:
 
     def begin(self, user: str, *, tls: bool, mechanism: str) -> AuthExchange:
         if not tls:
-            return _RefuseWithoutTls(user)
+            return RefuseWithoutTls(failure_text(user, CredentialRefused(TLS_ONLY)))
         return _CredentialExchange(user, self.store)

@@ -11,9 +11,8 @@ The user name of the start-up must be the token's login claim (``username_claim`
 
 from __future__ import annotations
 
-from wardgate.identity.authenticator import PASSWORD, AuthExchange, AuthStep
+from wardgate.identity.authenticator import PASSWORD, AuthExchange, AuthStep, RefuseWithoutTls
 from wardgate.identity.oidc import OidcVerifier, Reason, TokenRejected
-from wardgate.identity.scram import MECHANISM as SCRAM
 
 TLS_ONLY = "OIDC tokens are accepted only over TLS"
 
@@ -26,18 +25,6 @@ def failure_text(user: str, exc: TokenRejected) -> str:
     if exc.claimed:
         text += f"; token claims {exc.claimed!r}"
     return text
-
-
-class _RefuseWithoutTls:
-    mechanism = SCRAM
-
-    def __init__(self, user: str) -> None:
-        self._user = user
-
-    def step(self, data: bytes) -> AuthStep:
-        return AuthStep(
-            failure=failure_text(self._user, TokenRejected(Reason.TLS_REQUIRED, TLS_ONLY))
-        )
 
 
 class _TokenExchange:
@@ -82,5 +69,7 @@ class OidcAuthenticator:
 
     def begin(self, user: str, *, tls: bool, mechanism: str) -> AuthExchange:
         if not tls:
-            return _RefuseWithoutTls(user)
+            return RefuseWithoutTls(
+                failure_text(user, TokenRejected(Reason.TLS_REQUIRED, TLS_ONLY))
+            )
         return _TokenExchange(user, self.verifier)

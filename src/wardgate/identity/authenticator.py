@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wardgate.core.model import Identity
+from wardgate.identity import credentials
 from wardgate.identity.scram import ITERATIONS, MECHANISM, ScramError, ScramServer, Verifier
 
 PASSWORD = "password"
@@ -185,19 +186,18 @@ class CompositeAuthenticator:
         credentials: Authenticator | None = None,
         oidc: Authenticator | None = None,
         *,
-        credential_prefix: str = "wgc_",
         check: Callable[[Identity], str] | None = None,
     ) -> None:
         self.static = static
         self._check = check
         self.credentials = credentials
         self.oidc = oidc
-        self._prefix = credential_prefix.encode()
 
     def route(self, password: bytes) -> Authenticator:
-        if self.credentials is not None and password.startswith(self._prefix):
+        text = password.decode("ascii", "replace")
+        if self.credentials is not None and credentials.looks_like(text):
             return self.credentials
-        if self.oidc is not None and _JWT.match(password.decode("ascii", "replace")):
+        if self.oidc is not None and _JWT.match(text):
             return self.oidc
         return self.static
 

@@ -57,8 +57,28 @@ class PostgresListener(_Model):
     handshake_timeout: float = Field(default=15.0, gt=0)
 
 
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class ApiListener(_Model):
+    """The HTTP API (``wardgate.api``): sign-in configuration, credentials, SCIM. Bearer tokens
+    cross it, so TLS is required unless it listens on loopback only."""
+
+    host: str = "127.0.0.1"
+    port: Port = 15480
+    tls: ListenerTLS | None = None
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> ApiListener:
+        if self.tls is None and self.host not in _LOOPBACK_HOSTS:
+            raise ValueError(f"an API listener on {self.host} needs tls (cert and key)")
+        return self
+
+
 class Listeners(_Model):
     postgres: PostgresListener | None = None
+    api: ApiListener | None = None
 
 
 class User(_Model):
@@ -190,6 +210,20 @@ class Siem(_Model):
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+class ScimSettings(_Model):
+    """SCIM 2.0 provisioning at ``/scim/v2`` on the API listener. The IdP sends the bearer
+    ``token``; give it (e.g. ``${WARDGATE_SCIM_TOKEN}``) or only its SHA-256 in hex."""
+
+    token: SecretStr | None = Field(default=None, min_length=32)
+    token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _one_token(self) -> ScimSettings:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give exactly one of 'token' or 'token_sha256'")
+        return self
+
+
 class IdentitySettings(_Model):
     """``state`` turns on gateway credentials and revocation; ``oidc`` accepts provider tokens."""
 
@@ -198,8 +232,9 @@ class IdentitySettings(_Model):
     credential_max_ttl: Duration = Field(default=86400.0, description="humans and agents")
     service_max_ttl: Duration = 90 * 86400.0
     watch_interval: Duration = Field(default=1.0, le=5.0)
-    revalidate_interval: Duration = 60.0
+    revalidate_interval: Duration = Field(default=60.0, ge=1.0)
     oidc: OidcSettings | None = None
+    scim: ScimSettings | None = None
 
     @model_validator(mode="after")
     def _ttls(self) -> IdentitySettings:
@@ -336,10 +371,13 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         return p if p is None or p.is_absolute() else (base / p)
 
     listeners = config.listeners
-    pg = listeners.postgres
-    if pg is not None and pg.tls is not None:
-        tls = pg.tls.model_copy(update={"cert": fix(pg.tls.cert), "key": fix(pg.tls.key)})
-        listeners = listeners.model_copy(update={"postgres": pg.model_copy(update={"tls": tls})})
+    for name in ("postgres", "api"):
+        listener = getattr(listeners, name)
+        if listener is not None and listener.tls is not None:
+            t = listener.tls
+            tls = t.model_copy(update={"cert": fix(t.cert), "key": fix(t.key)})
+            listener = listener.model_copy(update={"tls": tls})
+            listeners = listeners.model_copy(update={name: listener})
     targets = tuple(t.model_copy(update={"ca": fix(t.ca)}) for t in config.targets)
     a = config.audit
     audit = a.model_copy(

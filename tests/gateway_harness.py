@@ -107,15 +107,28 @@ def running(
 
         async def start() -> None:
             gateway = Gateway(config, addons, authenticator)
-            await gateway.start()
+            try:
+                await gateway.start()
+            except BaseException:
+                await gateway.close()
+                raise
             started.set_result(gateway)
 
-        loop.run_until_complete(start())
+        try:
+            loop.run_until_complete(start())
+        except BaseException as exc:
+            started.set_exception(exc)
+            return
         loop.run_forever()
 
     thread = threading.Thread(target=main, name="wardgate-test-loop", daemon=True)
     thread.start()
-    gateway = started.result(30)
+    try:
+        gateway = started.result(30)
+    except BaseException:
+        thread.join(30)
+        loop.close()
+        raise
     port = gateway.addresses["postgres"][1]
     running_gateway = RunningGateway(
         gateway, loop, port, ca, {"alice": "alice-secret", "bob": "bob-secret"}

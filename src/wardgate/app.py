@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from wardgate import tls
+from wardgate.api.app import ApiContext, build_app
+from wardgate.api.asgi import AsgiListener
 from wardgate.audit.chained import ChainedAudit
 from wardgate.audit.events import Event
 from wardgate.audit.jsonl import AuditLog
@@ -30,6 +33,7 @@ from wardgate.identity.authenticator import (
 from wardgate.identity.credential_auth import CredentialAuthenticator
 from wardgate.identity.oidc import OidcVerifier
 from wardgate.identity.oidc_auth import OidcAuthenticator
+from wardgate.identity.revalidate import IdpRevalidator
 from wardgate.identity.revocation import LiveSession, RevocationWatcher, sign_in_check
 from wardgate.identity.state import StateStore
 from wardgate.protocols.postgres.server import PostgresServer
@@ -85,7 +89,14 @@ class Gateway:
             if self.state is not None
             else None
         )
+        self.revalidator = (
+            IdpRevalidator(self.oidc, self.state)
+            if self.oidc is not None and self.state is not None
+            else None
+        )
+        self._revalidating: asyncio.Task[None] | None = None
         self.postgres: PostgresServer | None = None
+        self.api: AsgiListener | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
     def live_sessions(self) -> list[LiveSession]:
@@ -121,6 +132,16 @@ class Gateway:
                 "postgres", pg, targets, self.authenticator, self.pipeline
             )
             self.addresses["postgres"] = await self.postgres.start()
+        api = self.config.listeners.api
+        if api is not None:
+            context = ApiContext(
+                self.config, self.record, self.health, self.state, self.oidc, self.revalidator
+            )
+            server_tls = tls.server_context(api.tls.cert, api.tls.key) if api.tls else None
+            self.api = AsgiListener("api", build_app(context), api.host, api.port, server_tls)
+            self.addresses["api"] = await self.api.start()
+        if self.revalidator is not None:
+            self._revalidating = asyncio.create_task(self._revalidate(self.revalidator))
 
     async def _tick(self) -> None:
         """Once a second: sign a head if one is due by time (so a quiet log is signed too), and
@@ -161,6 +182,17 @@ class Gateway:
                 log.exception("identity: revocation check failed")
             await asyncio.sleep(self.config.identity.watch_interval)
 
+    async def _revalidate(self, revalidator: IdpRevalidator) -> None:
+        """Ask the identity provider about every human whose grant we hold, every
+        ``revalidate_interval``; refusals revoke through the store (and so the watcher)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.config.identity.revalidate_interval)
+            try:
+                await loop.run_in_executor(None, revalidator.run_once)
+            except Exception:
+                log.exception("identity: re-validation failed")
+
     def health(self) -> dict[str, object]:
         audit: dict[str, object] = {"healthy": True, "reason": "", "pending": 0}
         if self.chained is not None:
@@ -173,10 +205,15 @@ class Gateway:
         }
         if self.forwarder is not None:
             out["siem"] = self.forwarder.status()
+        if self.revalidator is not None:
+            last = self.revalidator.last
+            out["identity"] = {"revalidated": last.checked, "idp_unreachable": last.unreachable}
         return out
 
     async def close(self) -> None:
-        for task in (self._watcher, self._ticker):
+        if self.api is not None:
+            await self.api.close()
+        for task in (self._revalidating, self._watcher, self._ticker):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -194,6 +231,8 @@ class Gateway:
             self.forwarder.stop()
         if self.state is not None:
             self.state.close()
+        if self.revalidator is not None:
+            self.revalidator.close()
         if self.oidc is not None:
             self.oidc.close()
 

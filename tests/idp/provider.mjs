@@ -17,6 +17,7 @@
 //   POST /interaction/:uid/login    checks the password
 //   POST /interaction/:uid/confirm  grants what the client asked for
 //   GET  /interaction/:uid/abort    refuses
+// Test administration: POST /test/accounts/:id/disable (or /enable).
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -37,7 +38,11 @@ const ACCOUNTS = {
   alice: { password: 'alice-password', name: 'Alice Engineer', groups: ['engineering'] },
   bob: { password: 'bob-password', name: 'Bob Clinician', groups: ['clinicians'] },
   carol: { password: 'carol-password', name: 'Carol Compliance', groups: ['compliance', 'audit'] },
+  dave: { password: 'dave-password', name: 'Dave Contractor', groups: ['engineering'] },
 };
+// Accounts an administrator disabled (POST /test/accounts/:id/disable): they cannot sign in,
+// refresh or call userinfo, as in an IdP that deprovisioned them.
+const DISABLED = new Set();
 
 function profile(id) {
   const account = ACCOUNTS[id];
@@ -86,7 +91,7 @@ const configuration = {
   // Claims go into the ID token too, as most enterprise IdPs do for groups and email.
   conformIdTokenClaims: false,
   findAccount(_ctx, id) {
-    if (!ACCOUNTS[id]) return undefined;
+    if (!ACCOUNTS[id] || DISABLED.has(id)) return undefined;
     return { accountId: id, claims: () => profile(id) };
   },
   features: {
@@ -175,7 +180,7 @@ async function interaction(provider, req, res, url) {
   if (req.method === 'POST' && action === 'login' && details.prompt.name === 'login') {
     const form = await readForm(req);
     const id = form.get('login') ?? '';
-    if (!ACCOUNTS[id] || ACCOUNTS[id].password !== form.get('password')) {
+    if (!ACCOUNTS[id] || DISABLED.has(id) || ACCOUNTS[id].password !== form.get('password')) {
       return loginForm(res, uid, 401, 'Invalid login or password');
     }
     const result = { login: { accountId: id } };
@@ -196,6 +201,13 @@ server.listen(Number(args.port), '127.0.0.1', () => {
   const callback = provider.callback();
   server.on('request', (req, res) => {
     const url = new URL(req.url, issuer);
+    const admin = url.pathname.match(/^\/test\/accounts\/([a-z]+)\/(disable|enable)$/);
+    if (admin && req.method === 'POST' && ACCOUNTS[admin[1]]) {
+      if (admin[2] === 'disable') DISABLED.add(admin[1]);
+      else DISABLED.delete(admin[1]);
+      res.statusCode = 204;
+      return res.end();
+    }
     if (!url.pathname.startsWith('/interaction/')) return callback(req, res);
     return interaction(provider, req, res, url).catch((err) => {
       console.error('interaction failed:', err);

@@ -152,6 +152,12 @@ class TestIdp:
             process.kill()
             process.wait(STOP_TIMEOUT)
 
+    def set_enabled(self, account: str, enabled: bool) -> None:
+        """Disable an account as an IdP administrator would (or enable it again)."""
+        action = "enable" if enabled else "disable"
+        response = httpx.post(f"{self.issuer}/test/accounts/{account}/{action}", timeout=5)
+        assert response.status_code == 204, response.text
+
     def rotate(self) -> None:
         """Restart on the same port with new keys. Sessions, grants and tokens are forgotten."""
         self.stop()

@@ -20,7 +20,12 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
-PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "carol": "carol-password"}
+PASSWORDS = {
+    "alice": "alice-password",
+    "bob": "bob-password",
+    "carol": "carol-password",
+    "dave": "dave-password",
+}
 SCOPE = "openid email profile groups offline_access"
 REDIRECT_URI = "http://127.0.0.1:1/callback"  # native loopback: any port is accepted
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -165,3 +170,16 @@ def device_flow(issuer: str, user: str, *, client_id: str = "wardgate") -> Token
 def refresh(issuer: str, refresh_token: str, *, client_id: str = "wardgate") -> httpx.Response:
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
     return httpx.post(f"{issuer}/token", data=data, timeout=10)
+
+
+def approve(url: str, user: str, *, password: str | None = None) -> httpx.Response:
+    """A person opens ``url`` (an authorization request) in a browser and signs in; the last
+    response, normally the redirect to the client's loopback callback."""
+    with httpx.Client(timeout=10) as browser:
+        return _browse(browser, browser.get(url), user, password or PASSWORDS[user])
+
+
+def approve_device(verification_uri: str, user_code: str, user: str) -> httpx.Response:
+    """A person enters a device flow's ``user_code`` at ``verification_uri`` and signs in."""
+    with httpx.Client(timeout=10) as browser:
+        return _browse(browser, browser.get(verification_uri), user, PASSWORDS[user], user_code)

@@ -17,4 +17,8 @@
   human owner; ``credential_auth``: the ``CredentialAuthenticator``.
 - ``revocation``: the watcher that ends live sessions of revoked humans; the sign-in check.
 - ``cli``: ``wardgate credential``, ``agent``, ``service``, ``credentials``, ``users``.
+- ``scim``: the SCIM 2.0 ``/Users`` endpoint identity providers push to (``scim_app``, mounted
+  at ``/scim/v2``); ``scim_model`` the User resource as kept and shown, ``scim_patch`` PatchOp,
+  ``scim_filter`` filters, ``scim_provision`` what a change does to the human, ``scim_schema``
+  the discovery documents.
 """

@@ -18,10 +18,11 @@ from typing import Any
 
 from wardgate.audit.events import identity_event
 from wardgate.config import Config, ConfigError, config_path, load
-from wardgate.identity.credentials import describe, issue, parse_duration
+from wardgate.identity import login_cli
+from wardgate.identity.credentials import check_request, describe, issue, parse_duration
 from wardgate.identity.state import Human, Kind, StateError, StateStore
 
-COMMANDS = ("credential", "agent", "service", "credentials", "users")
+COMMANDS = ("credential", "agent", "service", "credentials", "users", "login", "logout")
 
 
 class _Refused(Exception):
@@ -38,8 +39,11 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("-c", "--config", default=None, help="configuration file")
         return p
 
+    login_cli.add_parsers(sub)
     cred = command(sub, "credential", "print a short-lived gateway credential for a human")
-    cred.add_argument("--user", required=True, help="the human (subject or e-mail)")
+    cred.add_argument(
+        "--user", default=None, help="as an administrator: the human (default: the signed-in one)"
+    )
     cred.add_argument("--ttl", default=None, help="lifetime, e.g. 30m or 1h (default from config)")
 
     for kind, ttl_help in (("agent", "default 8h"), ("service", "required")):
@@ -47,7 +51,10 @@ def add_parsers(sub: Any) -> None:
         actions = group.add_subparsers(dest=f"{kind}_command", required=True, metavar="ACTION")
         create = command(actions, "create", f"create a {kind} credential acting for its owner")
         create.add_argument("--name", required=True)
-        create.add_argument("--owner", required=True, help="the human it acts for")
+        create.add_argument(
+            "--owner", default=None, help="as an administrator: the human it acts for"
+            " (default: the signed-in human, through the gateway)",
+        )  # fmt: skip
         create.add_argument("--ttl", required=kind == "service", default="8h", help=ttl_help)
         create.add_argument("--roles", type=_roles, default=None, help="a subset of the owner's")
 
@@ -70,6 +77,12 @@ def add_parsers(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command in ("login", "logout"):
+        return login_cli.run(args)
+    if args.command == "credential" and args.user is None:
+        return login_cli.run(args, "human")
+    if args.command in ("agent", "service") and args.owner is None:
+        return login_cli.run(args, args.command)
     try:
         config = load(config_path(args.config))
         if config.identity.state is None:
@@ -127,7 +140,11 @@ def _dispatch(args: argparse.Namespace, config: Config, store: StateStore) -> in
 def _revoke(store: StateStore, who: str, reason: str) -> int:
     human = store.human(who)
     if human is None:
-        raise _Refused(f"unknown human {who!r}")
+        # Someone who signed in only with provider tokens, or never yet: revoke them ahead, so
+        # that no sign-in as them (and no credential for them) succeeds from now on.
+        email = who if "@" in who else None
+        human = store.add_human(who, email, source="cli")
+        print(f"{who} was not registered; registered as revoked", file=sys.stderr)
     event = identity_event(
         "user.revoked", _actor(), time.time(), subject=human.subject, email=human.email,
         reason=reason, source="cli",
@@ -146,9 +163,9 @@ def _issue(
     roles: tuple[str, ...] | None,
     ident: Any,
 ) -> int:
-    limit = ident.service_max_ttl if kind == "service" else ident.credential_max_ttl
-    if ttl > limit:
-        raise ValueError(f"--ttl exceeds the maximum of {limit:g} s for {kind} credentials")
+    check_request(
+        kind, name, ttl, max_ttl=ident.credential_max_ttl, service_max_ttl=ident.service_max_ttl
+    )
     event = identity_event("credential.created", _actor(), time.time())
     issued = issue(store, kind, name or owner.subject, owner, ttl, event, roles=roles)
     record = issued.record

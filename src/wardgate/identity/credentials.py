@@ -28,6 +28,8 @@ METHOD = "credential"
 _SHAPE = re.compile(r"^wgc_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+# An agent's or service's name is the user name its client connects as.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 def parse_duration(value: str | float) -> float:
@@ -42,6 +44,20 @@ def parse_duration(value: str | float) -> float:
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return seconds
+
+
+def check_request(
+    kind: Kind, name: str | None, ttl: float, *, max_ttl: float, service_max_ttl: float
+) -> None:
+    """Refuse (ValueError) a name or lifetime that no credential of ``kind`` may have."""
+    limit = service_max_ttl if kind == "service" else max_ttl
+    if ttl > limit:
+        raise ValueError(f"ttl exceeds the maximum of {limit:g} s for {kind} credentials")
+    if kind != "human" and (name is None or not _NAME.match(name)):
+        raise ValueError(
+            f"{kind} name {name!r}: 1 to 63 letters, digits, '.', '_' or '-', starting with a"
+            " letter or digit"
+        )
 
 
 def digest(secret: str) -> str:

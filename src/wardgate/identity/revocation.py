@@ -10,8 +10,8 @@ Terminated sessions get FATAL 57P01 (``admin_shutdown``, what ``pg_terminate_bac
 clients and pools treat it as "the connection was ended", not as a configuration error, and
 retrying with the same credential then fails with 28P01 at sign-in.
 
-Re-validation against the IdP (issue 3, source b) plugs in as a ``Revalidator``: it is called every
-``revalidate_interval`` seconds and revokes through the same store; none is built yet.
+Revocations come from the command line, from SCIM and from re-validation against the identity
+provider (``revalidate``); all three write the store, and this watcher acts on it.
 """
 
 from __future__ import annotations
@@ -34,12 +34,6 @@ class LiveSession(Protocol):
     info: SessionInfo
 
     def terminate(self, sqlstate: str, message: str, reason: str = "") -> None: ...
-
-
-class Revalidator(Protocol):
-    """Asks the identity provider whether each signed-in human is still allowed (not built yet)."""
-
-    def revalidate(self, store: StateStore) -> None: ...
 
 
 def revoked_in(session: SessionInfo, revoked: frozenset[str]) -> str:

@@ -53,6 +53,30 @@ SCHEMA = (
         seq INTEGER PRIMARY KEY,
         event TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS idp_grant (
+        subject TEXT PRIMARY KEY,
+        refresh_token TEXT NOT NULL,
+        userinfo BIGINT NOT NULL DEFAULT 0,
+        updated DOUBLE PRECISION NOT NULL
+    )""",
+    # SCIM 2.0 users as the identity provider pushed them (``identity.scim``). ``subject`` is the
+    # human they provision; a deleted user keeps its row (and its human, revoked) for the audit.
+    """CREATE TABLE IF NOT EXISTS scim_user (
+        id TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        user_name_key TEXT NOT NULL,
+        external_id TEXT,
+        resource TEXT NOT NULL,
+        created DOUBLE PRECISION NOT NULL,
+        modified DOUBLE PRECISION NOT NULL,
+        deleted DOUBLE PRECISION
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS scim_user_name ON scim_user (user_name_key)"
+    " WHERE deleted IS NULL",
+    "CREATE UNIQUE INDEX IF NOT EXISTS scim_user_subject ON scim_user (subject)"
+    " WHERE deleted IS NULL",
+    "CREATE INDEX IF NOT EXISTS scim_user_external ON scim_user (external_id)",
 )
 
 
@@ -93,6 +117,16 @@ class CredentialRecord:
     @property
     def subject(self) -> str:
         return self.owner if self.kind == "human" else f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A human's refresh token, held for re-validation; ``userinfo`` says whether the provider's
+    userinfo endpoint accepts the access tokens it yields (decided when the grant is adopted)."""
+
+    subject: str
+    refresh_token: str
+    userinfo: bool
 
 
 def _human(row: sqlite3.Row) -> Human:
@@ -216,6 +250,16 @@ class StateStore:
             )
             db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
 
+    def reactivate_human(self, subject: str, event: dict[str, Any]) -> bool:
+        """Active again, and queue ``event``; every credential of theirs and of their agents that
+        is not yet marked revoked is marked now, so nothing issued before comes back to life.
+        False (and nothing queued) if the human was not revoked."""
+        with self._write() as db:
+            done = _reactivate(db, subject, time.time())
+            if done:
+                db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
+        return done
+
     def revoked_names(self) -> frozenset[str]:
         """Subjects and e-mail addresses of every revoked human."""
         rows = self._read("SELECT subject, email FROM human WHERE status = 'revoked'")
@@ -251,6 +295,81 @@ class StateStore:
         rows = self._read("SELECT * FROM credential ORDER BY created, id")
         return [_credential(r) for r in rows]
 
+    def sync_human(
+        self, subject: str, email: str | None, roles: tuple[str, ...], event: dict[str, Any]
+    ) -> Human:
+        """At an OIDC sign-in: register the human (queueing ``event``) or bring their e-mail and
+        roles up to date with the provider's. A revoked human stays revoked."""
+        with self._write() as db:
+            found = db.execute("SELECT status FROM human WHERE subject = ?", (subject,)).fetchone()
+            if found is None:
+                db.execute(
+                    "INSERT INTO human (subject, email, roles, status, created, source)"
+                    " VALUES (?, ?, ?, 'active', ?, 'oidc')",
+                    (subject, email, json.dumps(list(roles)), time.time()),
+                )
+                db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
+            elif found["status"] == "active":
+                db.execute(
+                    "UPDATE human SET email = coalesce(?, email), roles = ? WHERE subject = ?",
+                    (email, json.dumps(list(roles)), subject),
+                )
+        human = self.human(subject)
+        assert human is not None
+        return human
+
+    # ---- IdP grants (refresh tokens held for re-validation) --------------------------------------
+
+    def put_grant(self, grant: Grant) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO idp_grant (subject, refresh_token, userinfo, updated)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (subject) DO UPDATE SET"
+                " refresh_token = excluded.refresh_token, userinfo = excluded.userinfo,"
+                " updated = excluded.updated",
+                (grant.subject, grant.refresh_token, int(grant.userinfo), time.time()),
+            )
+
+    def grants(self) -> list[Grant]:
+        """The grant of every active human the gateway holds one for."""
+        rows = self._read(
+            "SELECT g.subject, g.refresh_token, g.userinfo FROM idp_grant g JOIN human h"
+            " ON h.subject = g.subject WHERE h.status = 'active' ORDER BY g.subject"
+        )
+        return [Grant(r["subject"], r["refresh_token"], bool(r["userinfo"])) for r in rows]
+
+    def drop_grant(self, subject: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM idp_grant WHERE subject = ?", (subject,))
+
+    # ---- SCIM -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def scim_write(self) -> Iterator[ScimWrite]:
+        """One write transaction of the SCIM endpoint: its user, the human, the audit outbox."""
+        try:
+            with self._write() as db:
+                yield ScimWrite(db)
+        except sqlite3.Error as exc:
+            raise StateError(f"identity state {self.path}: {exc}") from exc
+
+    def scim_user(self, scim_id: str) -> ScimUser | None:
+        rows = self._read(f"{_SCIM_SELECT} WHERE s.id = ? AND s.deleted IS NULL", (scim_id,))
+        return _scim_user(rows[0]) if rows else None
+
+    def scim_users(
+        self, *, user_name: str | None = None, external_id: str | None = None
+    ) -> list[ScimUser]:
+        """Live users in creation order; all of them, or those with a user name (any case) or
+        an external id."""
+        sql = f"{_SCIM_SELECT} WHERE s.deleted IS NULL"
+        params: tuple[str, ...] = ()
+        if user_name is not None:
+            sql, params = f"{sql} AND s.user_name_key = ?", (user_name.lower(),)
+        elif external_id is not None:
+            sql, params = f"{sql} AND s.external_id = ?", (external_id,)
+        return [_scim_user(r) for r in self._read(f"{sql} ORDER BY s.created, s.id", params)]
+
     # ---- outbox ---------------------------------------------------------------------------------
 
     def outbox(self, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
@@ -264,3 +383,151 @@ class StateStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _reactivate(db: sqlite3.Connection, subject: str, now: float) -> bool:
+    db.execute(
+        "UPDATE credential SET revoked_at = coalesce((SELECT revoked_at FROM human"
+        " WHERE subject = ? AND status = 'revoked'), ?) WHERE owner = ? AND revoked_at IS NULL",
+        (subject, now, subject),
+    )
+    cursor = db.execute(
+        "UPDATE human SET status = 'active', revoked_at = NULL, reason = ''"
+        " WHERE subject = ? AND status = 'revoked'",
+        (subject,),
+    )
+    return cursor.rowcount > 0
+
+
+# ---- SCIM ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScimUser:
+    """A live SCIM user; ``human_active`` is its human's status now (None: no such human)."""
+
+    id: str
+    subject: str
+    user_name: str
+    external_id: str | None
+    resource: dict[str, Any]
+    created: float
+    modified: float
+    human_active: bool | None = None
+
+
+_SCIM_SELECT = (
+    "SELECT s.*, h.status AS human_status FROM scim_user s"
+    " LEFT JOIN human h ON h.subject = s.subject"
+)
+
+
+def _scim_user(row: sqlite3.Row) -> ScimUser:
+    status = row["human_status"]
+    return ScimUser(
+        row["id"],
+        row["subject"],
+        row["user_name"],
+        row["external_id"],
+        json.loads(row["resource"]),
+        row["created"],
+        row["modified"],
+        None if status is None else status == "active",
+    )
+
+
+class ScimWrite:
+    """What the SCIM endpoint reads and changes inside one transaction (``scim_write``)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        cursor = self._db.execute(sql, params)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def user(self, scim_id: str) -> ScimUser | None:
+        rows = self._rows(f"{_SCIM_SELECT} WHERE s.id = ? AND s.deleted IS NULL", (scim_id,))
+        return _scim_user(rows[0]) if rows else None
+
+    def taken(self, user_name: str, subject: str, other_than: str | None) -> str:
+        """Which of ``userName`` and ``subject`` another live user holds ("" if neither)."""
+        rows = self._rows(
+            "SELECT user_name_key, subject FROM scim_user WHERE deleted IS NULL AND id != ?"
+            " AND (user_name_key = ? OR subject = ?)",
+            (other_than or "", user_name.lower(), subject),
+        )
+        if any(r["user_name_key"] == user_name.lower() for r in rows):
+            return "userName"
+        return "subject" if rows else ""
+
+    def human(self, subject: str) -> Human | None:
+        rows = self._rows("SELECT * FROM human WHERE subject = ?", (subject,))
+        return _human(rows[0]) if rows else None
+
+    def deleted_since(self, subject: str, since: float) -> bool:
+        """Whether a SCIM user of ``subject`` was deleted at or after ``since``."""
+        rows = self._rows(
+            "SELECT 1 FROM scim_user WHERE subject = ? AND deleted >= ? LIMIT 1", (subject, since)
+        )
+        return bool(rows)
+
+    def put_user(self, user: ScimUser) -> None:
+        self._db.execute(
+            "INSERT INTO scim_user (id, subject, user_name, user_name_key, external_id, resource,"
+            " created, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " subject = excluded.subject, user_name = excluded.user_name,"
+            " user_name_key = excluded.user_name_key, external_id = excluded.external_id,"
+            " resource = excluded.resource, modified = excluded.modified",
+            (
+                user.id,
+                user.subject,
+                user.user_name,
+                user.user_name.lower(),
+                user.external_id,
+                json.dumps(user.resource),
+                user.created,
+                user.modified,
+            ),
+        )
+
+    def delete_user(self, scim_id: str, now: float) -> None:
+        self._db.execute(
+            "UPDATE scim_user SET deleted = ?, modified = ? WHERE id = ? AND deleted IS NULL",
+            (now, now, scim_id),
+        )
+
+    def add_human(
+        self, subject: str, email: str | None, roles: tuple[str, ...], now: float
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO human (subject, email, roles, status, created, source)"
+            " VALUES (?, ?, ?, 'active', ?, 'scim')",
+            (subject, email, json.dumps(list(roles)), now),
+        )
+
+    def update_human(self, subject: str, email: str | None, roles: tuple[str, ...] | None) -> None:
+        """A None leaves that attribute as it is."""
+        self._db.execute(
+            "UPDATE human SET email = coalesce(?, email), roles = coalesce(?, roles)"
+            " WHERE subject = ?",
+            (email, None if roles is None else json.dumps(list(roles)), subject),
+        )
+
+    def revoke(self, subject: str, reason: str, now: float) -> bool:
+        """What ``StateStore.revoke_human`` does; False if the human was not active."""
+        cursor = self._db.execute(
+            "UPDATE human SET status = 'revoked', revoked_at = ?, reason = ?"
+            " WHERE subject = ? AND status = 'active'",
+            (now, reason, subject),
+        )
+        return cursor.rowcount > 0
+
+    def reactivate(self, subject: str, now: float) -> bool:
+        return _reactivate(self._db, subject, now)
+
+    def queue(self, event: dict[str, Any]) -> None:
+        self._db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))

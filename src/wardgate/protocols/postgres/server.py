@@ -349,7 +349,12 @@ class PgSession:
                     raise ProtocolViolation(f"client chose an unoffered SASL mechanism {mech!r}")
                 data = body[pos + 4 :]
             first = False
-            step = exchange.step(data)
+            if exchange.mechanism == PASSWORD:
+                # Checking a bearer secret reads the identity state or the provider's keys:
+                # blocking I/O, kept off the loop that carries every other session.
+                step = await asyncio.to_thread(exchange.step, data)
+            else:
+                step = exchange.step(data)
             if step.failure:
                 raise SessionRefused(
                     "28P01", f'password authentication failed for user "{user}"', step.failure

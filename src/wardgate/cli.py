@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=None, help="where the demo keeps its state")
     demo.add_argument("--port", type=int, default=15432, help="gateway port (default 15432)")
     demo.add_argument("--patients", type=int, default=10_000, help="synthetic patients to seed")
+    demo.add_argument(
+        "--story",
+        action="store_true",
+        help="tell the offboarded-contractor story (agent credential, revocation) and exit",
+    )
 
     from wardgate.audit import cli as audit_cli
 
@@ -64,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:  # one line per HTTP request (re-validation, JWKS) is noise
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             return _serve(args.config)
@@ -78,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from wardgate.demo.run import run_demo
 
-            return run_demo(data_dir=args.data_dir, port=args.port, patients=args.patients)
+            return run_demo(
+                data_dir=args.data_dir, port=args.port, patients=args.patients, story=args.story
+            )
         if args.command == "audit":
             from wardgate.audit import cli as audit_cli
 

@@ -107,6 +107,22 @@ def test_demo_prints_working_psql_line_and_stops_cleanly(
         count, mrn = out.stdout.split()
         assert int(count) >= 10_000 and mrn
 
+        # The same with an ID token of the development provider as the password.
+        token_lines = [line for line in lines if line.startswith("PGPASSWORD=")]
+        assert len(token_lines) == 3 and all("sslmode=verify-full" in x for x in token_lines)
+        assert any(
+            x.startswith("identity provider (DEVELOPMENT ONLY): http://127.0.0.1:") for x in lines
+        )
+        shell = token_lines[1].replace(" psql ", f" {shlex.quote(pg_bin('psql'))} ", 1)
+        out = subprocess.run(
+            ["bash", "-c", f"{shell} -X -At -c 'SELECT count(*) FROM patients'"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert int(out.stdout) >= 10_000
+
         check = subprocess.run(
             [sys.executable, "-m", "wardgate", "check"],
             env={**os.environ, "WARDGATE_CONFIG": str(config_file)},
@@ -121,8 +137,9 @@ def test_demo_prints_working_psql_line_and_stops_cleanly(
     assert not _postmaster_running(data_dir), _server_state(data_dir)
     events = [json.loads(x) for x in (data_dir / "audit.jsonl").read_text().splitlines()]
     seen = [e for e in events if e["type"] == "statement" and "patients" in e["statement"]]
-    assert seen and all(e["who"]["subject"] == "alice" for e in seen)
+    assert [e["who"]["subject"] for e in seen] == ["alice", "alice", "bob"]
     assert seen[0]["rows"] == 1
+    assert seen[2]["who"]["method"] == "oidc" and seen[2]["who"]["roles"] == ["clinician"]
     env = {**os.environ, "WARDGATE_CONFIG": str(config_file)}
     verified = subprocess.run(
         [sys.executable, "-m", "wardgate", "audit", "verify"],
@@ -143,3 +160,41 @@ def test_demo_prints_working_psql_line_and_stops_cleanly(
         == (psql_lines[0].split("password=")[1].split()[0])
     )
     assert not _postmaster_running(data_dir)
+
+
+@pytest.mark.slow
+def test_demo_story_ends_the_agents_session_and_exits(server_dirs: Callable[[str], Path]) -> None:
+    data_dir = server_dirs("story") / "demo"
+    command = [sys.executable, "-m", "wardgate", "demo", "--story", "--data-dir", str(data_dir)]
+    done = subprocess.run(
+        [*command, "--patients", "200"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+    )
+    print(done.stdout, done.stderr)  # shown if the test fails
+    assert done.returncode == 0
+    assert "[8/8] the audit trail of the story" in done.stdout
+    assert "57P01 terminating connection: access of 'alice' was revoked" in done.stdout
+    assert "The story went as it should" in done.stdout
+    assert not _postmaster_running(data_dir), _server_state(data_dir)
+
+    story = data_dir / "story"
+    events = [json.loads(x) for x in (story / "audit.jsonl").read_text().splitlines()]
+    kinds = [e["type"] for e in events]
+    for kind in ("session.start", "user.revoked", "session.terminated", "session.refused"):
+        assert kind in kinds
+    agent = [e for e in events if e["type"] == "session.start" and e["who"]["on_behalf_of"]]
+    assert agent[0]["who"]["subject"] == "agent:cursor"
+    assert agent[0]["who"]["on_behalf_of"] == ["alice"]
+    terminated = next(e for e in events if e["type"] == "session.terminated")
+    assert terminated["session"]["id"] == agent[0]["session"]["id"]
+    verified = subprocess.run(
+        [sys.executable, "-m", "wardgate", "audit", "verify"],
+        env={**os.environ, "WARDGATE_CONFIG": str(story / "wardgate.yaml")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -10,5 +10,9 @@ Glossary:
   because PostgreSQL refuses to run as root.
 - seed: synthetic patients, encounters and free-text clinical notes (`seed.seed`), generated
   deterministically from a number so that every demo and test sees the same rows.
+- development OpenID provider (`idp`, DEVELOPMENT ONLY): a small provider on loopback that signs
+  real tokens for the demo accounts alice, bob and carol; `idp_keys` holds its accounts and key
+  file, `idp_tokens` its grants, `idp_routes` and `idp_pages` its HTTP side.
+- story: `wardgate demo --story` (`story`), the offboarded contractor's agent losing its session.
 - MRN: medical record number, the hospital's own patient identifier; format in `seed.MRN_DIGITS`.
 """

@@ -1,8 +1,10 @@
-"""``wardgate demo``: an embedded PostgreSQL with synthetic patients behind a TLS gateway.
+"""``wardgate demo``: an embedded PostgreSQL with synthetic patients behind a TLS gateway, and a
+development OpenID provider whose tokens the gateway accepts.
 
 Everything lives in one data directory (per user; ``/var/lib/wardgate/demo`` for root, so that the
 embedded server's own account never needs a way into root's home). The second run reuses the
-cluster, the seeded data, the certificates and the demo passwords, so it starts in seconds.
+cluster, the seeded data, the certificates, the demo passwords and the provider's signing keys,
+so it starts in seconds. ``--story`` tells the contractor story instead (``story``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import yaml
 
 from wardgate.app import Gateway, run, serve
 from wardgate.config import load
+from wardgate.demo.idp import DevProviderServer, start_dev_provider
+from wardgate.demo.idp_keys import demo_users
+from wardgate.demo.idp_tokens import CLIENT_ID, GATEWAY_AUDIENCE, DevProvider
 from wardgate.demo.postgres import LocalPostgres, start_embedded
 from wardgate.demo.seed import create_database_if_missing, seed
 from wardgate.pki import ensure_dev_pki
@@ -32,6 +37,11 @@ log = logging.getLogger(__name__)
 
 DATABASE = "clinic"
 DEMO_USERS = (("alice", "engineer"), ("bob", "clinician"), ("carol", "compliance"))
+# The provider's groups and the wardgate roles they map to (identity.oidc.role_mapping).
+ROLE_MAPPING = {"engineering": "engineer", "clinicians": "clinician", "compliance": "compliance"}
+IDP_PORT = 15490
+API_PORT = 15480
+TOKEN_LIFETIME = 8 * 3600.0  # the ID tokens of the printed psql lines last a working day
 
 
 def default_data_dir() -> Path:
@@ -54,15 +64,25 @@ def _passwords(path: Path) -> dict[str, str]:
     return passwords
 
 
-def write_config(data_dir: Path, pg: LocalPostgres, port: int, passwords: dict[str, str]) -> Path:
+def write_config(
+    data_dir: Path,
+    pg: LocalPostgres,
+    port: int,
+    passwords: dict[str, str],
+    *,
+    issuer: str,
+    api_port: int,
+    work_dir: Path | None = None,
+) -> Path:
+    """``wardgate.yaml`` in ``work_dir`` (default ``data_dir``), which also holds the identity
+    state and the audit; the certificates are always those of ``data_dir``."""
     pki = ensure_dev_pki(data_dir / "pki")
+    work = work_dir or data_dir
+    tls = {"cert": str(pki.server_cert), "key": str(pki.server_key)}
     config: dict[str, Any] = {
         "listeners": {
-            "postgres": {
-                "host": "127.0.0.1",
-                "port": port,
-                "tls": {"cert": str(pki.server_cert), "key": str(pki.server_key)},
-            }
+            "postgres": {"host": "127.0.0.1", "port": port, "tls": tls, "auth": "password"},
+            "api": {"host": "127.0.0.1", "port": api_port, "tls": tls},
         },
         "users": [
             {"name": name, "password": passwords[name], "roles": [role]}
@@ -81,18 +101,45 @@ def write_config(data_dir: Path, pg: LocalPostgres, port: int, passwords: dict[s
             }
         ],
         "audit": {
-            "path": str(data_dir / "audit.jsonl"),
-            "store": str(data_dir / "audit" / "audit.db"),
+            "path": str(work / "audit.jsonl"),
+            "store": str(work / "audit" / "audit.db"),
             # Signed heads are anchored outside the store's folder.
-            "head_file": str(data_dir / "anchors" / "heads.jsonl"),
+            "head_file": str(work / "anchors" / "heads.jsonl"),
+        },
+        "identity": {
+            "state": str(work / "identity.db"),
+            "oidc": {
+                "issuer": issuer,
+                "client_id": CLIENT_ID,
+                "audiences": [GATEWAY_AUDIENCE],
+                "roles_claim": "groups",
+                "role_mapping": ROLE_MAPPING,
+            },
         },
     }
-    path = data_dir / "wardgate.yaml"
+    path = work / "wardgate.yaml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("# Written by `wardgate demo`; development only (dev CA, demo passwords).\n")
+        f.write(
+            "# Written by `wardgate demo`; development only (dev CA, demo passwords, and a\n"
+            "# development identity provider whose keys are in the demo folder).\n"
+        )
         yaml.safe_dump(config, f, sort_keys=False)
     return path
+
+
+def write_tokens(provider: DevProvider, directory: Path) -> dict[str, Path]:
+    """A fresh ID token per demo user, each in a file of its own (mode 0600)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files = {}
+    for name, _role in DEMO_USERS:
+        path = directory / f"{name}.id_token"
+        token = provider.mint(name, lifetime=TOKEN_LIFETIME)["id_token"]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token)
+        files[name] = path
+    return files
 
 
 def connection_lines(port: int, user: str, password: str, ca: Path) -> tuple[str, str]:
@@ -105,11 +152,25 @@ def connection_lines(port: int, user: str, password: str, ca: Path) -> tuple[str
     return f"psql {shlex.quote(conninfo)}", uri
 
 
-def run_demo(data_dir: str | None, port: int, patients: int) -> int:
+def token_line(port: int, user: str, token_file: Path, ca: Path) -> str:
+    """A psql line whose password is the ID token in ``token_file`` (kept off the line)."""
+    conninfo = (
+        f"host=127.0.0.1 port={port} dbname={DATABASE} user={user} "
+        f"sslmode=verify-full sslrootcert={ca}"
+    )
+    return f'PGPASSWORD="$(cat {shlex.quote(str(token_file))})" psql {shlex.quote(conninfo)}'
+
+
+def start_provider(base: Path, passwords: dict[str, str], port: int) -> DevProviderServer:
+    return start_dev_provider(demo_users(passwords), base / "idp" / "keys.json", port=port)
+
+
+def run_demo(data_dir: str | None, port: int, patients: int, story: bool = False) -> int:
     base = Path(data_dir) if data_dir else default_data_dir()
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     print(f"wardgate demo: data in {base}", flush=True)
     pg = start_embedded(base / "postgres")
+    idp: DevProviderServer | None = None
     try:
         create_database_if_missing(pg.dsn("postgres"), DATABASE)
         summary = seed(pg.dsn(DATABASE), patients=patients)
@@ -119,27 +180,51 @@ def run_demo(data_dir: str | None, port: int, patients: int) -> int:
             flush=True,
         )
         passwords = _passwords(base / "demo-users.json")
-        config_file = write_config(base, pg, port, passwords)
+        if story:
+            from wardgate.demo.story import tell_story
+
+            idp = start_provider(base, passwords, 0)
+            return tell_story(base, pg, passwords, idp)
+        idp_port = 0 if port == 0 else IDP_PORT
+        try:
+            idp = start_provider(base, passwords, idp_port)
+        except OSError as exc:
+            print(f"wardgate demo: {exc} (port {idp_port}; --port 0 takes free ports)")
+            return 1
+        issuer = idp.issuer
+        api_port = 0 if port == 0 else API_PORT
+        config_file = write_config(base, pg, port, passwords, issuer=issuer, api_port=api_port)
         config = load(config_file)
+        tokens = write_tokens(idp.provider, base / "tokens")
 
         def ready(gateway: Gateway) -> None:
             _host, bound = gateway.addresses["postgres"]
             ca = base / "pki" / "ca.pem"
             print(f"\nconfig: {config_file}", flush=True)
             print(f"audit log: {config.audit.path} (and the signed store {config.audit.store})")
+            print(f"identity provider (DEVELOPMENT ONLY): {issuer}")
+            if "api" in gateway.addresses:
+                api_host, api_bound = gateway.addresses["api"]
+                print(f"gateway API: https://{api_host}:{api_bound}")
             print(f"export WARDGATE_CONFIG={shlex.quote(str(config_file))}\n")
             for name, role in DEMO_USERS:
                 psql_line, uri = connection_lines(bound, name, passwords[name], ca)
-                print(f"# {name} ({role})")
+                print(
+                    f"# {name} ({role}): with the password, or with an ID token from the provider"
+                )
                 print(psql_line)
                 print(uri)
+                print(token_line(bound, name, tokens[name], ca))
             print("\nTry: SELECT first_name, last_name, ssn FROM patients LIMIT 5;")
             print("Then: wardgate audit search --user alice   and   wardgate audit verify")
+            print("The story of an offboarded contractor: wardgate demo --story")
             print("Ctrl-C stops the gateway and the embedded PostgreSQL.", flush=True)
 
         with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
             run(lambda: serve(config, ready))
     finally:
+        if idp is not None:
+            idp.stop()
         pg.stop()
         print("wardgate demo: stopped", file=sys.stderr, flush=True)
     return 0

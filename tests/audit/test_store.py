@@ -107,3 +107,23 @@ def test_a_full_disk_is_unavailable_and_the_chain_resumes(store: SQLiteStore) ->
     assert store.last()[0] == 1  # nothing of the failed batch
     store._db.execute("PRAGMA max_page_count = 1000000")
     assert store.append_many([event(2)]) == [2]
+
+
+def test_a_batch_larger_than_one_insert_is_one_transaction(store: SQLiteStore) -> None:
+    events = [event(i) for i in range(1, 601)]
+    assert store.append_many(events) == list(range(1, 601))
+    prev = GENESIS
+    for entry in store.entries():
+        assert entry.prev_hash == prev
+        prev = entry.hash
+    assert store.last() == (600, prev)
+
+
+def test_appends_from_another_connection_are_chained_after(store: SQLiteStore) -> None:
+    store.append_many([event(1)])
+    other = SQLiteStore(store.path)
+    assert other.append_many([event(2), event(3)]) == [2, 3]
+    other.close()
+    assert store.append_many([event(4)]) == [4]  # its remembered tail was stale
+    entries = list(store.entries())
+    assert [e.prev_hash for e in entries[1:]] == [e.hash for e in entries[:-1]]

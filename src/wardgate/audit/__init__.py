@@ -5,6 +5,7 @@
 - ``jsonl``: ``AuditLog``, the addon that appends events to a JSON-lines file (the first cut).
 - ``chained``: ``ChainedAudit``, the addon on the tamper-evident store: hooks record, ``commit``
   makes a batch durable (group commit) and fails closed with ``AuditUnavailable``.
+  ``prepared``: a statement's event written straight to its canonical JSON, for the store.
 - ``store``: entries, heads, cuts, the entry hash and the portable schema; ``sqlite``: the default
   store. ``canonical``: RFC 8785 JSON. ``merkle``: RFC 6962 trees and proofs.
 - ``checkpoints``: the Ed25519 key and signed tree heads; ``anchors``: the head file and webhook.

@@ -1,9 +1,10 @@
 """``ChainedAudit``: the audit addon on the hash-chained store, built for group commit.
 
-Hooks only ``record`` events (an append to a deque: no I/O, no lock). Whoever releases responses
-calls ``commit()``, which appends everything recorded since the last commit in one durable
-transaction and then writes a signed head if one is due; a response may be released once the
-commit that follows its events has returned. If the store cannot write, ``commit`` raises
+Hooks only ``record`` events (an append to a deque: no I/O, no lock); a statement's event is
+recorded already encoded (``prepared.StatementEntries``), on the thread that ended it. Whoever
+releases responses calls ``commit()``, which appends everything recorded since the last commit in
+one durable transaction and then writes a signed head if one is due; a response may be released
+once the commit that follows its events has returned. If the store cannot write, ``commit`` raises
 ``AuditUnavailable``, keeps the events for the next attempt, and ``healthy`` turns False with
 the reason until a commit succeeds again.
 """
@@ -17,9 +18,11 @@ from pathlib import Path
 from wardgate.audit.anchors import Anchors
 from wardgate.audit.checkpoints import Checkpointer, load_or_create_key
 from wardgate.audit.events import Event
+from wardgate.audit.prepared import StatementEntries
 from wardgate.audit.recorder import EventRecorder
 from wardgate.audit.sqlite import SQLiteStore
-from wardgate.audit.store import AuditStore, AuditUnavailable
+from wardgate.audit.store import AuditStore, AuditUnavailable, Prepared, prepare
+from wardgate.core.model import Request, SessionInfo
 
 
 class ChainedAudit(EventRecorder):
@@ -31,8 +34,9 @@ class ChainedAudit(EventRecorder):
         self.checkpointer = checkpointer
         self.healthy = True
         self.reason = ""
-        self._pending: deque[Event] = deque()
+        self._pending: deque[Event | Prepared] = deque()
         self._commit_lock = threading.Lock()
+        self._statements = StatementEntries()
 
     @classmethod
     def open(
@@ -59,6 +63,13 @@ class ChainedAudit(EventRecorder):
     def record(self, event: Event) -> None:
         self._pending.append(event)
 
+    def result_end(self, request: Request) -> None:
+        self._pending.append(self._statements.prepare(request))
+
+    def disconnect(self, session: SessionInfo, reason: str) -> None:
+        self._statements.forget(session.id)
+        super().disconnect(session, reason)
+
     def pending(self) -> bool:
         return bool(self._pending)
 
@@ -74,24 +85,29 @@ class ChainedAudit(EventRecorder):
             if not batch:
                 return []
             try:
-                entries = self.store.append_entries(batch)
+                records = [prepare(e) if isinstance(e, dict) else e for e in batch]
+            except Exception:
+                pending.extendleft(reversed(batch))
+                raise
+            try:
+                rows, digests = self.store.append_prepared(records)
             except AuditUnavailable as exc:
-                pending.extendleft(reversed(batch))  # kept, in order, for the next attempt
+                pending.extendleft(reversed(records))  # kept, in order, for the next attempt
                 self._fail(exc)
                 raise
             except Exception as exc:
-                pending.extendleft(reversed(batch))
+                pending.extendleft(reversed(records))
                 failure = AuditUnavailable(f"audit store: {exc}")
                 self._fail(failure)
                 raise failure from exc
             if self.checkpointer is not None:
                 try:
-                    self.checkpointer.appended(entries)
+                    self.checkpointer.extend(rows[0][0], digests)
                 except AuditUnavailable as exc:  # the entries are durable; their head is not
                     self._fail(exc)
                     raise
             self.healthy, self.reason = True, ""
-            return [e.seq for e in entries]
+            return [row[0] for row in rows]
 
     def tick(self) -> None:
         """Write a head if one is due by time; call it every second or so from a timer."""

@@ -158,13 +158,23 @@ class Checkpointer:
             raise AuditUnavailable(f"the audit store ends at {size}, its heads at {self.head_size}")
 
     def appended(self, entries: Sequence[Entry]) -> Head | None:
-        for entry in entries:
-            if entry.seq != self.frontier.size + 1:
-                expected = self.frontier.size + 1
-                raise AuditUnavailable(
-                    f"entry {entry.seq} was appended by someone else; expected {expected}"
-                )
-            self.frontier.append(leaf_hash(bytes.fromhex(entry.hash)))
+        if not entries:
+            return self.tick()
+        seqs = [e.seq for e in entries]
+        if seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+            raise AuditUnavailable(f"entries {seqs} are not consecutive")
+        return self.extend(seqs[0], [bytes.fromhex(e.hash) for e in entries])
+
+    def extend(self, first: int, digests: Sequence[bytes]) -> Head | None:
+        """Entries ``first``, ``first + 1``, ... with these raw hashes were appended."""
+        if digests and first != self.frontier.size + 1:
+            expected = self.frontier.size + 1
+            raise AuditUnavailable(
+                f"entry {first} was appended by someone else; expected {expected}"
+            )
+        append = self.frontier.append
+        for digest in digests:
+            append(leaf_hash(digest))
         return self.tick()
 
     def due(self, now: float) -> bool:

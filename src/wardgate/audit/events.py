@@ -130,6 +130,26 @@ def terminated_event(session: SessionInfo, reason: str, now: float) -> Event:
     }
 
 
+class UtcText:
+    """``_time(ts)`` for the hot path: the text of the current second is made once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._second_text = ""
+
+    def of(self, ts: float) -> str | None:
+        """The RFC 3339 text of ``ts``, or None where rounding reaches the next second (the
+        caller then takes ``_time``'s exact path)."""
+        second = int(ts)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        micros = round((ts - second) * 1e6)
+        if micros >= 1_000_000:
+            return None
+        return f"{self._second_text}.{micros:06d}+00:00"
+
+
 class StatementLines:
     """``encode(statement_event(r))``, fast: statements are the hot path of the audit trail.
 
@@ -139,8 +159,7 @@ class StatementLines:
 
     def __init__(self) -> None:
         self._context: dict[str, str] = {}
-        self._second = -1
-        self._second_text = ""
+        self._time = UtcText()
 
     def forget(self, session_id: str) -> None:
         self._context.pop(session_id, None)
@@ -151,13 +170,8 @@ class StatementLines:
         if context is None:
             context = encode(_statement_context(s))[1:-1]
             self._context[s.id] = context
-        started = request.started
-        second = int(started)
-        if second != self._second:
-            self._second = second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        micros = round((started - second) * 1e6)
-        if micros >= 1_000_000:  # rounding reached the next second: take the slow, exact path
+        started = self._time.of(request.started)
+        if started is None:  # rounding reached the next second: take the slow, exact path
             return encode(statement_event(request, 0.0))
         text = _quote(request.text)
         tail = ""
@@ -166,7 +180,7 @@ class StatementLines:
         if request.error_code:
             tail += ',"error":' + encode({"sqlstate": request.error_code, "message": request.error})
         return (
-            f'{{"time":"{self._second_text}.{micros:06d}+00:00","type":"statement",{context},'
+            f'{{"time":"{started}","type":"statement",{context},'
             f'"seq":{request.seq},"kind":"{request.kind}","statement":{text},'
             f'"decision":"{request.decision.verdict.value}","outcome":"{request.outcome.value}",'
             f'"rows":{request.rows},"bytes":{request.bytes_out},'

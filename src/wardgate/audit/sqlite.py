@@ -9,7 +9,7 @@ latest cut, and INSERT of an entry whose seq is not the next one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
 import sqlite3
 import threading
@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from wardgate.audit.events import Event
 from wardgate.audit.store import (
     GENESIS,
     AuditStore,
@@ -25,11 +24,11 @@ from wardgate.audit.store import (
     Cut,
     Entry,
     Head,
+    Prepared,
     Query,
-    chain_encoding,
-    encode_event,
+    Row,
+    chain,
     schema,
-    search_columns,
 )
 
 _TRIGGERS = [
@@ -54,12 +53,29 @@ for _table in ("audit_head", "audit_cut", "audit_key"):
         )
 
 _ENTRY = "seq, time, type, event, prev_hash, hash"
+_IN_SEQUENCE = "audit entries are appended in sequence"  # the trigger's message
+_COLUMNS = 11
+_ROWS_PER_INSERT = 256  # 2816 parameters: well below SQLite's limit (32766 since 3.32)
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_sql(rows: int) -> str:
+    values = "(" + ", ".join("?" * _COLUMNS) + ")"
+    return (
+        "INSERT INTO audit_entry (seq, time, type, event, prev_hash, hash,"
+        " subject, on_behalf, target, tables, decision) VALUES " + ", ".join([values] * rows)
+    )
+
+
+class _OutOfSequence(Exception):
+    """The insert's seq is not the next one: someone else appended since the tail was read."""
 
 
 class SQLiteStore(AuditStore):
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._tail: tuple[int, str] | None = None  # (seq, hash) of the last entry, once read
         try:
             if readonly:
                 uri = f"{path.resolve().as_uri()}?mode=ro"
@@ -67,7 +83,12 @@ class SQLiteStore(AuditStore):
                 self._db.execute("SELECT count(*) FROM audit_entry").fetchone()
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(
+                path,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=_ROWS_PER_INSERT + 32,  # one INSERT per batch size, reused
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("BEGIN IMMEDIATE")
@@ -77,35 +98,54 @@ class SQLiteStore(AuditStore):
         except (sqlite3.Error, OSError) as exc:
             raise AuditUnavailable(f"audit store {path}: {exc}") from exc
 
-    def append_entries(self, events: Sequence[Event]) -> list[Entry]:
-        if not events:
-            return []
-        with self._lock, self._transaction():
-            seq, prev = self._last()
-            entries, rows = self._rows(events, seq, prev)
-            self._db.executemany(
-                "INSERT INTO audit_entry (seq, time, type, event, prev_hash, hash,"
-                " subject, on_behalf, target, tables, decision)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        return entries
+    def append_prepared(self, records: Sequence[Prepared]) -> tuple[list[Row], list[bytes]]:
+        if not records:
+            return [], []
+        with self._lock:
+            for attempt in range(2):
+                if self._tail is None:
+                    self._tail = self._last_or_unavailable()
+                rows, digests = chain(records, *self._tail)
+                try:
+                    self._insert(rows)
+                except _OutOfSequence:  # another connection appended: chain after its entries
+                    self._tail = None
+                    if attempt:
+                        raise AuditUnavailable(
+                            f"audit store {self.path}: entries are being appended elsewhere"
+                        ) from None
+                    continue
+                self._tail = rows[-1][0], rows[-1][5]
+                return rows, digests
+        raise AssertionError("unreachable")
 
-    @staticmethod
-    def _rows(events: Sequence[Event], seq: int, prev: str) -> tuple[list[Entry], list[Any]]:
-        entries: list[Entry] = []
-        rows: list[Any] = []
-        sha256 = hashlib.sha256
-        for event in events:
-            seq += 1
-            data = encode_event(event)
-            digest = sha256(chain_encoding(seq, prev, data)).hexdigest()
-            text = data.decode()
-            time, kind = str(event.get("time", "")), str(event.get("type", ""))
-            entries.append(Entry(seq, time, kind, text, prev, digest))
-            rows.append((seq, time, kind, text, prev, digest, *search_columns(event)))
-            prev = digest
-        return entries, rows
+    def _insert(self, rows: list[Row]) -> None:
+        """One INSERT in autocommit mode when the batch fits one statement: SQLite then runs the
+        insert and its commit (with the fsync) in one call, outside the GIL; larger batches are
+        several INSERTs in one ``BEGIN IMMEDIATE`` transaction."""
+        db = self._db
+        try:
+            if len(rows) <= _ROWS_PER_INSERT:
+                db.execute(_insert_sql(len(rows)), [v for row in rows for v in row])
+                return
+            db.execute("BEGIN IMMEDIATE")
+            for i in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[i : i + _ROWS_PER_INSERT]
+                db.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError) and _IN_SEQUENCE in str(exc):
+                raise _OutOfSequence from exc
+            raise AuditUnavailable(f"audit store {self.path}: {exc}") from exc
+
+    def _last_or_unavailable(self) -> tuple[int, str]:
+        try:
+            return self._last()
+        except sqlite3.Error as exc:
+            raise AuditUnavailable(f"audit store {self.path}: {exc}") from exc
 
     def _last(self) -> tuple[int, str]:
         row = self._db.execute("SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")

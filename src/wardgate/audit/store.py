@@ -38,6 +38,39 @@ def entry_hash(seq: int, prev_hash: str, event_json: bytes) -> str:
     return hashlib.sha256(chain_encoding(seq, prev_hash, event_json)).hexdigest()
 
 
+# An event ready to be chained: (time, type, event JSON, the same as UTF-8, subject, on_behalf,
+# target, tables, decision). Encoding is the costly part of an append, so it is done once, before
+# the commit, and the commit only hashes and inserts.
+Prepared = tuple[str, str, str, bytes, str | None, str, str | None, str, str | None]
+# An audit_entry row: seq, time, type, event, prev_hash, hash, then the five search columns.
+Row = tuple[int, str, str, str, str, str, str | None, str, str | None, str, str | None]
+
+
+def prepare(event: Event) -> Prepared:
+    data = encode_event(event)
+    time, kind = str(event.get("time", "")), str(event.get("type", ""))
+    return (time, kind, data.decode(), data, *search_columns(event))
+
+
+def chain(records: Sequence[Prepared], seq: int, prev: str) -> tuple[list[Row], list[bytes]]:
+    """The rows of ``records`` appended after entry ``seq`` whose hash is ``prev``, and the raw
+    32-byte hash of each (the Merkle leaves' data)."""
+    rows: list[Row] = []
+    digests: list[bytes] = []
+    sha256 = hashlib.sha256
+    for time, kind, text, data, subject, on_behalf, target, tables, decision in records:
+        seq += 1
+        digest = sha256(b'{"event":%s,"prev_hash":"%s","seq":%d}' % (data, prev.encode(), seq))
+        raw = digest.digest()
+        hexed = raw.hex()
+        rows.append(
+            (seq, time, kind, text, prev, hexed, subject, on_behalf, target, tables, decision)
+        )
+        digests.append(raw)
+        prev = hexed
+    return rows, digests
+
+
 def encode_event(event: Event) -> bytes:
     """The canonical bytes of ``event``; an event JSON cannot carry is kept as its ``ascii()``
     text rather than lost."""
@@ -176,8 +209,13 @@ class AuditStore(ABC):
     ``purge`` and only up to a recorded cut, which the database itself enforces."""
 
     @abstractmethod
+    def append_prepared(self, records: Sequence[Prepared]) -> tuple[list[Row], list[bytes]]:
+        """Chain and append ``records`` in one durable transaction; returns their rows and the
+        raw hash of each. Raises ``AuditUnavailable`` when it cannot."""
+
     def append_entries(self, events: Sequence[Event]) -> list[Entry]:
-        """Append in one durable transaction; raises ``AuditUnavailable`` when it cannot."""
+        rows, _ = self.append_prepared([prepare(e) for e in events])
+        return [Entry(*row[:6]) for row in rows]
 
     def append_many(self, events: Sequence[Event]) -> list[int]:
         return [e.seq for e in self.append_entries(events)]

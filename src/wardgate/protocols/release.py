@@ -1,19 +1,30 @@
 """Group commit: results wait until the audit records they depend on are durable.
 
-Every byte bound for a client goes through ``GroupCommit.send``. Once per turn of the event loop
-the bytes waiting so far become a batch; the pipeline commits what the addons recorded (one
-write for all the sessions in the batch) and only then are the batch's bytes written, in order.
-When a commit blocks (an fsync), it runs on a thread of its own while the loop goes on serving,
-and the bytes that arrive meanwhile form the next batch: at most one commit is in flight. If the
-commit fails, none of the batch is released: each session that had bytes in it is ended with an
-error, because an access that cannot be recorded must not happen.
+Every byte bound for a client goes through ``GroupCommit.send``. When the commit is cheap (the
+JSON-lines audit), once per turn of the event loop the bytes waiting so far become a batch; the
+pipeline commits what the addons recorded (one write for all the sessions in the batch) and only
+then are the batch's bytes written, in order.
+
+When a commit blocks (an fsync), a committer thread of its own runs commits one after another
+while the loop goes on serving. Each waiting piece of bytes carries a ticket: the number of the
+first commit that starts after it was sent, and so takes every event its session recorded before
+sending it (hooks record before the glue sends). The committer counts a commit as started before
+it takes the recorded events; when commit N has returned, the loop releases every piece whose
+ticket is at most N. The committer starts the next commit as soon as one returns if bytes are
+waiting, without a round trip through the loop: everything that arrived during an fsync goes into
+the next one. If a commit fails, none of the pieces it covered is released: each session that had
+bytes among them is ended with an error, because an access that cannot be recorded must not
+happen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from wardgate.core.pipeline import Pipeline, PipelineFailure
@@ -36,30 +47,22 @@ class GroupCommit:
         self.pipeline = pipeline
         self._waiting: Batch = []
         self._scheduled = False
-        self._committing = False
-        self._executor = (
-            ThreadPoolExecutor(1, thread_name_prefix="audit-commit")
-            if pipeline.commit_blocks
-            else None
-        )
+        self._committer = _Committer(self._commit) if pipeline.commit_blocks else None
 
     def send(self, owner: Releasable, data: bytes) -> None:
+        if self._committer is not None:
+            self._committer.send(owner, data)
+            return
         self._waiting.append((owner, data))
-        if not self._scheduled and not self._committing:
+        if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._start)
 
     def _start(self) -> None:
         self._scheduled = False
-        if self._committing or not self._waiting:
-            return
         batch, self._waiting = self._waiting, []
-        if self._executor is None:
-            self._release(batch, self._commit())
-            return
-        self._committing = True
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self._commit)
-        future.add_done_callback(lambda done: self._committed(batch, done))
+        if batch:
+            _release(batch, self._commit())
 
     def _commit(self) -> PipelineFailure | None:
         try:
@@ -68,22 +71,78 @@ class GroupCommit:
             return exc
         return None
 
-    def _committed(self, batch: Batch, done: asyncio.Future[PipelineFailure | None]) -> None:
-        self._committing = False
-        failure = done.exception() or done.result()
-        self._release(batch, failure)
-        if self._waiting:
-            self._start()
+    def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
 
-    def _release(self, batch: Batch, failure: BaseException | None) -> None:
-        if failure is None:
-            for owner, data in batch:
-                owner.write_client(data)
-            return
-        log.error("withholding results from the sessions of a batch: %s", failure)
-        for owner in dict.fromkeys(owner for owner, _ in batch):
-            owner.terminate("58030", AUDIT_UNAVAILABLE, f"audit commit failed: {failure}")
+
+def _release(batch: Batch, failure: BaseException | None) -> None:
+    if failure is None:
+        for owner, data in batch:
+            owner.write_client(data)
+        return
+    log.error("withholding results from the sessions of a batch: %s", failure)
+    for owner in dict.fromkeys(owner for owner, _ in batch):
+        owner.terminate("58030", AUDIT_UNAVAILABLE, f"audit commit failed: {failure}")
+
+
+class _Committer:
+    """The committer thread and the tickets (see the module docstring)."""
+
+    def __init__(self, commit: Callable[[], PipelineFailure | None]) -> None:
+        self._commit = commit
+        self._waiting: deque[tuple[Releasable, bytes, int]] = deque()
+        self._started = 0  # commits started; written by the committer thread only
+        self._wanted = False  # bytes are waiting for a commit that has not started
+        self._closing = False
+        self._wake = threading.Condition(threading.Lock())
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def send(self, owner: Releasable, data: bytes) -> None:
+        self._waiting.append((owner, data, self._started + 1))
+        if self._wanted:
+            return  # a commit is already asked for, and it will count as started after this
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(target=self._run, name="audit-commit", daemon=True)
+            self._thread.start()
+        with self._wake:
+            self._wanted = True
+            self._wake.notify()
+
+    def _run(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        while True:
+            with self._wake:
+                while not self._wanted and not self._closing:
+                    self._wake.wait()
+                if not self._wanted:
+                    return
+                self._wanted = False
+            self._started += 1  # before the commit takes what was recorded: see the tickets
+            number = self._started
+            try:
+                failure: BaseException | None = self._commit()
+            except BaseException as exc:  # the thread must live on, or nothing is ever released
+                failure = exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to release
+                loop.call_soon_threadsafe(self._committed, number, failure)
+
+    def _committed(self, number: int, failure: BaseException | None) -> None:
+        waiting = self._waiting
+        batch: Batch = []
+        while waiting and waiting[0][2] <= number:
+            owner, data, _ = waiting.popleft()
+            batch.append((owner, data))
+        if batch:
+            _release(batch, failure)
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        """Stop after the commit in flight (bytes still waiting are not released)."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()

@@ -301,3 +301,29 @@ def test_token_of_a_revoked_human_is_refused(
     api = httpx.post(f"{api_url(gateway)}/api/v1/credentials", json={}, verify=trust(gateway),
                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert api.status_code == 403
+
+
+def test_agent_of_a_deleted_owner_is_refused(gateway: RunningGateway, tmp_path: Path) -> None:
+    made = scim(gateway, "POST", "/Users", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "erin@hospital.example", "externalId": "erin", "active": True,
+    })  # fmt: skip
+    assert made.status_code == 201, made.text
+    state = gateway.gateway.config.identity.state
+    assert state is not None
+    env = {**cli_env(tmp_path), "WARDGATE_CONFIG": str(state.parent / "wardgate.yaml")}
+    issued = subprocess.run(
+        [sys.executable, "-m", "wardgate", "agent", "create", "--name", "erin-bot",
+         "--owner", "erin"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert issued.returncode == 0, issued.stderr
+    secret = issued.stdout.strip()
+    with psycopg.connect(gateway.dsn("erin-bot", password=secret)) as conn:
+        conn.execute("SELECT 1")
+    assert scim(gateway, "DELETE", f"/Users/{made.json()['id']}").status_code == 204
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(gateway.dsn("erin-bot", password=secret, application_name="orphan"))
+    refusal = wait_for_event(gateway, type="session.refused", session__application="orphan")
+    assert "owner 'erin' is revoked" in refusal["reason"]
+    assert wait_for_event(gateway, type="user.revoked", subject="erin")["source"] == "scim"

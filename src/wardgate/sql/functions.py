@@ -1,0 +1,69 @@
+"""What the analysis knows about functions beyond their names.
+
+Builtins (functions in pg_catalog) compute from their arguments, except the ones listed in
+`OPAQUE`, which read data no argument carries: a query passed as text, a file, a session
+setting, another backend's statement, the write-ahead log. Functions outside pg_catalog may run
+any query, so their result is unknown unless configured.
+"""
+
+from __future__ import annotations
+
+OPAQUE = frozenset(
+    {
+        # run a query given as text
+        "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
+        "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
+        "cursor_to_xml", "cursor_to_xmlschema", "schema_to_xml", "schema_to_xmlschema",
+        "schema_to_xml_and_xmlschema", "database_to_xml", "database_to_xmlschema",
+        "database_to_xml_and_xmlschema", "ts_stat",
+        # files, large objects, other servers
+        "pg_read_file", "pg_read_binary_file", "pg_stat_file", "pg_ls_dir", "lo_get", "loread",
+        "lo_export", "lo_import",
+        # session state a previous statement may have filled
+        "current_setting", "pg_cursor", "pg_prepared_statement", "pg_listening_channels",
+        # other sessions' statements, replication and logs
+        "pg_stat_get_activity", "pg_stat_get_backend_activity", "pg_current_logfile",
+        "pg_logical_slot_get_changes", "pg_logical_slot_peek_changes",
+        "pg_logical_slot_get_binary_changes", "pg_logical_slot_peek_binary_changes",
+        "pg_logical_emit_message", "pg_mcv_list_items",
+    }
+)  # fmt: skip
+
+DANGEROUS_PREFIXES = ("dblink",)  # dblink, dblink_exec, dblink_fetch ...: another server
+
+# Builtin set-returning functions that may appear in FROM and compute from their arguments,
+# with the names of the columns they return (None: one column named after the alias or the
+# function; "args": one column per argument, as unnest(a, b) does).
+FROM_FUNCTIONS: dict[str, tuple[str, ...] | str | None] = {
+    "unnest": "args",
+    "generate_series": None,
+    "generate_subscripts": None,
+    "regexp_split_to_table": None,
+    "string_to_table": None,
+    "regexp_matches": None,
+    "json_array_elements": ("value",),
+    "jsonb_array_elements": ("value",),
+    "json_array_elements_text": ("value",),
+    "jsonb_array_elements_text": ("value",),
+    "json_each": ("key", "value"),
+    "jsonb_each": ("key", "value"),
+    "json_each_text": ("key", "value"),
+    "jsonb_each_text": ("key", "value"),
+    "json_object_keys": None,
+    "jsonb_object_keys": None,
+    "jsonb_path_query": None,
+    "json_to_record": (),  # () : the column definition list names the columns
+    "jsonb_to_record": (),
+    "json_to_recordset": (),
+    "jsonb_to_recordset": (),
+    "json_populate_record": (),
+    "jsonb_populate_record": (),
+    "json_populate_recordset": (),
+    "jsonb_populate_recordset": (),
+    "ts_debug": (),
+    "xmltable": (),
+}
+
+
+def is_dangerous(name: str) -> bool:
+    return name in OPAQUE or name.startswith(DANGEROUS_PREFIXES)

@@ -1,0 +1,660 @@
+"""The analyser: walks pglast's raw parse tree with scopes, as PostgreSQL's parse analysis does.
+
+A query level has a scope: the FROM items it can see, the CTEs defined around it, and the
+level it is nested in (for correlated references). Every FROM item has a shape: its columns in
+order, each with a `Lin`, and, when the number of columns is not known, the lineage of the
+columns past the known ones. Whatever cannot be resolved becomes unknown, never constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast import ast
+from pglast.enums.parsenodes import SetOperation
+from pglast.enums.primnodes import SubLinkType
+from pglast.parser import ParseError, parse_sql
+
+from wardgate.sql import catalog as cat
+from wardgate.sql.functions import FROM_FUNCTIONS, OPAQUE
+from wardgate.sql.model import AnalysisError, Options, SourceColumn
+
+# Column types whose values are copies of other columns' values: pg_statistic's histograms and
+# most-common values (anyarray) and extended statistics' MCV lists.
+OPAQUE_TYPES = frozenset({2277, 5017})
+SYSTEM_COLUMNS = ("ctid", "xmin", "xmax", "cmin", "cmax", "tableoid")
+MAX_CTE_ROUNDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Lin:
+    sources: frozenset[SourceColumn] = frozenset()
+    exact: bool = False
+    unknown: bool = False
+
+    @property
+    def constant(self) -> bool:
+        return not self.sources and not self.unknown
+
+
+CONST = Lin()
+UNKNOWN = Lin(unknown=True)
+
+
+def combine(lins: Iterable[Lin]) -> Lin:
+    """A value computed from all of `lins`."""
+    sources: set[SourceColumn] = set()
+    unknown = False
+    for lin in lins:
+        sources |= lin.sources
+        unknown = unknown or lin.unknown
+    return Lin(frozenset(sources), False, unknown)
+
+
+def either(lins: Sequence[Lin]) -> Lin:
+    """A value that is one of `lins` (UNION branches, VALUES rows, merged join columns)."""
+    merged = combine(lins)
+    exact = any(lin.exact for lin in lins) and all(lin.exact or lin.constant for lin in lins)
+    return Lin(merged.sources, exact, merged.unknown)
+
+
+@dataclass
+class Shape:
+    columns: list[tuple[str, Lin]]
+    complete: bool = True
+    rest: Lin = UNKNOWN  # lineage of any column past `columns` when not complete
+
+    def whole(self) -> Lin:
+        lins = [lin for _, lin in self.columns]
+        return combine([*lins, self.rest] if not self.complete else lins)
+
+    def renamed(self, names: Sequence[str]) -> Shape:
+        columns = [
+            (names[i] if i < len(names) else name, lin)
+            for i, (name, lin) in enumerate(self.columns)
+        ]
+        return Shape(columns, self.complete, self.rest)
+
+
+@dataclass
+class Item:
+    """A FROM item: a relation, subquery, function, CTE reference or join."""
+
+    name: str | None
+    shape: Shape
+    schema: str | None = None
+    children: list[Item] = field(default_factory=list)  # addressable inside an unaliased join
+    hidden: dict[str, Lin] = field(default_factory=dict)  # system columns, not part of *
+
+    def named(self, name: str) -> list[Item]:
+        if self.name is not None:
+            return [self] if self.name == name else []
+        return [found for child in self.children for found in child.named(name)]
+
+    def lookup(self, column: str) -> Lin | None:
+        matches = [lin for name, lin in self.shape.columns if name == column]
+        if matches:
+            return matches[0] if len(matches) == 1 else combine(matches)
+        if column in self.hidden:
+            return self.hidden[column]
+        return None if self.shape.complete else self.shape.rest
+
+
+@dataclass
+class Scope:
+    items: list[Item] = field(default_factory=list)
+    parent: Scope | None = None
+    ctes: dict[str, Shape] = field(default_factory=dict)
+
+    def cte(self, name: str) -> Shape | None:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.ctes:
+                return scope.ctes[name]
+            scope = scope.parent
+        return None
+
+
+def _strings(nodes: Sequence[Any] | None) -> list[str]:
+    return [str(n.sval) for n in nodes or () if isinstance(n, ast.String)]
+
+
+def _func_name(call: ast.FuncCall) -> tuple[str | None, str]:
+    names = _strings(call.funcname)
+    return (names[-2] if len(names) > 1 else None), names[-1]
+
+
+class Analyser:
+    def __init__(
+        self, catalog: cat.Catalog, path: Sequence[str], options: Options, depth: int = 0
+    ) -> None:
+        self.catalog = catalog
+        self.path = tuple(path)
+        self.options = options
+        self.depth = depth
+        self.notes: list[str] = []
+        self._views: dict[int, Shape] = {}
+
+    def note(self, text: str) -> Lin:
+        if text not in self.notes:
+            self.notes.append(text)
+        return UNKNOWN
+
+    # ---- queries -------------------------------------------------------------------------
+
+    def query(self, node: Any, parent: Scope | None) -> Shape:
+        """Any statement that yields rows inside a query: SELECT, or DML with RETURNING."""
+        if isinstance(node, ast.SelectStmt):
+            return self.select(node, parent)
+        if isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
+            return self.returning(node, parent)
+        self.note(f"cannot analyse a {type(node).__name__} here")
+        return Shape([], complete=False)
+
+    def select(self, stmt: ast.SelectStmt, parent: Scope | None) -> Shape:
+        scope = Scope(parent=parent)
+        if stmt.withClause is not None:
+            self.with_clause(stmt.withClause, scope)
+        if stmt.op != SetOperation.SETOP_NONE:
+            left = self.select(stmt.larg, scope)
+            right = self.select(stmt.rarg, scope)
+            return self.set_operation([left, right])
+        if stmt.valuesLists:
+            rows = [[self.expr(value, scope) for value in row] for row in stmt.valuesLists]
+            width = max(len(row) for row in rows)
+            columns = [
+                (f"column{i + 1}", either([row[i] for row in rows if i < len(row)]))
+                for i in range(width)
+            ]
+            return Shape(columns)
+        items: list[Item] = []
+        for node in stmt.fromClause or ():
+            items.append(self.from_item(node, scope, items))
+        scope.items = items
+        return self.targets(stmt.targetList or (), scope)
+
+    def set_operation(self, branches: list[Shape]) -> Shape:
+        complete = [b for b in branches if b.complete]
+        if not complete:
+            return Shape([], complete=False, rest=combine(b.rest for b in branches))
+        first = complete[0]
+        columns = []
+        for i, (name, _) in enumerate(first.columns):
+            lins = [b.columns[i][1] if i < len(b.columns) else b.rest for b in branches]
+            columns.append((name, either(lins)))
+        return Shape(columns)
+
+    def targets(self, targets: Sequence[Any], scope: Scope) -> Shape:
+        columns: list[tuple[str, Lin]] = []
+        complete = True
+        for target in targets:
+            value = target.val
+            if isinstance(value, ast.ColumnRef) and isinstance(value.fields[-1], ast.A_Star):
+                shape = self.star(value.fields[:-1], scope)
+                columns.extend(shape.columns)
+                complete = complete and shape.complete
+                continue
+            name = target.name or _column_name(value)
+            columns.append((name, self.expr(value, scope)))
+        return Shape(columns, complete, UNKNOWN)
+
+    def star(self, qualifier: Sequence[Any], scope: Scope) -> Shape:
+        names = _strings(qualifier)
+        if not names:
+            items = scope.items
+        else:
+            items = self.items_named(names, scope)
+            if not items:
+                self.note(f"cannot expand {'.'.join(names)}.*")
+                return Shape([], complete=False)
+        columns = [column for item in items for column in item.shape.columns]
+        return Shape(columns, all(item.shape.complete for item in items))
+
+    def items_named(self, names: Sequence[str], scope: Scope) -> list[Item]:
+        level: Scope | None = scope
+        while level is not None:
+            found = self._items_at(names, level)
+            if found:
+                return found
+            level = level.parent
+        return []
+
+    @staticmethod
+    def _items_at(names: Sequence[str], scope: Scope) -> list[Item]:
+        found = [hit for item in scope.items for hit in item.named(names[-1])]
+        if len(names) > 1:
+            found = [item for item in found if item.schema == names[-2]]
+        return found
+
+    def with_clause(self, clause: ast.WithClause, scope: Scope) -> None:
+        for cte in clause.ctes:
+            names = _strings(cte.aliascolnames)
+            query = cte.ctequery
+            recursive = (
+                clause.recursive
+                and isinstance(query, ast.SelectStmt)
+                and query.op == SetOperation.SETOP_UNION
+            )
+            if not recursive:
+                scope.ctes[cte.ctename] = self.query(query, scope).renamed(names)
+                continue
+            shape = self.select(query.larg, scope).renamed(names)
+            for _ in range(MAX_CTE_ROUNDS):
+                scope.ctes[cte.ctename] = shape
+                grown = self.set_operation([shape, self.select(query.rarg, scope)])
+                grown = grown.renamed([name for name, _ in shape.columns])
+                if grown.columns == shape.columns and grown.complete == shape.complete:
+                    break
+                shape = grown
+            else:
+                self.note(f"recursive CTE {cte.ctename} did not settle")
+                shape = Shape([(name, UNKNOWN) for name, _ in shape.columns], shape.complete)
+            scope.ctes[cte.ctename] = shape
+
+    # ---- FROM ----------------------------------------------------------------------------
+
+    def from_item(self, node: Any, scope: Scope, visible: list[Item]) -> Item:
+        # what a LATERAL item (and a function's arguments) can refer to
+        lateral = Scope(list(visible), scope.parent, scope.ctes)
+        if isinstance(node, ast.RangeVar):
+            return self.range_var(node, scope)
+        if isinstance(node, ast.RangeSubselect):
+            outer = lateral if node.lateral else Scope([], scope.parent, scope.ctes)
+            shape = self.query(node.subquery, outer)
+            return self._aliased(node.alias, None, shape)
+        if isinstance(node, ast.RangeFunction):
+            return self.range_function(node, lateral)
+        if isinstance(node, ast.JoinExpr):
+            return self.join(node, scope, visible)
+        if isinstance(node, ast.RangeTableSample):
+            return self.from_item(node.relation, scope, visible)
+        if isinstance(node, ast.RangeTableFunc):
+            source = combine([self.expr(node.docexpr, lateral), self.expr(node.rowexpr, lateral)])
+            columns = [
+                (str(c.colname), combine([source, self.expr(c.colexpr, lateral)]))
+                for c in node.columns or ()
+            ]
+            return self._aliased(node.alias, None, Shape(columns))
+        self.note(f"cannot analyse {type(node).__name__} in FROM")
+        return self._aliased(getattr(node, "alias", None), None, Shape([], complete=False))
+
+    def _aliased(self, alias: Any, default: str | None, shape: Shape) -> Item:
+        if alias is None:
+            return Item(default, shape)
+        return Item(str(alias.aliasname), shape.renamed(_strings(alias.colnames)))
+
+    def range_var(self, node: ast.RangeVar, scope: Scope) -> Item:
+        name, schema = str(node.relname), node.schemaname
+        if schema is None:
+            shape = scope.cte(name)
+            if shape is not None:
+                return self._aliased(node.alias, name, shape)
+        relation = self.catalog.resolve(name, schema, self.path)
+        if relation is None:
+            self.note(f"unknown relation {f'{schema}.' if schema else ''}{name}")
+            return self._aliased(node.alias, name, Shape([], complete=False))
+        item = self._aliased(node.alias, relation.name, self.relation_shape(relation))
+        if node.alias is None:
+            item.schema = relation.schema
+        if relation.kind not in (cat.VIEW, cat.MATVIEW):
+            item.hidden = dict.fromkeys(SYSTEM_COLUMNS, CONST)
+        return item
+
+    def relation_shape(self, relation: cat.Relation) -> Shape:
+        if relation.kind in (cat.VIEW, cat.MATVIEW):
+            return self.view(relation)
+        return Shape([(c.name, self.stored(relation, c)) for c in relation.columns])
+
+    def stored(self, relation: cat.Relation, column: cat.Column) -> Lin:
+        sources = {SourceColumn(relation.schema, relation.name, column.name)}
+        pending, seen = list(relation.parents), set()
+        while pending:  # a partition's or child's rows are its parents' rows too
+            parent = self.catalog.by_oid(pending.pop())
+            if parent is None or parent.oid in seen:
+                continue
+            seen.add(parent.oid)
+            if parent.column(column.name) is not None:
+                sources.add(SourceColumn(parent.schema, parent.name, column.name))
+            pending.extend(parent.parents)
+        unknown = column.type_oid in OPAQUE_TYPES
+        if unknown:
+            self.note(f"{relation.schema}.{relation.name}.{column.name} holds copies of values")
+        return Lin(frozenset(sources), True, unknown)
+
+    def view(self, relation: cat.Relation) -> Shape:
+        if relation.oid in self._views:
+            return self._views[relation.oid]
+        names = [c.name for c in relation.columns]
+        if self.depth >= self.options.max_view_depth or relation.definition is None:
+            self.note(f"view {relation.schema}.{relation.name} not expanded")
+            return Shape([(name, UNKNOWN) for name in names])
+        inner = Analyser(
+            self.catalog, ("pg_catalog", relation.schema), self.options, self.depth + 1
+        )
+        try:
+            (raw,) = parse_sql(relation.definition)
+            shape = inner.query(raw.stmt, None)
+        except (ParseError, ValueError):
+            shape = Shape([], complete=False)
+            inner.note(f"definition of view {relation.schema}.{relation.name} does not parse")
+        self.notes.extend(n for n in inner.notes if n not in self.notes)
+        columns = []
+        for i, name in enumerate(names):
+            lin = shape.columns[i][1] if i < len(shape.columns) else shape.rest
+            if relation.kind == cat.MATVIEW:  # stored: the matview's own column is a source too
+                column = relation.columns[i]
+                own = SourceColumn(relation.schema, relation.name, column.name)
+                lin = Lin(lin.sources | {own}, lin.exact, lin.unknown)
+            columns.append((name, lin))
+        result = Shape(columns)
+        self._views[relation.oid] = result
+        return result
+
+    def range_function(self, node: ast.RangeFunction, lateral: Scope) -> Item:
+        columns: list[tuple[str, Lin]] = []
+        complete = True
+        rest = UNKNOWN
+        alias = node.alias
+        single = len(node.functions) == 1 and not node.is_rowsfrom
+        for call, coldefs in node.functions:
+            coldefs = coldefs or (node.coldeflist if single else None)
+            defined = [str(c.colname) for c in coldefs or ()]
+            if not isinstance(call, ast.FuncCall):  # e.g. a SQLValueFunction: current_date
+                columns.append((_column_name(call), self.expr(call, lateral)))
+                continue
+            schema, name = _func_name(call)
+            args = combine(self.expr(arg, lateral) for arg in call.args or ())
+            kind = self.function_kind(schema, name)
+            if kind == "phi":
+                lin = Lin(args.sources | self.phi_sources(schema, name), False, args.unknown)
+            elif kind == "builtin" and name in FROM_FUNCTIONS:
+                lin = args
+            else:
+                lin = self.note(f"function {name} in FROM is not known to compute from its input")
+            outputs = FROM_FUNCTIONS.get(name, ()) if kind == "builtin" else ()
+            if outputs == "args" and len(call.args or ()) > 1:
+                names = [name] * len(call.args)
+            elif outputs is None or outputs == "args":
+                names = [str(alias.aliasname) if alias is not None and single else name]
+            else:
+                names = defined or list(outputs)
+            columns.extend((n, lin) for n in names)
+            if not names:
+                complete, rest = False, lin
+        if node.ordinality:
+            columns.append(("ordinality", CONST))
+        shape = Shape(columns, complete, rest)
+        if alias is None:
+            return Item(_func_name(node.functions[0][0])[1] if single else None, shape)
+        return Item(str(alias.aliasname), shape.renamed(_strings(alias.colnames)))
+
+    def join(self, node: ast.JoinExpr, scope: Scope, visible: list[Item]) -> Item:
+        left = self.from_item(node.larg, scope, visible)
+        right = self.from_item(node.rarg, scope, [*visible, left])
+        if node.isNatural:
+            right_names = {name for name, _ in right.shape.columns}
+            merged = [name for name, _ in left.shape.columns if name in right_names]
+            if not (left.shape.complete and right.shape.complete):
+                self.note("NATURAL JOIN of a relation of unknown shape")
+        else:
+            merged = _strings(node.usingClause)
+        merged_columns = []
+        for name in merged:
+            lins = [side.lookup(name) or UNKNOWN for side in (left, right)]
+            merged_columns.append((name, either(lins)))
+        rest = [
+            (name, lin)
+            for side in (left, right)
+            for name, lin in side.shape.columns
+            if name not in merged
+        ]
+        complete = left.shape.complete and right.shape.complete
+        shape = Shape(merged_columns + rest, complete, combine([left.shape.rest, right.shape.rest]))
+        children = [left, right]
+        if node.join_using_alias is not None:
+            children.append(Item(str(node.join_using_alias.aliasname), Shape(merged_columns)))
+        if node.alias is not None:
+            return Item(str(node.alias.aliasname), shape.renamed(_strings(node.alias.colnames)))
+        return Item(None, shape, children=children)
+
+    # ---- DML with RETURNING -----------------------------------------------------------------
+
+    def returning(self, stmt: Any, parent: Scope | None) -> Shape:
+        scope = Scope(parent=parent)
+        if stmt.withClause is not None:
+            self.with_clause(stmt.withClause, scope)
+        target = self.range_var(stmt.relation, scope)
+        written: dict[str, list[Lin]] = {}
+        items = [target]
+        if isinstance(stmt, ast.InsertStmt):
+            names = [str(t.name) for t in stmt.cols or ()] or [n for n, _ in target.shape.columns]
+            if stmt.selectStmt is not None:
+                values = self.query(stmt.selectStmt, Scope([], scope.parent, scope.ctes))
+                for i, name in enumerate(names):
+                    lin = values.columns[i][1] if i < len(values.columns) else values.rest
+                    written.setdefault(name, []).append(lin)
+            conflict = stmt.onConflictClause
+            if conflict is not None and conflict.targetList:
+                excluded = Item("excluded", target.shape)
+                self._assignments(conflict.targetList, Scope([target, excluded], scope), written)
+        elif isinstance(stmt, ast.UpdateStmt):
+            for node in stmt.fromClause or ():
+                items.append(self.from_item(node, scope, items))
+            self._assignments(stmt.targetList, Scope(items, scope), written)
+        elif isinstance(stmt, ast.DeleteStmt):
+            for node in stmt.usingClause or ():
+                items.append(self.from_item(node, scope, items))
+        else:  # MERGE
+            items.append(self.from_item(stmt.sourceRelation, scope, items))
+            for clause in stmt.mergeWhenClauses or ():
+                if clause.values:  # WHEN NOT MATCHED THEN INSERT (cols) VALUES (...)
+                    names = [str(t.name) for t in clause.targetList or ()] or [
+                        n for n, _ in target.shape.columns
+                    ]
+                    for name, value in zip(names, clause.values, strict=False):
+                        written.setdefault(name, []).append(self.expr(value, Scope(items, scope)))
+                elif clause.targetList:
+                    self._assignments(clause.targetList, Scope(items, scope), written)
+        if written:  # what RETURNING sees of the target is what was just written into it
+            columns = [
+                (name, _written(lin, written.get(name, []))) for name, lin in target.shape.columns
+            ]
+            items[0] = Item(target.name, Shape(columns, target.shape.complete), target.schema)
+            items[0].hidden = target.hidden
+        scope.items = items
+        return self.targets(stmt.returningList or (), scope)
+
+    def _assignments(
+        self, targets: Sequence[Any], scope: Scope, written: dict[str, list[Lin]]
+    ) -> None:
+        for target in targets:
+            written.setdefault(str(target.name), []).append(self.expr(target.val, scope))
+
+    # ---- expressions -------------------------------------------------------------------------
+
+    def expr(self, node: Any, scope: Scope) -> Lin:
+        if node is None:
+            return CONST
+        if isinstance(node, tuple | list):
+            return combine(self.expr(n, scope) for n in node)
+        if isinstance(node, ast.ColumnRef):
+            return self.column_ref(node, scope)
+        if isinstance(node, ast.A_Const | ast.ParamRef | ast.SQLValueFunction | ast.String):
+            return CONST
+        if isinstance(node, ast.TypeCast | ast.CollateClause):
+            return self.expr(node.arg, scope)  # a cast keeps the value: exact stays exact
+        if isinstance(node, ast.FuncCall):
+            return self.function(node, scope)
+        if isinstance(node, ast.SubLink):
+            return self.sublink(node, scope)
+        if isinstance(node, ast.A_Indirection):
+            return self.indirection(node, scope)
+        if isinstance(node, ast.MultiAssignRef):
+            return self.multi_assign(node, scope)
+        if isinstance(node, ast.SelectStmt):
+            return self.query(node, scope).whole()
+        if isinstance(node, ast.Node):  # any other expression: computed from all its parts
+            parts = (getattr(node, attr) for attr in node if attr != "location")
+            return combine(self.expr(p, scope) for p in parts if isinstance(p, ast.Node | tuple))
+        return CONST
+
+    def column_ref(self, node: ast.ColumnRef, scope: Scope) -> Lin:
+        fields = node.fields
+        if isinstance(fields[-1], ast.A_Star):  # t.* inside an expression: the whole row
+            return self.star(fields[:-1], scope).whole()
+        names = _strings(fields)
+        level: Scope | None = scope
+        while level is not None:
+            found = self._column_at(names, level)
+            if found is not None:
+                return found
+            level = level.parent
+        return self.note(f"cannot resolve column {'.'.join(names)}")
+
+    def _column_at(self, names: list[str], scope: Scope) -> Lin | None:
+        if len(names) == 1:
+            hits = [lin for item in scope.items if (lin := item.lookup(names[0])) is not None]
+            if hits:
+                return hits[0] if len(hits) == 1 else combine(hits)
+            rows = [hit for item in scope.items for hit in item.named(names[0])]
+            if rows:  # `SELECT p FROM patients p`: the whole row
+                return combine(row.shape.whole() for row in rows)
+            return None
+        for split in (len(names) - 1, len(names) - 2):  # t.col, s.t.col, then fields of a row
+            if split < 1:
+                continue
+            items = self._items_at(names[:split], scope)
+            if items:
+                found = [item.lookup(names[split]) for item in items]
+                lins = [lin if lin is not None else UNKNOWN for lin in found]
+                lin = lins[0] if len(lins) == 1 else combine(lins)
+                return lin if split == len(names) - 1 else combine([lin])
+        first = self._column_at(names[:1], scope)
+        return None if first is None else combine([first])  # (composite column).field
+
+    def function(self, call: ast.FuncCall, scope: Scope) -> Lin:
+        schema, name = _func_name(call)
+        args = [self.expr(arg, scope) for arg in call.args or ()]
+        if call.agg_order:  # string_agg(x, ',' ORDER BY y): y decides what comes first
+            args.append(combine(self.expr(s.node, scope) for s in call.agg_order))
+        kind = self.function_kind(schema, name)
+        if kind == "phi":
+            extra = Lin(self.phi_sources(schema, name))
+            return combine([*args, extra])
+        if kind == "unknown":
+            return self.note(f"function {name} is not known to compute only from its arguments")
+        return combine(args)
+
+    def function_kind(self, schema: str | None, name: str) -> str:
+        qualified = f"{schema}.{name}" if schema else None
+        phi = self.options.phi_functions
+        if name in phi or (qualified and qualified in phi):
+            return "phi"
+        trusted = self.options.trusted_functions
+        if name in trusted or (qualified and qualified in trusted):
+            return "builtin"
+        schemas = self.catalog.function_schemas(name)
+        if schema is not None:
+            on_path = [schema] if schemas is None or schema in schemas else []
+        elif schemas is None:  # functions not loaded (a catalog built by hand): builtin
+            on_path = ["pg_catalog"]
+        else:
+            on_path = [s for s in self.path if s in schemas]
+        if on_path != ["pg_catalog"] or name in OPAQUE:
+            return "unknown"
+        return "builtin"
+
+    def phi_sources(self, schema: str | None, name: str) -> frozenset[SourceColumn]:
+        phi = self.options.phi_functions
+        found = phi.get(name, frozenset())
+        return found | phi.get(f"{schema}.{name}", frozenset()) if schema else found
+
+    def sublink(self, node: ast.SubLink, scope: Scope) -> Lin:
+        shape = self.query(node.subselect, scope)
+        kind = node.subLinkType
+        if kind in (SubLinkType.EXPR_SUBLINK, SubLinkType.ARRAY_SUBLINK):
+            lin = shape.columns[0][1] if shape.columns else shape.rest
+            return lin if kind == SubLinkType.EXPR_SUBLINK else combine([lin])
+        return combine([self.expr(node.testexpr, scope), shape.whole()])
+
+    def indirection(self, node: ast.A_Indirection, scope: Scope) -> Lin:
+        arg = node.arg
+        fields = node.indirection
+        if (
+            isinstance(arg, ast.ColumnRef)
+            and len(arg.fields) == 1
+            and len(fields) == 1
+            and isinstance(fields[0], ast.String)
+        ):  # (p).ssn where p is a FROM item: exactly that column
+            items = self._items_at(_strings(arg.fields), scope)
+            column_hit = any(i.lookup(_strings(arg.fields)[0]) for i in scope.items)
+            if len(items) == 1 and not column_hit:
+                found = items[0].lookup(str(fields[0].sval))
+                return found if found is not None else self.note("cannot resolve row field")
+        return combine([self.expr(arg, scope), self.expr(fields, scope)])
+
+    def multi_assign(self, node: ast.MultiAssignRef, scope: Scope) -> Lin:
+        source, index = node.source, node.colno - 1
+        if isinstance(source, ast.SubLink):
+            shape = self.query(source.subselect, scope)
+            return shape.columns[index][1] if index < len(shape.columns) else shape.rest
+        if isinstance(source, ast.RowExpr) and index < len(source.args):
+            return self.expr(source.args[index], scope)
+        return self.expr(source, scope)
+
+
+def _written(own: Lin, values: list[Lin]) -> Lin:
+    if not values:
+        return own
+    merged = combine([own, *values])
+    return Lin(merged.sources, own.exact, merged.unknown)
+
+
+def _column_name(node: Any) -> str:
+    """The name PostgreSQL gives an unnamed result column (FigureColname, roughly)."""
+    if isinstance(node, ast.ColumnRef):
+        names = _strings(node.fields)
+        return names[-1] if names else "?column?"
+    if isinstance(node, ast.A_Indirection):
+        last = node.indirection[-1]
+        return str(last.sval) if isinstance(last, ast.String) else _column_name(node.arg)
+    if isinstance(node, ast.FuncCall):
+        return _func_name(node)[1]
+    if isinstance(node, ast.TypeCast):
+        name = _column_name(node.arg)
+        return name if name != "?column?" else _strings(node.typeName.names)[-1]
+    if isinstance(node, ast.CollateClause):
+        return _column_name(node.arg)
+    if isinstance(node, ast.SubLink):
+        if node.subLinkType == SubLinkType.EXISTS_SUBLINK:
+            return "exists"
+        if node.subLinkType == SubLinkType.ARRAY_SUBLINK:
+            return "array"
+        if node.subLinkType == SubLinkType.EXPR_SUBLINK:
+            first = (node.subselect.targetList or (None,))[0]
+            if first is not None:
+                return str(first.name) if first.name else _column_name(first.val)
+        return "?column?"
+    simple = {
+        ast.CaseExpr: "case",
+        ast.CoalesceExpr: "coalesce",
+        ast.A_ArrayExpr: "array",
+        ast.RowExpr: "row",
+    }
+    for kind, name in simple.items():
+        if isinstance(node, kind):
+            return name
+    if isinstance(node, ast.MinMaxExpr):
+        return "greatest" if int(node.op) == 0 else "least"
+    if isinstance(node, ast.A_Expr) and int(node.kind) == 5:  # AEXPR_NULLIF
+        return "nullif"
+    return "?column?"
+
+
+def parse(text: str) -> tuple[Any, ...]:
+    try:
+        return parse_sql(text)
+    except ParseError as exc:
+        raise AnalysisError(f"statement does not parse: {exc}") from exc

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import pytest
+
+from wardgate.sql import AnalysisError, StatementKind, classify
+
+R, W, DDL, DCL, TX, ADMIN = (
+    StatementKind.READ, StatementKind.WRITE, StatementKind.DDL, StatementKind.DCL,
+    StatementKind.TRANSACTION, StatementKind.ADMIN,
+)  # fmt: skip
+
+KINDS = [
+    ("SELECT * FROM patients", [R]),
+    ("TABLE patients", [R]),
+    ("WITH d AS (DELETE FROM patients RETURNING *) SELECT * FROM d", [W]),
+    ("SELECT 1 INTO t2", [DDL]),
+    ("INSERT INTO t VALUES (1)", [W]),
+    ("UPDATE t SET a = 1", [W]),
+    ("DELETE FROM t", [W]),
+    ("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", [W]),
+    ("TRUNCATE t", [W]),
+    ("COPY t FROM STDIN", [W]),
+    ("COPY t TO STDOUT", [R]),
+    ("CALL p()", [W]),
+    ("CREATE TABLE t (a int)", [DDL]),
+    ("ALTER TABLE t ADD COLUMN b int", [DDL]),
+    ("DROP TABLE t", [DDL]),
+    ("CREATE INDEX ON t (a)", [DDL]),
+    ("CREATE VIEW v AS SELECT 1", [DDL]),
+    ("COMMENT ON TABLE t IS 'x'", [DDL]),
+    ("GRANT SELECT ON t TO bob", [DCL]),
+    ("REVOKE SELECT ON t FROM bob", [DCL]),
+    ("CREATE ROLE bob", [DCL]),
+    ("ALTER ROLE bob SUPERUSER", [DCL]),
+    ("BEGIN", [TX]),
+    ("COMMIT", [TX]),
+    ("ROLLBACK", [TX]),
+    ("SAVEPOINT a", [TX]),
+    ("SET search_path = x", [ADMIN]),
+    ("SHOW search_path", [ADMIN]),
+    ("VACUUM t", [ADMIN]),
+    ("LISTEN x", [ADMIN]),
+    ("EXPLAIN SELECT 1", [R]),
+    ("EXPLAIN DELETE FROM t", [R]),
+    ("EXPLAIN ANALYZE DELETE FROM t", [W]),
+    ("DECLARE c CURSOR FOR SELECT 1", [R]),
+    ("FETCH 1 FROM c", [R]),
+    ("PREPARE q AS DELETE FROM t", [W]),
+    ("EXECUTE q", [ADMIN]),
+    ("DO $$ BEGIN END $$", [ADMIN]),
+    ("COMMIT; CREATE TABLE x (a int)", [TX, DDL]),
+    ("SELECT 1; DROP TABLE patients", [R, DDL]),
+]
+
+
+@pytest.mark.parametrize(("text", "kinds"), KINDS, ids=[k[0] for k in KINDS])
+def test_kind(text: str, kinds: list[StatementKind]) -> None:
+    result = classify(text)
+    assert [s.kind for s in result.statements] == kinds
+    assert result.multi_statement == (len(kinds) > 1)
+
+
+DANGEROUS = [
+    ("SELECT pg_read_file('/etc/passwd')", "calls pg_read_file"),
+    ("SELECT pg_read_binary_file('/etc/passwd')", "calls pg_read_binary_file"),
+    ("SELECT * FROM pg_ls_dir('.')", "calls pg_ls_dir"),
+    ("SELECT lo_import('/etc/passwd')", "calls lo_import"),
+    ("SELECT lo_export(1, '/tmp/x')", "calls lo_export"),
+    ("SELECT * FROM dblink('host=x', 'SELECT 1') AS t(a int)", "calls dblink"),
+    ("SELECT dblink_exec('host=x', 'DROP TABLE t')", "calls dblink_exec"),
+    ("SELECT 1 WHERE pg_read_file('/x') IS NULL", "calls pg_read_file"),
+    ("COPY t TO PROGRAM 'curl x'", "COPY runs a program on the server"),
+    ("COPY t FROM PROGRAM 'id'", "COPY runs a program on the server"),
+    ("COPY t TO '/tmp/x'", "COPY reads or writes a file on the server"),
+    ("COPY t FROM '/etc/passwd'", "COPY reads or writes a file on the server"),
+    ("LOAD 'plugin'", "LOAD loads a shared library"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), DANGEROUS, ids=[d[0] for d in DANGEROUS])
+def test_dangerous(text: str, reason: str) -> None:
+    assert reason in classify(text).dangerous
+
+
+def test_safe_statements_are_not_dangerous() -> None:
+    for text in ("SELECT upper(ssn) FROM patients", "COPY t TO STDOUT", "COPY t FROM STDIN"):
+        assert classify(text).dangerous == ()
+
+
+def test_tables_touched() -> None:
+    result = classify(
+        "WITH x AS (SELECT * FROM patients) SELECT * FROM x JOIN archive.encounters e ON true"
+        " WHERE EXISTS (SELECT 1 FROM clinical_notes)"
+    )
+    assert result.tables == {
+        (None, "patients"),
+        ("archive", "encounters"),
+        (None, "clinical_notes"),
+    }
+    assert classify("EXECUTE q").statements[0].name == "q"
+
+
+def test_unparsable_fails_closed() -> None:
+    with pytest.raises(AnalysisError):
+        classify("SELECT FROM WHERE")

@@ -76,8 +76,8 @@ class PgbenchRun:
     proxy_cpu_us_per_txn: float | None = None
 
 
-def pgbench(endpoint: Endpoint, mode: str, duration: int) -> PgbenchRun:
-    argv = [pg_bin("pgbench"), "-n", "-S", "-M", mode, "-c", str(CLIENTS), "-j", str(THREADS)]
+def pgbench(endpoint: Endpoint, mode: str, duration: int, clients: int = CLIENTS) -> PgbenchRun:
+    argv = [pg_bin("pgbench"), "-n", "-S", "-M", mode, "-c", str(clients), "-j", str(THREADS)]
     argv += ["-T", str(duration)]
     out = run_tool(argv, endpoint.libpq_env(), timeout=duration + 60).stdout
 
@@ -227,7 +227,7 @@ def bench_pgbench(
         range(args.rounds), MODES, endpoints.items()
     ):
         log(
-            f"round {round_no + 1}/{args.rounds}: pgbench -S -M {mode} -c {CLIENTS} "
+            f"round {round_no + 1}/{args.rounds}: pgbench -S -M {mode} -c {args.clients} "
             f"-j {THREADS} -T {args.duration}: {name}"
         )
         gateway = gateways.get(name)
@@ -235,7 +235,7 @@ def bench_pgbench(
         pid = proxy_pids.get(name)
         cpu = cpu_seconds(pid) if pid else 0.0
         try:
-            run = pgbench(endpoint, mode, args.duration)
+            run = pgbench(endpoint, mode, args.duration, args.clients)
         except BenchError as exc:
             raise BenchError(f"{exc}\n{gateway.state()}" if gateway else str(exc)) from exc
         if gateway is not None:
@@ -540,6 +540,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="short runs (about 1.5 minutes)")
     parser.add_argument("--duration", type=int, help="seconds per pgbench run (15; quick: 5)")
+    parser.add_argument(
+        "--clients", type=int, default=CLIENTS, help=f"pgbench -c, clients ({CLIENTS})"
+    )
     parser.add_argument(
         "--rounds", type=int, help="pgbench runs per setup, best kept (2; quick: 1)"
     )

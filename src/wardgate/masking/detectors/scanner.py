@@ -1,0 +1,116 @@
+"""Runs the detectors over a text and keeps non-overlapping spans: the best-scored (then the
+longest) wins an overlap, and what a loser covered outside the winner is kept as its own span,
+so that a partial overlap never leaves part of an identifier unmasked."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from wardgate.masking.detectors.base import Detector, Span
+from wardgate.masking.detectors.ids import DEFAULT_MRN_FORMATS, MrnFormat
+from wardgate.masking.detectors.names import NameDetector
+from wardgate.masking.detectors.numbers import NumberDetector
+from wardgate.masking.detectors.patterns import NetDetector, WrittenDateDetector
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    mrn_formats: tuple[MrnFormat, ...] = DEFAULT_MRN_FORMATS
+    min_score: float = 0.5
+    names: bool = True
+    extra: tuple[Detector, ...] = field(default=())  # e.g. an NER hook (see ner.py)
+
+
+def default_detectors(config: ScannerConfig) -> list[Detector]:
+    detectors: list[Detector] = [
+        NumberDetector(config.mrn_formats),
+        NetDetector(),
+        WrittenDateDetector(),
+    ]
+    if config.names:
+        detectors.append(NameDetector())
+    return detectors + list(config.extra)
+
+
+class Scanner:
+    def __init__(self, config: ScannerConfig | None = None) -> None:
+        self.config = config or ScannerConfig()
+        self.detectors = default_detectors(self.config)
+
+    def scan(self, text: str) -> list[Span]:
+        """Spans of `text` that hold an entity, sorted by start, none overlapping."""
+        floor = self.config.min_score
+        found = [s for d in self.detectors for s in d.find(text) if s.score >= floor]
+        return resolve(found) if found else found
+
+    def scan_many(self, texts: Sequence[str]) -> list[list[Span]]:
+        """`scan` of each text, done as one scan of the texts joined: the same spans, for less
+        per-call work (a batch of cells of one result column, say)."""
+        if len(texts) < 2:
+            return [self.scan(t) for t in texts]
+        starts = []
+        position = 0
+        for text in texts:
+            starts.append(position)
+            position += len(text) + len(_SEPARATOR)
+        results: list[list[Span]] = [[] for _ in texts]
+        for span in self.scan(_SEPARATOR.join(texts)):
+            i = bisect.bisect_right(starts, span.start) - 1
+            base, limit = starts[i], starts[i] + len(texts[i])
+            if span.end > limit:  # cannot happen with the built-in detectors; an extra might
+                span = span._replace(end=limit)
+            results[i].append(span._replace(start=span.start - base, end=span.end - base))
+        return results
+
+
+_SEPARATOR = "\n\x1f\n"  # no detector's pattern crosses it, nor looks back over it for a label
+
+
+def _start(span: Span) -> int:
+    return span.start
+
+
+def resolve(spans: Iterable[Span]) -> list[Span]:
+    ordered = sorted(spans, key=_start)
+    if all(ordered[i - 1].end <= ordered[i].start for i in range(1, len(ordered))):
+        return ordered  # the common case: nothing overlaps
+    ranked = sorted(ordered, key=lambda s: (-s.score, s.start - s.end, s.start))
+    starts: list[int] = []
+    kept: list[Span] = []  # sorted by start, parallel to `starts`
+    for span in ranked:
+        for piece in _uncovered(span, starts, kept):
+            at = bisect.bisect_left(starts, piece.start)
+            starts.insert(at, piece.start)
+            kept.insert(at, piece)
+    return kept
+
+
+def _uncovered(span: Span, starts: list[int], kept: list[Span]) -> list[Span]:
+    at = bisect.bisect_left(starts, span.start)
+    if at and kept[at - 1].end > span.start:
+        at -= 1
+    pieces = []
+    position = span.start
+    while at < len(kept) and kept[at].start < span.end:
+        if kept[at].start > position:
+            pieces.append((position, kept[at].start))
+        position = max(position, kept[at].end)
+        at += 1
+    if position < span.end:
+        pieces.append((position, span.end))
+    if pieces == [(span.start, span.end)]:
+        return [span]
+    return [Span(span.entity, a, b, span.score, span.detector) for a, b in pieces if b - a >= 2]
+
+
+_default: Scanner | None = None
+
+
+def scan(text: str) -> list[Span]:
+    """`Scanner().scan(text)` with the default configuration, built once."""
+    global _default
+    if _default is None:
+        _default = Scanner()
+    return _default.scan(text)

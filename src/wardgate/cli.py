@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 
 from wardgate import __version__
+from wardgate.audit.store import AuditUnavailable
 from wardgate.config import ConfigError, config_path, load
 
 log = logging.getLogger("wardgate")
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command in identity_cli.COMMANDS:
             return identity_cli.run(args)
-    except ConfigError as exc:
+    except (ConfigError, AuditUnavailable) as exc:
         print(f"wardgate: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -106,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(explicit: str | None) -> int:
     from wardgate.app import Gateway, run, serve
+    from wardgate.audit.location import redacted
 
     cfg = load(config_path(explicit))
 
@@ -115,7 +117,7 @@ def _serve(explicit: str | None) -> int:
         audit = gateway.config.audit
         for what, where in (("audit events", audit.path), ("audit store", audit.store)):
             if where is not None:
-                log.info("%s to %s", what, where)
+                log.info("%s to %s", what, redacted(where))
 
     try:
         run(lambda: serve(cfg, ready))

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from wardgate.audit.location import location
 from wardgate.identity.credentials import parse_duration
 from wardgate.identity.oidc import OidcSettings
 from wardgate.identity.scram import Verifier
@@ -40,6 +41,10 @@ class _Model(BaseModel):
 
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+# A SQLite file, or a PostgreSQL URL kept as the text it is (see audit/location.py).
+StoreLocation = Annotated[
+    Path | str, BeforeValidator(lambda v: location(v) if isinstance(v, str) else v)
+]
 
 
 class ListenerTLS(_Model):
@@ -113,6 +118,80 @@ class Target(_Model):
     tls: Literal["disable", "require", "verify-full"] = "verify-full"
     ca: Path | None = None
     connect_timeout: float = Field(default=10.0, gt=0)
+    phi: dict[str, str] = Field(
+        default_factory=dict,
+        description="column labels: 'table.column' or 'schema.table.column' -> an entity "
+        "(SSN, NAME, ...) or TEXT (free text, content-scanned)",
+    )
+
+    @model_validator(mode="after")
+    def _labels(self) -> Target:
+        from wardgate.masking.entities import Entity
+
+        known = {e.value for e in Entity} | {"TEXT"}
+        for column, entity in self.phi.items():
+            if not 2 <= len(column.split(".")) <= 3:
+                raise ValueError(f"phi label {column!r}: write table.column or schema.table.column")
+            if entity not in known:
+                raise ValueError(f"phi label {column}: unknown entity {entity!r}; known: "
+                                 f"{', '.join(sorted(known))}")  # fmt: skip
+        return self
+
+
+OperatorConfig = str | dict[str, Any]
+
+
+class MaskingRole(_Model):
+    """What one role sees: ``raw`` entities unmasked, ``operators`` overriding the defaults."""
+
+    raw: tuple[str, ...] = ()
+    operators: dict[str, OperatorConfig] = Field(default_factory=dict)
+
+
+class Masking(_Model):
+    """PHI masking in results (``masking/``). Labels are per target (``targets[].phi``)."""
+
+    key: Path | None = Field(default=None, description="HMAC key for pseudonyms, created 0600")
+    unresolved: Literal["redact", "scan", "deny"] = Field(
+        default="redact",
+        description="a result column whose lineage is unknown in a statement touching PHI",
+    )
+    agents_see_raw: bool = Field(default=False, description="agents and services: owner's view")
+    operators: dict[str, OperatorConfig] = Field(default_factory=dict)
+    roles: dict[str, MaskingRole] = Field(default_factory=dict)
+    mrn_patterns: tuple[str, ...] = ()
+    catalog_refresh: float = Field(default=300.0, gt=0, description="seconds between reloads")
+
+    @model_validator(mode="after")
+    def _known(self) -> Masking:
+        from wardgate.masking.entities import Entity
+        from wardgate.masking.operators import operator_from_config
+
+        known = {e.value for e in Entity} | {"TEXT"}
+        tables = [("masking.operators", self.operators)] + [
+            (f"masking.roles.{name}.operators", r.operators) for name, r in self.roles.items()
+        ]
+        for where, operators in tables:
+            for entity, spec in operators.items():
+                if entity not in known:
+                    raise ValueError(f"{where}: unknown entity {entity!r}")
+                operator_spec(spec, operator_from_config)
+        for name, role in self.roles.items():
+            unknown = [e for e in role.raw if e not in known]
+            if unknown:
+                raise ValueError(f"masking.roles.{name}.raw: unknown entities {unknown}")
+        return self
+
+
+def operator_spec(spec: OperatorConfig, build: Any) -> Any:
+    """An operator from its configuration: a name, or a mapping with ``operator`` and params."""
+    if isinstance(spec, str):
+        return build(spec)
+    params = dict(spec)
+    name = params.pop("operator", None)
+    if not isinstance(name, str):
+        raise ValueError(f"{spec!r}: name the operator ('operator: partial')")
+    return build(name, params)
 
 
 class Audit(_Model):
@@ -120,7 +199,7 @@ class Audit(_Model):
     With a store, ``path: null`` turns the JSON-lines copy off; one of the two is required."""
 
     path: Path | None = Path("audit.jsonl")
-    store: Path | None = None
+    store: StoreLocation | None = Field(default=None, description="a file, or postgresql://")
     key: Path | None = Field(default=None, description="Ed25519 signing key, created 0600")
     head_file: Path | None = Field(default=None, description="anchored heads, one JSON per line")
     webhook: str | None = Field(default=None, pattern=r"^https?://")
@@ -137,13 +216,22 @@ class Audit(_Model):
     @model_validator(mode="after")
     def _anchor_apart(self) -> Audit:
         store, heads = self.store, self.head_file
-        if store is not None and heads is not None and heads.parent == store.parent:
+        if isinstance(store, Path) and heads is not None and heads.parent == store.parent:
             raise ValueError("head_file must be in another directory than the store")
         return self
 
+    @model_validator(mode="after")
+    def _key_of_a_database(self) -> Audit:
+        if isinstance(self.store, str) and self.key is None:
+            raise ValueError(
+                "a PostgreSQL audit store needs 'key', the path of the signing key"
+                " (there is no folder beside the store to keep it in)"
+            )
+        return self
+
     def key_path(self) -> Path | None:
-        """The signing key: ``key``, or ``audit-signing.key`` beside the store."""
-        if self.key is not None or self.store is None:
+        """The signing key: ``key``, or ``audit-signing.key`` beside a SQLite store."""
+        if self.key is not None or not isinstance(self.store, Path):
             return self.key
         return self.store.parent / "audit-signing.key"
 
@@ -250,6 +338,7 @@ class Config(_Model):
     audit: Audit = Audit()
     siem: Siem = Siem()
     identity: IdentitySettings = IdentitySettings()
+    masking: Masking = Masking()
     health_file: Path | None = Field(
         default=None, description="where `wardgate serve` keeps its health; see health_path()"
     )
@@ -272,7 +361,9 @@ class Config(_Model):
         if self.health_file is not None:
             return self.health_file
         where = self.audit.path or self.audit.store
-        assert where is not None  # the Audit model requires one of them
+        if not isinstance(where, Path):  # a PostgreSQL store: beside the signing key
+            where = self.audit.key
+        assert where is not None  # the Audit model requires one of them (and a key with a URL)
         return where.parent / "health.json"
 
     def target(self, name: str) -> Target | None:
@@ -383,7 +474,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     audit = a.model_copy(
         update={
             "path": fix(a.path),
-            "store": fix(a.store),
+            "store": a.store if isinstance(a.store, str) else fix(a.store),
             "key": fix(a.key),
             "head_file": fix(a.head_file),
         }
@@ -399,6 +490,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             "audit": audit,
             "siem": siem,
             "health_file": fix(config.health_file),
+            "masking": config.masking.model_copy(update={"key": fix(config.masking.key)}),
             "identity": config.identity.model_copy(update={"state": fix(config.identity.state)}),
         }
     )

@@ -42,21 +42,33 @@ class Log:
     key: Path
     public: Path
     heads: Path
+    url: str | None = None  # a PostgreSQL store instead of the file ``db``
+
+    @property
+    def store(self) -> Path | str:
+        return self.url or self.db
 
     def open(self, every_entries: int = 4) -> ChainedAudit:
         return ChainedAudit.open(
-            self.db, self.key, head_file=self.heads, every_entries=every_entries
+            self.store, self.key, head_file=self.heads, every_entries=every_entries
         )
 
 
 def make_log(
-    tmp: Path, n: int = 20, *, every_entries: int = 4, batch: int = 3, subject: str = "alice"
+    tmp: Path,
+    n: int = 20,
+    *,
+    every_entries: int = 4,
+    batch: int = 3,
+    subject: str = "alice",
+    url: str | None = None,
 ) -> Log:
     log = Log(
         tmp / "store" / "audit.db",
         tmp / "keys" / "audit.key",
         tmp / "audit.pub.pem",
         tmp / "anchors" / "heads.jsonl",
+        url,
     )
     audit = log.open(every_entries)
     for i in range(1, n + 1):
@@ -81,4 +93,4 @@ def wardgate(*args: str | Path, cwd: Path | None = None) -> subprocess.Completed
 
 def verify_cli(log: Log, *, head: bool = True) -> subprocess.CompletedProcess[str]:
     extra: list[str | Path] = ["--head", log.heads] if head else []
-    return wardgate("audit", "verify", "--db", log.db, "--key", log.public, *extra)
+    return wardgate("audit", "verify", "--db", log.store, "--key", log.public, *extra)

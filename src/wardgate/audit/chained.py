@@ -18,10 +18,10 @@ from pathlib import Path
 from wardgate.audit.anchors import Anchors
 from wardgate.audit.checkpoints import Checkpointer, load_or_create_key
 from wardgate.audit.events import Event
+from wardgate.audit.location import Location
 from wardgate.audit.prepared import StatementEntries
 from wardgate.audit.recorder import EventRecorder
-from wardgate.audit.sqlite import SQLiteStore
-from wardgate.audit.store import AuditStore, AuditUnavailable, Prepared, prepare
+from wardgate.audit.store import AuditStore, AuditUnavailable, Prepared, open_store, prepare
 from wardgate.core.model import Request, SessionInfo
 
 
@@ -41,7 +41,7 @@ class ChainedAudit(EventRecorder):
     @classmethod
     def open(
         cls,
-        store: Path,
+        store: Location,
         key: Path,
         *,
         head_file: Path | None = None,
@@ -49,16 +49,21 @@ class ChainedAudit(EventRecorder):
         every_entries: int = 1000,
         every_seconds: float = 60.0,
     ) -> ChainedAudit:
-        """The SQLite store at ``store``, signing heads with ``key`` (created if absent)."""
-        sqlite = SQLiteStore(store)
-        checkpointer = Checkpointer(
-            sqlite,
-            load_or_create_key(key),
-            every_entries=every_entries,
-            every_seconds=every_seconds,
-            anchors=Anchors(head_file, webhook),
-        )
-        return cls(sqlite, checkpointer)
+        """The store at ``store`` (a SQLite file, or a ``postgresql://`` URL), signing heads with
+        ``key`` (created if absent)."""
+        opened = open_store(store)
+        try:
+            checkpointer = Checkpointer(
+                opened,
+                load_or_create_key(key),
+                every_entries=every_entries,
+                every_seconds=every_seconds,
+                anchors=Anchors(head_file, webhook),
+            )
+        except BaseException:
+            opened.close()
+            raise
+        return cls(opened, checkpointer)
 
     def record(self, event: Event) -> None:
         self._pending.append(event)

@@ -129,7 +129,8 @@ def tree_upto(store: AuditStore, size: int, first_leaf: int) -> tuple[Tree, list
 
 class Checkpointer:
     """Writes a head every ``every_entries`` entries or ``every_seconds``, whichever comes first
-    (and at the first append), keeping the tree as a frontier in memory."""
+    (and at the first append), keeping the tree as a frontier in memory. Entries that another
+    writer appended (a replica sharing a PostgreSQL store) are read from the store into it."""
 
     def __init__(
         self,
@@ -151,8 +152,8 @@ class Checkpointer:
         self.head_size = latest.tree_size if latest else 0
         self.head_time = clock() if latest else float("-inf")
         size, _ = store.last()
-        if size > self.frontier.size:
-            for entry in store.entries(self.frontier.size + 1):
+        if size > self.frontier.size:  # bounded: another replica may be appending
+            for entry in store.entries(self.frontier.size + 1, size):
                 self.frontier.append(leaf_hash(bytes.fromhex(entry.hash)))
         if self.frontier.size != size:
             raise AuditUnavailable(f"the audit store ends at {size}, its heads at {self.head_size}")
@@ -167,6 +168,8 @@ class Checkpointer:
 
     def extend(self, first: int, digests: Sequence[bytes]) -> Head | None:
         """Entries ``first``, ``first + 1``, ... with these raw hashes were appended."""
+        if digests and first > self.frontier.size + 1:
+            self._catch_up(first - 1)  # another writer (a replica) appended the ones between
         if digests and first != self.frontier.size + 1:
             expected = self.frontier.size + 1
             raise AuditUnavailable(
@@ -176,6 +179,13 @@ class Checkpointer:
         for digest in digests:
             append(leaf_hash(digest))
         return self.tick()
+
+    def _catch_up(self, size: int) -> None:
+        """Take entries up to ``size`` that others appended into the tree, from the store."""
+        for entry in self.store.entries(self.frontier.size + 1, size):
+            if entry.seq != self.frontier.size + 1:
+                break
+            self.frontier.append(leaf_hash(bytes.fromhex(entry.hash)))
 
     def due(self, now: float) -> bool:
         if self.frontier.size == self.head_size:

@@ -20,8 +20,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from wardgate.audit.checkpoints import load_public_key, public_pem
-from wardgate.audit.sqlite import SQLiteStore
-from wardgate.audit.store import AuditUnavailable, Query
+from wardgate.audit.location import Location, location
+from wardgate.audit.store import AuditUnavailable, Query, open_store
 from wardgate.config import CONFIG_ENV, Audit, ConfigError, config_path, load
 
 
@@ -36,7 +36,12 @@ def add_parser(subparsers: Any) -> None:
     def action(name: str, help: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help)
         p.add_argument("-c", "--config", default=None, help="configuration file")
-        p.add_argument("--db", type=Path, default=None, help="audit store (default: audit.store)")
+        p.add_argument(
+            "--db",
+            type=location,
+            default=None,
+            help="audit store: a SQLite file or a postgresql:// URL (default: audit.store)",
+        )
         return p
 
     verify = action("verify", "verify the log offline with the public key")
@@ -74,11 +79,11 @@ def _settings(explicit: str | None) -> Audit:
     return Audit()
 
 
-def _db(args: argparse.Namespace, cfg: Audit) -> Path:
-    db: Path | None = args.db or cfg.store
+def _db(args: argparse.Namespace, cfg: Audit) -> Location:
+    db: Location | None = args.db or cfg.store
     if db is None:
-        raise _Usage("no audit store: pass --db FILE or set audit.store in the configuration")
-    if not db.is_file():
+        raise _Usage("no audit store: pass --db FILE|URL or set audit.store in the configuration")
+    if isinstance(db, Path) and not db.is_file():
         raise _Usage(f"{db}: no such audit store")
     return db
 
@@ -129,7 +134,7 @@ def _verify(args: argparse.Namespace, cfg: Audit) -> int:
 def _prove(args: argparse.Namespace, cfg: Audit) -> int:
     from wardgate.audit.verify import prove
 
-    store = SQLiteStore(_db(args, cfg), readonly=True)
+    store = open_store(_db(args, cfg), readonly=True)
     try:
         print(json.dumps(prove(store, args.seq), indent=2))
     finally:
@@ -162,7 +167,7 @@ def _search(args: argparse.Namespace, cfg: Audit) -> int:
         until=_when(args.until),
         limit=args.limit,
     )
-    store = SQLiteStore(_db(args, cfg), readonly=True)
+    store = open_store(_db(args, cfg), readonly=True)
     try:
         for entry in store.search(query):
             if args.json:
@@ -194,7 +199,7 @@ def _export(args: argparse.Namespace, cfg: Audit) -> int:
             convert = lambda e: json.dumps(fn(e), separators=(",", ":"))  # noqa: E731
         else:
             convert = lambda e: str(fn(e))  # noqa: E731
-    store = SQLiteStore(_db(args, cfg), readonly=True)
+    store = open_store(_db(args, cfg), readonly=True)
     try:
         query = Query(since=_when(args.since), until=_when(args.until))
         for entry in store.search(query):

@@ -7,8 +7,9 @@ searching), ``event`` (the event's RFC 8785 canonical JSON), ``prev_hash`` (the 
     hash = hex(SHA-256(JCS({"event": <event>, "prev_hash": <prev_hash>, "seq": <seq>})))
 
 whose bytes are exactly ``{"event":`` + event JSON + ``,"prev_hash":"`` + 64 hex digits +
-``","seq":`` + decimal seq + ``}``. ``sqlite.SQLiteStore`` implements ``AuditStore``; a PostgreSQL
-implementation uses the same tables (``schema("BIGINT")``) with triggers written in PL/pgSQL.
+``","seq":`` + decimal seq + ``}``. ``sqlite.SQLiteStore`` implements ``AuditStore``;
+``pgstore.PostgresStore`` uses the same tables (``schema("BIGINT", ...)``) with triggers written
+in PL/pgSQL. ``open_store`` picks one by the form of the location.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from wardgate.audit.canonical import CanonicalizationError, canonical
 from wardgate.audit.events import Event
+from wardgate.audit.location import Location
 
 GENESIS = "0" * 64
 
@@ -182,22 +185,23 @@ def _bars(items: Any) -> str:
     return "|" + "|".join(str(i) for i in items) + "|"
 
 
-def schema(seq_type: str = "INTEGER") -> list[str]:
-    """Tables and indexes in SQL both SQLite and PostgreSQL accept (``BIGINT`` there)."""
+def schema(seq_type: str = "INTEGER", text: str = "TEXT") -> list[str]:
+    """Tables and indexes in SQL both SQLite and PostgreSQL accept (``BIGINT`` there, and text
+    that compares byte-wise: ``TEXT COLLATE "C"``)."""
     return [
         f"""CREATE TABLE IF NOT EXISTS audit_entry (
-            seq {seq_type} PRIMARY KEY, time TEXT NOT NULL, type TEXT NOT NULL,
-            event TEXT NOT NULL, prev_hash CHAR(64) NOT NULL, hash CHAR(64) NOT NULL,
-            subject TEXT, on_behalf TEXT NOT NULL, target TEXT, tables TEXT NOT NULL,
-            decision TEXT)""",
+            seq {seq_type} PRIMARY KEY, time {text} NOT NULL, type {text} NOT NULL,
+            event {text} NOT NULL, prev_hash CHAR(64) NOT NULL, hash CHAR(64) NOT NULL,
+            subject {text}, on_behalf {text} NOT NULL, target {text}, tables {text} NOT NULL,
+            decision {text})""",
         f"""CREATE TABLE IF NOT EXISTS audit_head (
-            tree_size {seq_type} PRIMARY KEY, root_hash CHAR(64) NOT NULL, time TEXT NOT NULL,
-            key_id TEXT NOT NULL, signature TEXT NOT NULL, frontier TEXT NOT NULL)""",
+            tree_size {seq_type} PRIMARY KEY, root_hash CHAR(64) NOT NULL, time {text} NOT NULL,
+            key_id {text} NOT NULL, signature {text} NOT NULL, frontier {text} NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS audit_cut (
             tree_size {seq_type} PRIMARY KEY REFERENCES audit_head (tree_size),
-            last_hash CHAR(64) NOT NULL, last_proof TEXT NOT NULL)""",
-        """CREATE TABLE IF NOT EXISTS audit_key (
-            key_id TEXT PRIMARY KEY, public_pem TEXT NOT NULL, first_used TEXT NOT NULL)""",
+            last_hash CHAR(64) NOT NULL, last_proof {text} NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS audit_key (
+            key_id {text} PRIMARY KEY, public_pem {text} NOT NULL, first_used {text} NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS audit_entry_time ON audit_entry (time)",
         "CREATE INDEX IF NOT EXISTS audit_entry_subject ON audit_entry (subject)",
         "CREATE INDEX IF NOT EXISTS audit_entry_type ON audit_entry (type)",
@@ -257,3 +261,14 @@ class AuditStore(ABC):
 
     def head_at(self, size: int) -> Head | None:
         return next((h for h in self.heads() if h.tree_size == size), None)
+
+
+def open_store(where: Location, *, readonly: bool = False) -> AuditStore:
+    """The SQLite store at a path, or the PostgreSQL store at a ``postgresql://`` URL."""
+    if isinstance(where, Path):
+        from wardgate.audit.sqlite import SQLiteStore
+
+        return SQLiteStore(where, readonly=readonly)
+    from wardgate.audit.pgstore import PostgresStore
+
+    return PostgresStore(where, readonly=readonly)

@@ -1,4 +1,5 @@
-"""Offline verification: the database file, the public key, and optionally the anchored heads.
+"""Offline verification: the database (a file, or a PostgreSQL URL), the public key, and
+optionally the anchored heads.
 
 One pass in seq order, so the first problem reported is the first bad entry (or head):
 
@@ -24,9 +25,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from wardgate.audit.anchors import read_head_file
 from wardgate.audit.canonical import CanonicalizationError, canonical
 from wardgate.audit.checkpoints import frontier_of, key_id, signature_ok, tree_upto
+from wardgate.audit.location import Location
 from wardgate.audit.merkle import Frontier, Tree, leaf_hash, verify_consistency, verify_inclusion
-from wardgate.audit.sqlite import SQLiteStore
-from wardgate.audit.store import GENESIS, AuditStore, AuditUnavailable, Entry, Head, entry_hash
+from wardgate.audit.store import (
+    GENESIS,
+    AuditStore,
+    AuditUnavailable,
+    Entry,
+    Head,
+    entry_hash,
+    open_store,
+)
 
 
 @dataclass
@@ -47,14 +56,15 @@ class _Bad(Exception):
         self.seq, self.problem = seq, problem
 
 
-def verify(db: Path, public: Ed25519PublicKey, head_file: Path | None = None) -> Report:
+def verify(db: Location, public: Ed25519PublicKey, head_file: Path | None = None) -> Report:
+    """``db`` is a SQLite file or a PostgreSQL URL (read in one snapshot)."""
     report = Report()
     try:
         anchored = read_head_file(head_file) if head_file is not None else []
-        if not db.is_file():
+        if isinstance(db, Path) and not db.is_file():
             raise _Bad(None, f"{db}: no such database file")
         try:
-            store = SQLiteStore(db, readonly=True)
+            store = open_store(db, readonly=True)
         except AuditUnavailable as exc:
             raise _Bad(None, f"cannot read the audit store: {exc}") from exc
         try:

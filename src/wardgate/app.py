@@ -36,6 +36,9 @@ from wardgate.identity.oidc_auth import OidcAuthenticator
 from wardgate.identity.revalidate import IdpRevalidator
 from wardgate.identity.revocation import LiveSession, RevocationWatcher, sign_in_check
 from wardgate.identity.state import StateStore
+from wardgate.masking.addon import MaskingAddon
+from wardgate.masking.catalogs import Catalogs
+from wardgate.masking.policy import Labels, Policy
 from wardgate.protocols.postgres.server import PostgresServer
 
 log = logging.getLogger(__name__)
@@ -69,7 +72,10 @@ class Gateway:
         if config.siem.sinks:
             self.forwarder = Forwarder.from_config(config.siem)
             recorders.append(SiemFeed(self.forwarder))
-        self.pipeline = Pipeline([*(extra_addons or []), *recorders])
+        self.masking = _masking(config)
+        masking: list[Addon] = [self.masking] if self.masking is not None else []
+        self.pipeline = Pipeline([*(extra_addons or []), *masking, *recorders])
+        self._catalogs: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         ident = config.identity
@@ -122,6 +128,10 @@ class Gateway:
     async def start(self) -> None:
         if self.forwarder is not None:
             self.forwarder.start()
+        if self.masking is not None:
+            catalogs = self.masking.catalogs
+            await asyncio.get_running_loop().run_in_executor(None, catalogs.load_due)
+            self._catalogs = asyncio.create_task(self._reload_catalogs(catalogs))
         self._ticker = asyncio.create_task(self._tick())
         if self.revocations is not None:
             self._watcher = asyncio.create_task(self._watch(self.revocations))
@@ -182,6 +192,16 @@ class Gateway:
                 log.exception("identity: revocation check failed")
             await asyncio.sleep(self.config.identity.watch_interval)
 
+    async def _reload_catalogs(self, catalogs: Catalogs) -> None:
+        """Target catalogs for masking: retried until loaded, reloaded when due or stale."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await loop.run_in_executor(None, catalogs.load_due)
+            except Exception:
+                log.exception("masking: catalog reload failed")
+
     async def _revalidate(self, revalidator: IdpRevalidator) -> None:
         """Ask the identity provider about every human whose grant we hold, every
         ``revalidate_interval``; refusals revoke through the store (and so the watcher)."""
@@ -213,7 +233,7 @@ class Gateway:
     async def close(self) -> None:
         if self.api is not None:
             await self.api.close()
-        for task in (self._revalidating, self._watcher, self._ticker):
+        for task in (self._catalogs, self._revalidating, self._watcher, self._ticker):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -271,6 +291,48 @@ def run(coro_factory: Callable[[], object]) -> None:
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(coro_factory())  # type: ignore[arg-type]
+
+
+def _masking(config: Config) -> MaskingAddon | None:
+    """The masking addon, if any target has PHI labels."""
+    labelled = [t for t in config.targets if t.phi]
+    if not labelled:
+        return None
+    settings = config.masking
+    policy = Policy(
+        settings.operators,
+        {name: (role.raw, role.operators) for name, role in settings.roles.items()},
+        agents_see_raw=settings.agents_see_raw,
+    )
+    key = masking_key(settings.key or config.health_path().parent / "masking.key")
+    labels = {t.name: Labels.from_config(t.phi) for t in labelled}
+    return MaskingAddon(
+        labels,
+        policy,
+        Catalogs(labelled, settings.catalog_refresh, labels),
+        key,
+        unresolved=settings.unresolved,
+        mrn_patterns=settings.mrn_patterns,
+    )
+
+
+def masking_key(path: Path) -> bytes:
+    """The pseudonym key: 32 random bytes, created 0600 on first start."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = os.urandom(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+        f.flush()
+        os.fsync(f.fileno())
+    return key
 
 
 def _write_atomically(path: Path, text: str) -> None:

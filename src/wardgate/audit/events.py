@@ -93,6 +93,8 @@ def statement_event(request: Request, now: float) -> Event:
         event["reason"] = request.decision.reason
     if request.error_code:
         event["error"] = {"sqlstate": request.error_code, "message": request.error}
+    if request.masking:
+        event["masking"] = request.masking
     return event
 
 
@@ -171,7 +173,7 @@ class StatementLines:
             context = encode(_statement_context(s))[1:-1]
             self._context[s.id] = context
         started = self._time.of(request.started)
-        if started is None:  # rounding reached the next second: take the slow, exact path
+        if started is None or request.masking:  # rare shapes take the slow, exact path
             return encode(statement_event(request, 0.0))
         text = _quote(request.text)
         tail = ""

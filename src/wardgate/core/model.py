@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,11 @@ class Request:
     error_code: str = ""
     error: str = ""
     ended_mono: float = 0.0
+    # Set by an addon that wants the rows of this request's COPY TO STDOUT: it knows (from the
+    # statement) that the data is in the default text format or binary, never CSV.
+    copy_rows: bool = False
+    # Set by the masking addon: masked values by label and the plan used, for the audit record.
+    masking: dict[str, Any] | None = None
 
     @property
     def duration_ms(self) -> float:

@@ -2,7 +2,8 @@
 
 Hooks, in the order a session meets them: ``connect`` (every attempt, failed ones too),
 ``request`` (may return a ``Decision``), ``result_header``, ``row``, ``result_end`` and
-``disconnect``. ``commit`` is not about one session: it asks an addon that records (the audit) to
+``disconnect``; ``diagnostic`` for each error or notice the server sends. ``commit`` is not
+about one session: it asks an addon that records (the audit) to
 make durable everything it has recorded so far. The protocol glue calls it before it releases any
 result to a client, once for all the sessions served in one turn of the event loop (group
 commit). An addon overrides only the hooks it needs; the pipeline notes which, so that a
@@ -54,6 +55,11 @@ class Addon:
     def result_end(self, request: Request) -> None:
         pass
 
+    def diagnostic(self, session: SessionInfo, fields: dict[str, str]) -> dict[str, str]:
+        """An error or notice the server sends (its fields by code: M message, D detail, ...),
+        which may echo stored values; return the fields to send instead."""
+        return fields
+
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         pass
 
@@ -65,7 +71,10 @@ class Addon:
         return ""
 
 
-HOOKS = ("connect", "request", "result_header", "row", "result_end", "disconnect", "commit")
+HOOKS = (
+    "connect", "request", "result_header", "row", "result_end", "diagnostic", "disconnect",
+    "commit",
+)  # fmt: skip
 
 
 def _overrides(addon: Addon, hook: str) -> bool:
@@ -79,6 +88,7 @@ class Pipeline:
         self.wants_rows = bool(self._by_hook["row"])
         self.wants_columns = self.wants_rows or bool(self._by_hook["result_header"])
         self.wants_commit = bool(self._by_hook["commit"])
+        self.wants_diagnostics = bool(self._by_hook["diagnostic"])
         self.commit_blocks = any(a.commit_blocks for a in self._by_hook["commit"])
 
     def connect(self, attempt: ConnectAttempt) -> None:
@@ -111,6 +121,15 @@ class Pipeline:
 
     def result_end(self, request: Request) -> None:
         self._notify("result_end", request)
+
+    def diagnostic(self, session: SessionInfo, fields: dict[str, str]) -> dict[str, str]:
+        for addon in self._by_hook["diagnostic"]:
+            try:
+                fields = addon.diagnostic(session, fields)
+            except Exception as exc:
+                log.exception("addon %s failed on an error or notice", addon.name)
+                raise PipelineFailure(f"{addon.name} failed on an error or notice") from exc
+        return fields
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._notify("disconnect", session, reason)

@@ -47,6 +47,24 @@ PHI_COMMENTS: dict[tuple[str, str], str] = {
     ("clinical_notes", "body"): "PHI: free text, may hold any identifier",
 }
 
+DEMO_LABELS: dict[str, str] = {
+    "patients.mrn": "MRN",
+    "patients.first_name": "NAME",
+    "patients.last_name": "NAME",
+    "patients.ssn": "SSN",
+    "patients.date_of_birth": "DATE",
+    "patients.street": "GEO",
+    "patients.city": "GEO",
+    "patients.zip": "ZIP",
+    "patients.phone": "PHONE",
+    "patients.email": "EMAIL",
+    "patients.insurance_member_id": "HEALTH_PLAN_ID",
+    "encounters.encounter_date": "DATE",
+    "clinical_notes.written_at": "DATE",
+    "clinical_notes.body": "TEXT",
+}
+"""The demo schema's PHI as masking labels (``targets[].phi``); the comments above say the same."""
+
 _SCHEMA = """
 CREATE TABLE patients (
     id serial PRIMARY KEY,

@@ -8,6 +8,11 @@ ErrorResponse, ReadyForQuery and friends from the server. DataRow and CopyData a
 length word and forwarded as the very bytes they arrived in, unless an addon wants rows, in which
 case each row is decoded, handed to the pipeline and re-encoded.
 
+With a ``diagnostic`` hook, every ErrorResponse and NoticeResponse is decoded too, because
+their message, detail and context may echo stored values (a unique violation's detail echoes the
+key). A COPY TO STDOUT's data is decoded into rows only when an addon asked for them
+(``Request.copy_rows``, see ``copy``).
+
 Requests are a Query or an Execute (and the rare FunctionCall). The server answers the client's
 messages strictly in order, so every message that will be answered is queued as an ``_Expect`` when
 it goes to the server and taken off the queue by its answer: ParseComplete, BindComplete, a
@@ -36,6 +41,7 @@ from dataclasses import dataclass, field
 from wardgate.core.model import Column, Outcome, Request, SessionInfo
 from wardgate.core.pipeline import Pipeline
 from wardgate.protocols.postgres import wire
+from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
 from wardgate.protocols.postgres.framing import check_length
 from wardgate.protocols.postgres.wire import ProtocolViolation
 
@@ -159,6 +165,8 @@ class Relay:
         self._portal_columns: dict[str, tuple[Column, ...]] = {}
         self._client = _Stream()
         self._server = _Stream()
+        # The COPY TO STDOUT in progress whose rows an addon looks at, if any.
+        self._copy: TextCopy | BinaryCopy | None = None
 
     # ---- client to server ----------------------------------------------------------------------
 
@@ -267,7 +275,7 @@ class Relay:
                     request.bytes_out += length - 4
                 pos = stream.pass_through(end, n)
                 continue
-            if kind == wire.B_COPY_DATA:
+            if kind == wire.B_COPY_DATA and self._copy is None:
                 if expected and (request := expected[0].request) is not None:
                     request.bytes_out += length - 4
                 pos = stream.pass_through(end, n)
@@ -295,9 +303,15 @@ class Relay:
             request.bytes_out += len(body)
             self._announce(head)
             return wire.data_row(self.pipeline.row(request, wire.parse_data_row(body)))
+        if kind == wire.B_NOTICE and self.pipeline.wants_diagnostics:
+            return self._diagnostic(kind, body)
         if head is None:
+            if kind == wire.B_ERROR and self.pipeline.wants_diagnostics:
+                return self._diagnostic(kind, body)
             return None  # asynchronous messages, or a FATAL error before the session ends
         what = head.what
+        if self._copy is not None and kind in (wire.B_COPY_DATA, wire.B_COPY_DONE):
+            return self._copy_message(kind, body, head)
         if kind == wire.B_PARSE_COMPLETE and what == PARSE:
             expected.popleft()
             self._statement_columns.pop(head.name, None)
@@ -338,7 +352,12 @@ class Relay:
                     expected.popleft()
                     self._finish(head, Outcome.OK)
             self._result.start(())
+        elif kind == wire.B_COPY_OUT:
+            copying = head.request
+            if copying is not None and copying.copy_rows and self.pipeline.wants_rows:
+                self._start_copy(copying, head, body)
         elif kind == wire.B_ERROR:
+            self._copy = None
             return self._server_error(body, head)
         elif kind == wire.B_READY:
             self.transaction_status = body[:1]
@@ -350,6 +369,35 @@ class Relay:
                     break
                 self._finish(entry, Outcome.SKIPPED)
         return None
+
+    def _start_copy(self, request: Request, head: _Expect, body: bytes) -> None:
+        binary, formats = parse_copy_out(body)
+        columns = tuple(Column("", 0, i + 1, 0, f) for i, f in enumerate(formats))
+        head.described = True
+        request.columns = columns
+        self.pipeline.result_header(request, columns)
+        row = self.pipeline.row
+
+        def hook(values: list[bytes | None]) -> list[bytes | None]:
+            return row(request, values)
+
+        self._copy = BinaryCopy(hook) if binary else TextCopy(hook)
+
+    def _copy_message(self, kind: int, body: bytes, head: _Expect) -> bytes:
+        copy = self._copy
+        assert copy is not None
+        if kind == wire.B_COPY_DONE:
+            copy.finish()
+            self._copy = None
+            return wire.message(kind, body)
+        if head.request is not None:
+            head.request.bytes_out += len(body)
+        data = copy.feed(body)
+        return wire.message(wire.B_COPY_DATA, data) if data else b""
+
+    def _diagnostic(self, kind: int, body: bytes) -> bytes:
+        fields = dict(wire.parse_error_fields(body).fields)
+        return wire.message(kind, wire.fields_body(self.pipeline.diagnostic(self.session, fields)))
 
     def _announce(self, entry: _Expect) -> None:
         """Tell the pipeline the columns of the entry's result, once, before its first row."""
@@ -383,6 +431,11 @@ class Relay:
                 request.outcome = Outcome.ERROR
                 request.error_code = fields.sqlstate
                 request.error = fields.text
+        if replacement is None and self.pipeline.wants_diagnostics:
+            replacement = self._diagnostic(wire.B_ERROR, body)
+            request_error = wire.parse_error_fields(replacement[5:]).text
+            if request is not None and not owner.denied:
+                request.error = request_error  # the audit keeps what the client saw
         if head.what in _ENDS_BATCH:
             return replacement  # a Query or call ends at its ReadyForQuery
         # Extended protocol: the server now skips everything up to the next Sync.

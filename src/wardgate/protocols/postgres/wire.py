@@ -213,6 +213,11 @@ def notice_response(text: str, detail: str = "", hint: str = "") -> bytes:
     return message(B_NOTICE, error_body("NOTICE", "00000", text, detail, hint))
 
 
+def fields_body(fields: Mapping[str, str]) -> bytes:
+    """An ErrorResponse or NoticeResponse body from its fields, in the order given."""
+    return b"".join(code.encode() + cstr(value) for code, value in fields.items()) + b"\x00"
+
+
 def parse_error_fields(body: bytes) -> ErrorFields:
     fields: dict[str, str] = {}
     pos = 0

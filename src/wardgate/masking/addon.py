@@ -1,0 +1,285 @@
+"""The masking addon: PHI masked in every result a session receives, per the identity's view.
+
+``request``: the statement is analysed (lineage, cached by text) against the target's catalog.
+What does not parse is refused; so is a statement whose lineage is unknown when
+``masking.unresolved`` is ``deny``, and a COPY in a format whose rows cannot be masked (CSV, other
+delimiters). DECLARE and PREPARE are remembered per session so that FETCH and EXECUTE get their
+lineage. ``result_header``: the plan of the result, cross-checked with the server's
+RowDescription. ``row``: the plan applied. ``diagnostic``: errors and notices, which can echo
+stored values, are content-scanned and the values a constraint violation quotes are masked.
+``result_end``: masked values by label and the plan go into the audit record.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from wardgate.core.model import Column, Decision, Request, SessionInfo, Verdict
+from wardgate.core.pipeline import Addon
+from wardgate.masking.catalogs import Catalogs
+from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
+from wardgate.masking.plan import Planner, ResultPlan
+from wardgate.masking.policy import Labels, Policy, View
+from wardgate.masking.text import TextMasker
+from wardgate.sql.crosscheck import crosscheck
+from wardgate.sql.fingerprint import LineageCache
+from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, StatementLineage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEARCH_PATH = '"$user", public'
+_SET_PATH = re.compile(
+    r"^\s*set\s+(?:session\s+|local\s+)?search_path\s*(?:to|=)\s*(.+?)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+# Constraint violations quote stored values: "Key (ssn)=(123-45-6789) already exists.",
+# "Failing row contains (1, MRN-..., Ann, ...)."
+_QUOTED_VALUES = re.compile(r"(Key \([^)]*\)=\()(.*)(\))|(Failing row contains \()(.*)(\))", re.S)
+_DIAGNOSTIC_FIELDS = ("M", "D", "W", "H", "q")
+
+
+@dataclass
+class _Session:
+    view: View | None = None
+    planner: Planner | None = None
+    text: TextMasker | None = None
+    search_path: str = DEFAULT_SEARCH_PATH
+    cursors: dict[str, StatementLineage] = field(default_factory=dict)
+    prepared: dict[str, StatementLineage] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    """A request's results in order, and the plan of the result in progress."""
+
+    target: str
+    results: list[StatementLineage]
+    index: int = 0
+    plan: ResultPlan | None = None
+    plans: list[list[dict[str, object]]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class MaskingAddon(Addon):
+    name = "masking"
+
+    def __init__(
+        self,
+        labels: dict[str, Labels],
+        policy: Policy,
+        catalogs: Catalogs,
+        key: bytes,
+        *,
+        unresolved: str = "redact",
+        mrn_patterns: tuple[str, ...] = (),
+    ) -> None:
+        self.labels = labels
+        self.policy = policy
+        self.catalogs = catalogs
+        self.key = key
+        self.unresolved = unresolved
+        formats = tuple(MrnFormat(p) for p in mrn_patterns) or ScannerConfig().mrn_formats
+        self.scanners = {
+            target: Scanner(ScannerConfig(formats, extra=(catalogs.known[target],)))
+            for target in labels
+        }
+        self.cache = LineageCache()
+        self._sessions: dict[str, _Session] = {}
+        self._pending: dict[int, _Pending] = {}
+
+    # ---- per session ----------------------------------------------------------------------------
+
+    def _session(self, info: SessionInfo) -> _Session:
+        state = self._sessions.get(info.id)
+        if state is None:
+            state = self._sessions[info.id] = _Session()
+        if state.view is None:
+            labels = self.labels.get(info.target)
+            view = self.policy.view(info.identity)
+            state.view = view
+            if labels is not None and not view.sees_all(labels.entities() | {"UNRESOLVED"}):
+                text = TextMasker(self.key, view.text_operators(), self.scanners[info.target])
+                state.text = text
+                state.planner = Planner(labels, view, self.key, self.unresolved, text)
+        return state
+
+    def disconnect(self, session: SessionInfo, reason: str) -> None:
+        self._sessions.pop(session.id, None)
+
+    # ---- requests -------------------------------------------------------------------------------
+
+    def request(self, request: Request) -> Decision | None:
+        info = request.session
+        if info.target not in self.labels:
+            return None
+        state = self._session(info)
+        if state.planner is None:
+            return None  # this identity sees every label raw
+        catalog = self.catalogs.get(info.target)
+        if catalog is None:
+            why = self.catalogs.errors.get(info.target, "not loaded yet")
+            return _deny(f"PHI masking is not ready for this target ({why})")
+        if request.kind == "function_call":
+            return _deny("function calls cannot be masked")
+        try:
+            statements = self.cache.analyze(request.text, catalog, search_path=state.search_path)
+        except AnalysisError as exc:
+            return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
+        results: list[StatementLineage] = []
+        for statement in statements:
+            refused = self._note(statement, state, request)
+            if refused is not None:
+                return refused
+            resolved = self._resolve(statement, state)
+            if resolved.returns_rows:
+                results.append(resolved)
+        self._pending[id(request)] = _Pending(info.target, results)
+        return None
+
+    def _note(
+        self, statement: StatementLineage, state: _Session, request: Request
+    ) -> Decision | None:
+        """Remember what later statements of the session refer to; refuse what cannot be
+        masked."""
+        kind = statement.kind
+        if kind is Kind.CURSOR and statement.name:
+            state.cursors[statement.name] = statement
+        elif kind is Kind.PREPARE and statement.name:
+            state.prepared[statement.name] = statement
+        elif kind is Kind.COPY:
+            if not _maskable_copy(statement.text):
+                return _deny("COPY of PHI can be masked only in the default text or binary format")
+            request.copy_rows = True
+        elif kind is Kind.OTHER:
+            found = _SET_PATH.match(statement.text)
+            if found:
+                state.search_path = found.group(1).strip()
+            elif _is_ddl(statement.text):
+                self.catalogs.stale(request.session.target)
+        if self.unresolved == "deny" and any(c.unknown for c in statement.columns):
+            return _deny("the statement's result cannot be traced to its source columns")
+        return None
+
+    @staticmethod
+    def _resolve(statement: StatementLineage, state: _Session) -> StatementLineage:
+        if statement.kind is Kind.FETCH and statement.name:
+            declared = state.cursors.get(statement.name)
+            if declared is not None:
+                return StatementLineage(
+                    Kind.FETCH, statement.text, declared.columns, declared.shape_known, True
+                )
+            return StatementLineage(Kind.FETCH, statement.text, (), False, True)
+        if statement.kind is Kind.EXECUTE and statement.name:
+            prepared = state.prepared.get(statement.name)
+            if prepared is not None:
+                return StatementLineage(
+                    Kind.EXECUTE, statement.text, prepared.columns, prepared.shape_known,
+                    prepared.returns_rows,
+                )  # fmt: skip
+            return StatementLineage(Kind.EXECUTE, statement.text, (), False, True)
+        if statement.kind is Kind.CURSOR:
+            return StatementLineage(Kind.OTHER, statement.text)  # DECLARE itself returns no rows
+        return statement
+
+    # ---- results --------------------------------------------------------------------------------
+
+    def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
+        pending = self._pending.get(id(request))
+        if pending is None:
+            return
+        state = self._sessions.get(request.session.id)
+        planner = state.planner if state is not None else None
+        catalog = self.catalogs.get(pending.target)
+        if planner is None or catalog is None:
+            raise RuntimeError("masking state lost for a pending request")  # fail closed
+        statement = pending.results[pending.index] if pending.index < len(pending.results) else None
+        pending.index += 1
+        lineage: tuple[ColumnLineage, ...] = (
+            statement.columns_for(len(columns)) if statement is not None else ()
+        )
+        suspect: set[int] = set()
+        copy = bool(columns) and all(c.type_oid == 0 and not c.name for c in columns)
+        if statement is not None and not copy and any(c.table_oid for c in columns):
+            described = [(c.table_oid, c.column_number) for c in columns]
+            for found in crosscheck(statement, described, catalog):
+                suspect.add(found.index)
+                log.warning("masking: cross-check: column %d: %s", found.index, found.reason)
+        plan = planner.plan(lineage, columns, catalog, suspect=frozenset(suspect))
+        plan.counts = pending.counts
+        pending.plan = plan
+        pending.plans.append(plan.describe())
+
+    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+        pending = self._pending.get(id(request))
+        if pending is None or pending.plan is None:
+            if request.session.target in self.labels and self._masks(request.session):
+                raise RuntimeError("a row arrived without a masking plan")  # fail closed
+            return values
+        return pending.plan.apply(values)
+
+    def _masks(self, info: SessionInfo) -> bool:
+        state = self._sessions.get(info.id)
+        return state is not None and state.planner is not None
+
+    def result_end(self, request: Request) -> None:
+        pending = self._pending.pop(id(request), None)
+        if pending is None:
+            return
+        plans = [p for p in pending.plans if p]
+        if pending.counts or plans:
+            request.masking = {"masked": dict(sorted(pending.counts.items())), "plan": plans}
+
+    # ---- errors and notices ---------------------------------------------------------------------
+
+    def diagnostic(self, session: SessionInfo, fields: dict[str, str]) -> dict[str, str]:
+        if session.target not in self.labels:
+            return fields
+        state = self._session(session)
+        text = state.text
+        if text is None:
+            return fields
+        out = dict(fields)
+        for code in _DIAGNOSTIC_FIELDS:
+            value = out.get(code)
+            if value:
+                out[code] = text.mask(_QUOTED_VALUES.sub(_masked_quote, value))
+        return out
+
+
+def _masked_quote(match: re.Match[str]) -> str:
+    if match.group(1) is not None:
+        return f"{match.group(1)}[MASKED]{match.group(3)}"
+    return f"{match.group(4)}[MASKED]{match.group(6)}"
+
+
+def _maskable_copy(text: str) -> bool:
+    """COPY ... TO STDOUT in the default text format or binary: rows the relay can decode."""
+    import pglast
+
+    try:
+        (raw,) = pglast.parse_sql(text)
+    except (pglast.parser.ParseError, ValueError):
+        return False
+    for option in raw.stmt.options or ():
+        name = option.defname
+        value = getattr(option.arg, "sval", None) or getattr(option.arg, "boolval", None)
+        if name == "format" and str(value).lower() in ("text", "binary"):
+            continue
+        if name == "binary" or (name == "format" and value is None):
+            continue
+        return False  # csv, delimiter, null, header, quote, escape, encoding...
+    return True
+
+
+def _deny(reason: str) -> Decision:
+    return Decision(Verdict.DENY, reason, "masking")
+
+
+_DDL = re.compile(r"^\s*(create|alter|drop|comment|grant|revoke)\b", re.I)
+
+
+def _is_ddl(text: str) -> bool:
+    return bool(_DDL.match(text))

@@ -1,0 +1,150 @@
+"""The masking plan of one result: for each column, the masker its lineage and the view call for.
+
+Lineage first: a column derived from labelled columns gets its entity's operator when it is the
+stored value (possibly cast), and the strictest operator among its inputs when it is computed
+from them. Content second: free text (``TEXT``) and unlabelled columns of labelled tables are
+scanned by the detectors. A column whose lineage is unknown is masked whole (``redact``) or
+content-scanned (``scan``), as ``masking.unresolved`` says; and a column the server describes
+differently from our lineage (the RowDescription cross-check) is masked whole.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from wardgate.core.model import Column
+from wardgate.masking.column import ColumnMasker
+from wardgate.masking.operators import OperatorSpec, Redact, operator_config
+from wardgate.masking.pgtypes import Family, Format, family_of
+from wardgate.masking.policy import TEXT, Labels, View, strictest
+from wardgate.masking.text import ContentScan, TextMasker
+from wardgate.sql.catalog import Catalog
+from wardgate.sql.model import ColumnLineage
+
+MASKED = Redact("[MASKED]")
+_SCANNABLE = (Family.TEXT, Family.JSON, Family.JSONB)
+TEXT_OID = 25
+
+
+@dataclass
+class ColumnPlan:
+    """``masker`` None: the column passes. ``labels`` are what the audit counts it as."""
+
+    masker: ColumnMasker | None
+    labels: tuple[str, ...] = ()
+    why: str = ""
+
+
+@dataclass
+class ResultPlan:
+    columns: list[ColumnPlan]
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def masks(self) -> bool:
+        return any(c.masker is not None for c in self.columns)
+
+    def apply(self, values: list[bytes | None]) -> list[bytes | None]:
+        counts = self.counts
+        for i, plan in enumerate(self.columns):
+            masker = plan.masker
+            if masker is None or i >= len(values):
+                continue
+            raw = values[i]
+            if raw is not None:
+                values[i] = masker(raw)
+                for label in plan.labels:
+                    counts[label] += 1
+        return values
+
+    def describe(self) -> list[dict[str, object]]:
+        """The plan as the audit records it: per masked column, labels, operator, why."""
+        out: list[dict[str, object]] = []
+        for i, plan in enumerate(self.columns):
+            if plan.masker is None:
+                continue
+            entry: dict[str, object] = {"column": i, "labels": list(plan.labels), "why": plan.why}
+            operator = plan.masker.operator
+            entry["operator"] = (
+                "scan" if isinstance(operator, ContentScan) else operator_config(operator)
+            )
+            out.append(entry)
+        return out
+
+
+class Planner:
+    """Builds result plans for one view of one target. Cheap to call per result."""
+
+    def __init__(
+        self, labels: Labels, view: View, key: bytes, unresolved: str, scanner: TextMasker
+    ) -> None:
+        self.labels = labels
+        self.view = view
+        self.key = key
+        self.unresolved = unresolved
+        self.scan = ContentScan(scanner)
+
+    def plan(
+        self,
+        lineage: Sequence[ColumnLineage],
+        columns: Sequence[Column],
+        catalog: Catalog,
+        *,
+        suspect: frozenset[int] = frozenset(),
+    ) -> ResultPlan:
+        """``suspect``: columns the cross-check says we may have wrong (-1 in it: all)."""
+        plans = []
+        for i, column in enumerate(columns):
+            line = lineage[i] if i < len(lineage) else ColumnLineage(f"?{i}", unknown=True)
+            if i in suspect or -1 in suspect:
+                plans.append(self._whole(column, "the server describes it otherwise"))
+            else:
+                plans.append(self._column(line, column, catalog))
+        return ResultPlan(plans)
+
+    def _whole(self, column: Column, why: str) -> ColumnPlan:
+        operator: OperatorSpec | ContentScan = self.scan if self.unresolved == "scan" else MASKED
+        return ColumnPlan(self._masker(column, operator), ("UNRESOLVED",), why)
+
+    def _column(self, line: ColumnLineage, column: Column, catalog: Catalog) -> ColumnPlan:
+        if line.unknown:
+            return self._whole(column, "lineage unknown")
+        labels = sorted({lab for s in line.sources if (lab := self.labels.label(s)) is not None})
+        masked = [lab for lab in labels if lab not in self.view.raw]
+        if not masked:
+            return ColumnPlan(None)
+        entity_ops = [op for lab in masked if (op := self.view.operator(lab)) is not None]
+        if not entity_ops:  # only free text, or unlabelled columns of labelled tables
+            if column.type_oid and family_of(column.type_oid) not in _SCANNABLE:
+                return ColumnPlan(None)  # a number, a date...: only a label can make it PHI
+            return ColumnPlan(self._masker(column, self.scan), tuple(masked), "content scan")
+        operator = strictest(entity_ops)
+        why = "stored value" if line.exact and len(masked) == 1 else "derived from PHI"
+        return ColumnPlan(self._masker(column, operator, line, catalog), tuple(masked), why)
+
+    def _masker(
+        self,
+        column: Column,
+        operator: OperatorSpec | ContentScan,
+        line: ColumnLineage | None = None,
+        catalog: Catalog | None = None,
+    ) -> ColumnMasker:
+        type_oid = column.type_oid
+        if type_oid == 0:  # COPY: no RowDescription; the stored column's type, or text
+            type_oid = _source_type(line, catalog) or (0 if column.binary else TEXT_OID)
+        fmt: Format = 1 if column.binary else 0
+        return ColumnMasker(type_oid, fmt, operator, self.key)
+
+
+def _source_type(line: ColumnLineage | None, catalog: Catalog | None) -> int:
+    if line is None or catalog is None or not line.exact or len(line.sources) != 1:
+        return 0
+    (source,) = line.sources
+    relation = catalog.relation(source.schema, source.table)
+    found = relation.column(source.column) if relation is not None else None
+    return found.type_oid if found is not None else 0
+
+
+__all__ = ["TEXT", "ColumnPlan", "Planner", "ResultPlan"]

@@ -105,7 +105,7 @@ def test_demo_prints_working_psql_line_and_stops_cleanly(
         )
         assert out.returncode == 0, out.stderr
         count, mrn = out.stdout.split()
-        assert int(count) >= 10_000 and mrn
+        assert int(count) >= 10_000 and mrn.startswith("MRN-")  # alice, engineer: masked
 
         # The same with an ID token of the development provider as the password.
         token_lines = [line for line in lines if line.startswith("PGPASSWORD=")]
@@ -115,13 +115,17 @@ def test_demo_prints_working_psql_line_and_stops_cleanly(
         )
         shell = token_lines[1].replace(" psql ", f" {shlex.quote(pg_bin('psql'))} ", 1)
         out = subprocess.run(
-            ["bash", "-c", f"{shell} -X -At -c 'SELECT count(*) FROM patients'"],
+            ["bash", "-c", f"{shell} -X -At -F '|' -c 'SELECT count(*) FROM patients'"
+             " -c 'SELECT ssn, first_name FROM patients ORDER BY id LIMIT 1'"],
             capture_output=True,
             text=True,
             timeout=60,
-        )
+        )  # fmt: skip
         assert out.returncode == 0, out.stderr
-        assert int(out.stdout) >= 10_000
+        count, row = out.stdout.split("\n", 1)
+        ssn, first_name = row.strip().split("|")
+        assert int(count) >= 10_000
+        assert ssn == "[SSN]" and first_name and "[" not in first_name  # bob, clinician
 
         check = subprocess.run(
             [sys.executable, "-m", "wardgate", "check"],
@@ -137,9 +141,11 @@ def test_demo_prints_working_psql_line_and_stops_cleanly(
     assert not _postmaster_running(data_dir), _server_state(data_dir)
     events = [json.loads(x) for x in (data_dir / "audit.jsonl").read_text().splitlines()]
     seen = [e for e in events if e["type"] == "statement" and "patients" in e["statement"]]
-    assert [e["who"]["subject"] for e in seen] == ["alice", "alice", "bob"]
+    assert [e["who"]["subject"] for e in seen] == ["alice", "alice", "bob", "bob"]
     assert seen[0]["rows"] == 1
     assert seen[2]["who"]["method"] == "oidc" and seen[2]["who"]["roles"] == ["clinician"]
+    assert seen[1]["masking"]["masked"] == {"MRN": 1}
+    assert seen[3]["masking"]["masked"] == {"SSN": 1}  # the clinician sees the name raw
     env = {**os.environ, "WARDGATE_CONFIG": str(config_file)}
     verified = subprocess.run(
         [sys.executable, "-m", "wardgate", "audit", "verify"],

@@ -30,7 +30,7 @@ from wardgate.demo.idp import DevProviderServer, start_dev_provider
 from wardgate.demo.idp_keys import demo_users
 from wardgate.demo.idp_tokens import CLIENT_ID, GATEWAY_AUDIENCE, DevProvider
 from wardgate.demo.postgres import LocalPostgres, start_embedded
-from wardgate.demo.seed import create_database_if_missing, seed
+from wardgate.demo.seed import DEMO_LABELS, create_database_if_missing, seed
 from wardgate.pki import ensure_dev_pki
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,17 @@ def write_config(
                 "password": pg.password,
                 # The embedded server is built without TLS and listens on loopback only.
                 "tls": "disable",
+                "phi": dict(DEMO_LABELS),
             }
         ],
+        # The engineer and every AI agent see no raw PHI; the clinician and the compliance
+        # officer see names and dates of birth. Everything else is masked for everyone.
+        "masking": {
+            "roles": {
+                "clinician": {"raw": ["NAME", "DATE"]},
+                "compliance": {"raw": ["NAME", "DATE"]},
+            }
+        },
         "audit": {
             "path": str(work / "audit.jsonl"),
             "store": str(work / "audit" / "audit.db"),
@@ -215,7 +224,8 @@ def run_demo(data_dir: str | None, port: int, patients: int, story: bool = False
                 print(psql_line)
                 print(uri)
                 print(token_line(bound, name, tokens[name], ca))
-            print("\nTry: SELECT first_name, last_name, ssn FROM patients LIMIT 5;")
+            print("\nTry: SELECT first_name, last_name, ssn, date_of_birth FROM patients LIMIT 5;")
+            print("  as alice (engineer: all PHI masked) and as bob (clinician: names and dates)")
             print("Then: wardgate audit search --user alice   and   wardgate audit verify")
             print("The story of an offboarded contractor: wardgate demo --story")
             print("Ctrl-C stops the gateway and the embedded PostgreSQL.", flush=True)

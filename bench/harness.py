@@ -274,8 +274,10 @@ def start_gateway(
     password: str,
     pki: DevPKI | None = None,
     store: bool = False,
+    phi: dict[str, str] | None = None,
 ) -> Gateway:
-    """A gateway auditing to JSON lines, or with ``store`` to the signed store alone."""
+    """A gateway auditing to JSON lines, or with ``store`` to the signed store alone; with
+    ``phi``, those columns of the target are masked (the bench user has no role: all of them)."""
     home = workdir / name
     home.mkdir()
     listener: dict[str, Any] = {"host": LOOPBACK, "port": 0}
@@ -291,6 +293,8 @@ def start_gateway(
     }
     if upstream.password is not None:
         target["password"] = upstream.password
+    if phi:
+        target["phi"] = phi
     config = {
         "listeners": {"postgres": listener},
         "users": [{"name": GATEWAY_USER, "password": password}],

@@ -207,6 +207,8 @@ class MaskingAddon(Addon):
             for found in crosscheck(statement, described, catalog):
                 suspect.add(found.index)
                 log.warning("masking: cross-check: column %d: %s", found.index, found.reason)
+        if pending.plan is not None:
+            pending.plan.tally()
         plan = planner.plan(lineage, columns, catalog, suspect=frozenset(suspect))
         plan.counts = pending.counts
         pending.plan = plan
@@ -228,6 +230,8 @@ class MaskingAddon(Addon):
         pending = self._pending.pop(id(request), None)
         if pending is None:
             return
+        if pending.plan is not None:
+            pending.plan.tally()
         plans = [p for p in pending.plans if p]
         if pending.counts or plans:
             request.masking = {"masked": dict(sorted(pending.counts.items())), "plan": plans}

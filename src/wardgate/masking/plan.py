@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from wardgate.core.model import Column
 from wardgate.masking.column import ColumnMasker
@@ -37,27 +37,38 @@ class ColumnPlan:
     why: str = ""
 
 
-@dataclass
 class ResultPlan:
-    columns: list[ColumnPlan]
-    counts: Counter[str] = field(default_factory=Counter)
+    """The masking of one result. ``apply`` is the per-row path: it visits only the masked
+    columns and counts cells per column; ``tally`` turns the counts into counts by label."""
+
+    def __init__(self, columns: list[ColumnPlan], counts: Counter[str] | None = None) -> None:
+        self.columns = columns
+        self.counts: Counter[str] = counts if counts is not None else Counter()
+        self._masked = [(i, c.masker) for i, c in enumerate(columns) if c.masker is not None]
+        self._cells = [0] * len(columns)
 
     @property
     def masks(self) -> bool:
-        return any(c.masker is not None for c in self.columns)
+        return bool(self._masked)
 
     def apply(self, values: list[bytes | None]) -> list[bytes | None]:
-        counts = self.counts
-        for i, plan in enumerate(self.columns):
-            masker = plan.masker
-            if masker is None or i >= len(values):
-                continue
-            raw = values[i]
-            if raw is not None:
-                values[i] = masker(raw)
-                for label in plan.labels:
-                    counts[label] += 1
+        cells = self._cells
+        width = len(values)
+        for i, masker in self._masked:
+            if i < width:
+                raw = values[i]
+                if raw is not None:
+                    values[i] = masker(raw)
+                    cells[i] += 1
         return values
+
+    def tally(self) -> None:
+        """Add the cells masked so far to ``counts``, by label, and start counting again."""
+        for i, n in enumerate(self._cells):
+            if n:
+                for label in self.columns[i].labels:
+                    self.counts[label] += n
+        self._cells = [0] * len(self.columns)
 
     def describe(self) -> list[dict[str, object]]:
         """The plan as the audit records it: per masked column, labels, operator, why."""

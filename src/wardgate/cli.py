@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     from wardgate.identity import cli as identity_cli
 
     identity_cli.add_parsers(sub)
+    from wardgate.masking import cli as masking_cli
+
+    masking_cli.add_parser(sub)
     return parser
 
 
@@ -93,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from wardgate.audit import cli as audit_cli
 
             return audit_cli.run(args)
+        if args.command == "classify":
+            from wardgate.masking import cli as masking_cli
+
+            return masking_cli.run(args)
         from wardgate.identity import cli as identity_cli
 
         if args.command in identity_cli.COMMANDS:

@@ -350,28 +350,8 @@ class PostgresStore(AuditStore):
         return int(young) - 1 if young is not None else self.last()[0]
 
     def search(self, query: Query) -> Iterator[Entry]:
-        where: list[str] = ["TRUE"]
-        params: list[Any] = []
-        if query.user:
-            where.append("(subject = %s OR on_behalf LIKE %s ESCAPE '!')")
-            params += [query.user, f"%|{_like(query.user)}|%"]
-        if query.agent:
-            where.append("(subject = %s AND on_behalf <> '')")
-            params.append(query.agent)
-        if query.table:
-            where.append("tables LIKE %s ESCAPE '!'")
-            params.append(f"%|{_like(query.table)}|%")
-        for column in ("target", "decision", "type"):
-            value = getattr(query, column)
-            if value:
-                where.append(f"{column} = %s")
-                params.append(value)
-        if query.since:
-            where.append("time >= %s")
-            params.append(query.since)
-        if query.until:
-            where.append("time < %s")
-            params.append(query.until)
+        conditions, params = query.conditions("%s")
+        where = ["TRUE", *conditions]
         yield from self._paged(" AND ".join(where), params, 0, query.limit or None)
 
     # -- heads, cuts, keys --------------------------------------------------------------------
@@ -446,8 +426,3 @@ def _text(value: str | None) -> str | None:
     if value is None or (value.isascii() and "\x00" not in value):
         return value
     return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
-
-
-def _like(value: str) -> str:
-    """``value`` inside a LIKE pattern with ESCAPE '!': ``%`` and ``_`` lose their meaning."""
-    return value.replace("!", "!!").replace("%", "!%").replace("_", "!_")

@@ -237,28 +237,7 @@ class SQLiteStore(AuditStore):
         return self.last()[0]
 
     def search(self, query: Query) -> Iterator[Entry]:
-        where: list[str] = []
-        params: list[Any] = []
-        if query.user:
-            where.append("(subject = ? OR on_behalf LIKE ? ESCAPE '!')")
-            params += [query.user, f"%|{_like(query.user)}|%"]
-        if query.agent:
-            where.append("(subject = ? AND on_behalf <> '')")
-            params.append(query.agent)
-        if query.table:
-            where.append("tables LIKE ? ESCAPE '!'")
-            params.append(f"%|{_like(query.table)}|%")
-        for column in ("target", "decision", "type"):
-            value = getattr(query, column)
-            if value:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if query.since:
-            where.append("time >= ?")
-            params.append(query.since)
-        if query.until:
-            where.append("time < ?")
-            params.append(query.until)
+        where, params = query.conditions("?")
         sql = f"SELECT {_ENTRY} FROM audit_entry"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -281,8 +260,3 @@ class SQLiteStore(AuditStore):
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
-
-
-def _like(value: str) -> str:
-    """``value`` inside a LIKE pattern with ESCAPE '!': ``%`` and ``_`` lose their meaning."""
-    return value.replace("!", "!!").replace("%", "!%").replace("_", "!_")

@@ -145,6 +145,38 @@ class Query:
     until: str | None = None
     limit: int | None = None
 
+    def conditions(self, mark: str) -> tuple[list[str], list[Any]]:
+        """The WHERE conditions (joined by AND) and their parameters, with ``mark`` as the
+        driver's placeholder (``?`` for SQLite, ``%s`` for psycopg); the same in both stores."""
+        where: list[str] = []
+        params: list[Any] = []
+        if self.user:
+            where.append(f"(subject = {mark} OR on_behalf LIKE {mark} ESCAPE '!')")
+            params += [self.user, f"%|{like_escape(self.user)}|%"]
+        if self.agent:
+            where.append(f"(subject = {mark} AND on_behalf <> '')")
+            params.append(self.agent)
+        if self.table:
+            where.append(f"tables LIKE {mark} ESCAPE '!'")
+            params.append(f"%|{like_escape(self.table)}|%")
+        for column in ("target", "decision", "type"):
+            value = getattr(self, column)
+            if value:
+                where.append(f"{column} = {mark}")
+                params.append(value)
+        if self.since:
+            where.append(f"time >= {mark}")
+            params.append(self.since)
+        if self.until:
+            where.append(f"time < {mark}")
+            params.append(self.until)
+        return where, params
+
+
+def like_escape(value: str) -> str:
+    """``value`` inside a LIKE pattern with ESCAPE '!': ``%`` and ``_`` lose their meaning."""
+    return value.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
 
 def search_columns(event: Event) -> tuple[str | None, str, str | None, str, str | None]:
     """(subject, on_behalf, target, tables, decision); lists are stored as ``|a|b|``."""

@@ -15,7 +15,6 @@ and each refusal is audited. Handlers that touch SQLite or the provider run in w
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from wardgate.api.bearer import REALM, ApiRefused, Caller, HumanBearer
+from wardgate.api.body import BodyRefused, read_json_body
 from wardgate.audit.events import Event, identity_event
 from wardgate.config import Config
 from wardgate.identity import credentials
@@ -60,23 +60,13 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, read no further than ``limit`` bytes."""
-    size = int(request.headers.get("content-length") or 0)
-    if size > limit:
-        raise ApiRefused(413, f"the body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiRefused(413, f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-    if not chunks:
-        return {}
+    """The body as a JSON object ({} when empty), read no further than ``limit`` bytes."""
     try:
-        value = json.loads(b"".join(chunks))
-    except (ValueError, RecursionError) as exc:
-        raise ApiRefused(400, "the body is not JSON") from exc
+        value = await read_json_body(request, limit)
+    except BodyRefused as exc:
+        raise ApiRefused(exc.status, exc.message) from exc
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise ApiRefused(400, "the body must be a JSON object")
     return value

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import sqlite3
 import time
@@ -32,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from wardgate.api.body import BodyRefused, read_json_body
 from wardgate.audit.events import identity_event
 from wardgate.config import ScimSettings
 from wardgate.identity import scim_provision
@@ -126,21 +126,11 @@ class BearerGuard:
 
 
 async def _body(request: Request) -> Any:
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        status = 413 if length.isdigit() else 400
-        raise ScimError(status, f"the body must be JSON of at most {MAX_BODY} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ScimError(413, f"the body exceeds {MAX_BODY} bytes")
-        chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, RecursionError) as exc:
-        raise ScimError(400, "the body is not JSON", "invalidSyntax") from exc
+        return await read_json_body(request, MAX_BODY)
+    except BodyRefused as exc:
+        kind = "invalidSyntax" if exc.status == 400 else None
+        raise ScimError(exc.status, exc.message, kind) from exc
 
 
 def _base(request: Request) -> str:

@@ -327,3 +327,24 @@ def test_agent_of_a_deleted_owner_is_refused(gateway: RunningGateway, tmp_path: 
     refusal = wait_for_event(gateway, type="session.refused", session__application="orphan")
     assert "owner 'erin' is revoked" in refusal["reason"]
     assert wait_for_event(gateway, type="user.revoked", subject="erin")["source"] == "scim"
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", str(1 << 40)])
+def test_api_refuses_a_lying_content_length(gateway: RunningGateway, length: str) -> None:
+    import socket
+
+    port = gateway.gateway.addresses["api"][1]
+    request = (
+        f"POST /api/v1/credentials HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n"
+        "Authorization: Bearer x.y.z\r\nConnection: close\r\n\r\n{}"
+    ).encode()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        trust(gateway).wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(request)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert status in (400, 413), answer[:200]

@@ -2,16 +2,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
+from tests.databases import temporary_database
 from wardgate.demo.postgres import LocalPostgres, find_running, start_embedded
-from wardgate.demo.seed import create_database_if_missing
 
 
 @pytest.fixture(scope="session")
@@ -46,12 +43,5 @@ def pg_server(server_dirs: Callable[[str], Path]) -> Iterator[LocalPostgres]:
 @pytest.fixture
 def scratch_db(pg_server: LocalPostgres) -> Iterator[str]:
     """The name of a new, empty database on `pg_server`, dropped after the test."""
-    name = f"wardgate_test_{uuid.uuid4().hex[:12]}"
-    admin = pg_server.dsn("postgres")
-    create_database_if_missing(admin, name)
-    try:
+    with temporary_database(pg_server) as name:
         yield name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))

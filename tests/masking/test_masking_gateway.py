@@ -8,7 +8,6 @@ binary, rows, COPY data or error messages. The clinician (bob) sees names raw an
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,14 +15,14 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from psycopg import sql
 
+from tests.databases import temporary_database
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
 from tests.protocols.postgres.raw import wait_for_event
 from wardgate.config import loads
 from wardgate.demo.postgres import LocalPostgres
-from wardgate.demo.seed import DEMO_LABELS, create_database_if_missing, seed
+from wardgate.demo.seed import DEMO_LABELS, seed
 
 PATIENTS = 30
 
@@ -44,21 +43,14 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def database(pg_server: LocalPostgres) -> Iterator[str]:
-    name = f"wardgate_mask_{uuid.uuid4().hex[:10]}"
-    admin = pg_server.dsn("postgres")
-    create_database_if_missing(admin, name)
-    seed(pg_server.dsn(name), patients=PATIENTS)
-    with psycopg.connect(pg_server.dsn(name), autocommit=True) as conn:
-        conn.execute(
-            "CREATE VIEW patient_contacts AS"
-            " SELECT first_name || ' ' || last_name AS name, phone FROM patients"
-        )
-    try:
+    with temporary_database(pg_server, "wardgate_mask") as name:
+        seed(pg_server.dsn(name), patients=PATIENTS)
+        with psycopg.connect(pg_server.dsn(name), autocommit=True) as conn:
+            conn.execute(
+                "CREATE VIEW patient_contacts AS"
+                " SELECT first_name || ' ' || last_name AS name, phone FROM patients"
+            )
         yield name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
+from tests.databases import temporary_database
 from wardgate.demo.postgres import LocalPostgres
-from wardgate.demo.seed import create_database_if_missing, seed
+from wardgate.demo.seed import seed
 from wardgate.sql import Catalog, load_catalog
 
 # Views, a materialized view, a schema with a same-named table, a partitioned table and two
@@ -35,19 +34,12 @@ CREATE FUNCTION patient_rows() RETURNS SETOF patients LANGUAGE sql STABLE
 @pytest.fixture(scope="module")
 def demo_dsn(pg_server: LocalPostgres) -> Iterator[str]:
     """A database with the demo schema (a few seeded patients) and `EXTRAS`, per module."""
-    name = f"wardgate_sql_{uuid.uuid4().hex[:12]}"
-    admin = pg_server.dsn("postgres")
-    create_database_if_missing(admin, name)
-    dsn = pg_server.dsn(name)
-    try:
+    with temporary_database(pg_server, "wardgate_sql") as name:
+        dsn = pg_server.dsn(name)
         seed(dsn, patients=5, seed=7)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(EXTRAS)
         yield dsn
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")

@@ -275,9 +275,11 @@ def start_gateway(
     pki: DevPKI | None = None,
     store: bool = False,
     phi: dict[str, str] | None = None,
+    record: bool = False,
 ) -> Gateway:
     """A gateway auditing to JSON lines, or with ``store`` to the signed store alone; with
-    ``phi``, those columns of the target are masked (the bench user has no role: all of them)."""
+    ``phi``, those columns of the target are masked (the bench user has no role: all of them);
+    with ``record``, every session is recorded (encrypted, in ``recordings/``)."""
     home = workdir / name
     home.mkdir()
     listener: dict[str, Any] = {"host": LOOPBACK, "port": 0}
@@ -301,6 +303,8 @@ def start_gateway(
         "targets": [target],
         "audit": {"path": str(home / "audit.jsonl")},
     }
+    if record:
+        config["recording"] = {"enabled": True, "max_bytes": 1 << 40}
     if store:
         config["audit"] = {
             "path": None,

@@ -102,6 +102,7 @@ BULK_COLUMNS = "id int, name text, born date, amount numeric(12,2), note text, a
 # identifier (redacted), as the demo labels its patients.
 BULK_PHI = {"bulk.name": "NAME", "bulk.born": "DATE", "bulk.note": "SSN"}
 MASK_TARGET = 0.5
+RECORD_TARGET = 0.5  # every row decoded, framed, encrypted and written
 BULK_FILL = """
 INSERT INTO bulk
 SELECT g, substr(md5(g::text), 1, 20), date '1940-01-01' + g %% 30000, (g %% 1000000) / 100.0,
@@ -307,10 +308,18 @@ def bench_bulk(
         conn.execute("VACUUM (FREEZE, ANALYZE) bulk")
     gateway = start_gateway(procs, workdir, "wardgate-bulk", direct, password)
     masked = start_gateway(procs, workdir, "wardgate-masked", direct, password, phi=BULK_PHI)
+    recorded = start_gateway(procs, workdir, "wardgate-recorded", direct, password, record=True)
     pid = gateway.proc.pid
     rss_start = rss_kib(pid)
-    passes: dict[str, list[dict[str, float]]] = {"direct": [], "wardgate": [], "masked": []}
-    endpoints = (("direct", direct), ("wardgate", gateway.endpoint), ("masked", masked.endpoint))
+    rec_pid = recorded.proc.pid
+    rec_rss_start = rss_kib(rec_pid)
+    passes: dict[str, list[dict[str, float]]] = {
+        "direct": [], "wardgate": [], "masked": [], "recorded": []
+    }  # fmt: skip
+    endpoints = (
+        ("direct", direct), ("wardgate", gateway.endpoint), ("masked", masked.endpoint),
+        ("recorded", recorded.endpoint),
+    )  # fmt: skip
     # A pass takes a second or two and varies with whatever else the machine does; the median
     # of a few interleaved passes moves least.
     for attempt in range(3 if args.quick else 5):
@@ -318,7 +327,8 @@ def bench_bulk(
             log(f"bulk read {args.rows:,} rows, pass {attempt + 1}: {name}")
             cpu = cpu_seconds(pid)
             try:
-                got = bulk_read(endpoint, args.rows, pid if name == "wardgate" else None)
+                watch = {"wardgate": pid, "recorded": rec_pid}.get(name)
+                got = bulk_read(endpoint, args.rows, watch)
             except (BenchError, psycopg.Error) as exc:
                 raise BenchError(f"bulk read via {name}: {exc}\n{gateway.state()}") from exc
             if name == "wardgate":
@@ -326,8 +336,10 @@ def bench_bulk(
             log(f"  {got['rows_per_s']:,.0f} rows/s")
             passes[name].append(got)
     hwm = rss_kib(pid, "VmHWM")
+    rec_hwm = rss_kib(rec_pid, "VmHWM")
     procs.stop(gateway.proc)
     procs.stop(masked.proc)
+    procs.stop(recorded.proc)
     median = {
         name: statistics.median(r["rows_per_s"] for r in runs) for name, runs in passes.items()
     }
@@ -352,7 +364,19 @@ def bench_bulk(
     mask.wardgate = median["masked"] / median["wardgate"]
     mask.target = f"masked/pass >= {MASK_TARGET:.2f}"
     mask.met = mask.wardgate >= MASK_TARGET
-    results.rows += [row, rss, mask]
+    # Recording every row (encrypted, written through) against the same pass-through gateway.
+    rec = Row("bulk read, recorded / pass-through", "ratio")
+    rec.wardgate = median["recorded"] / median["wardgate"]
+    rec.target = f"recorded/pass >= {RECORD_TARGET:.2f}"
+    rec.met = rec.wardgate >= RECORD_TARGET
+    rec_peak = max(r["peak_rss_kib"] for r in passes["recorded"])
+    rec_growth = (max(rec_peak, rec_hwm) - rec_rss_start) / 1024
+    rec_rss = Row("recording gateway RSS growth in bulk read", "MiB", wardgate=rec_growth)
+    rec_rss.target = f"<= {RSS_GROWTH_TARGET_MIB:.0f} MiB"
+    rec_rss.met = rec_growth <= RSS_GROWTH_TARGET_MIB
+    results.details["bulk"]["recorded_rss_start_kib"] = rec_rss_start
+    results.details["bulk"]["recorded_hwm_kib"] = rec_hwm
+    results.rows += [row, rss, mask, rec, rec_rss]
 
 
 def session_server(

@@ -15,6 +15,8 @@ from pathlib import Path
 from wardgate import tls
 from wardgate.api.app import ApiContext, build_app
 from wardgate.api.asgi import AsgiListener
+from wardgate.approvals.addon import ApprovalAddon
+from wardgate.approvals.store import ApprovalStore
 from wardgate.audit.chained import ChainedAudit
 from wardgate.audit.events import Event
 from wardgate.audit.jsonl import AuditLog
@@ -39,7 +41,10 @@ from wardgate.identity.state import StateStore
 from wardgate.masking.addon import MaskingAddon
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.policy import Labels, Policy
+from wardgate.policy.addon import PolicyAddon
+from wardgate.policy.rules import RuleSet
 from wardgate.protocols.postgres.server import PostgresServer
+from wardgate.recording.addon import from_config as recording_addon
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +79,27 @@ class Gateway:
             recorders.append(SiemFeed(self.forwarder))
         self.masking = _masking(config)
         masking: list[Addon] = [self.masking] if self.masking is not None else []
-        self.pipeline = Pipeline([*(extra_addons or []), *masking, *recorders])
+        # Policy before masking: a statement refused by policy is not analysed for masking.
+        self.policy = PolicyAddon(
+            RuleSet(config.policy),
+            {t.name: Labels.from_config(t.phi) for t in config.targets if t.phi},
+        )
+        # The recorder after masking (it records what the client saw) and before the audit
+        # recorders (the session-end event carries the recording's hash).
+        self.recording = recording_addon(config)
+        recording: list[Addon] = [self.recording] if self.recording is not None else []
+        # Approvals last among the addons that decide: a held statement has been analysed by
+        # masking and noted by the recorder when it is released.
+        state_path = config.identity.state
+        self.approvals = ApprovalStore(state_path) if state_path is not None else None
+        self.approval_addon = (
+            ApprovalAddon(self.approvals, config.approvals) if self.approvals is not None else None
+        )
+        holds: list[Addon] = [self.approval_addon] if self.approval_addon is not None else []
+        self.pipeline = Pipeline(
+            [*(extra_addons or []), self.policy, *masking, *recording, *holds, *recorders]
+        )
+        self._approvals_task: asyncio.Task[None] | None = None
         self._catalogs: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -145,13 +170,16 @@ class Gateway:
         api = self.config.listeners.api
         if api is not None:
             context = ApiContext(
-                self.config, self.record, self.health, self.state, self.oidc, self.revalidator
-            )
+                self.config, self.record, self.health, self.state, self.oidc, self.revalidator,
+                self.approvals,
+            )  # fmt: skip
             server_tls = tls.server_context(api.tls.cert, api.tls.key) if api.tls else None
             self.api = AsgiListener("api", build_app(context), api.host, api.port, server_tls)
             self.addresses["api"] = await self.api.start()
         if self.revalidator is not None:
             self._revalidating = asyncio.create_task(self._revalidate(self.revalidator))
+        if self.approval_addon is not None:
+            self._approvals_task = asyncio.create_task(self._poll_approvals(self.approval_addon))
 
     async def _tick(self) -> None:
         """Once a second: sign a head if one is due by time (so a quiet log is signed too), and
@@ -202,6 +230,15 @@ class Gateway:
             except Exception:
                 log.exception("masking: catalog reload failed")
 
+    async def _poll_approvals(self, addon: ApprovalAddon) -> None:
+        """Held statements go on (or fail) within half a second of their decision."""
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                addon.poll()
+            except Exception:
+                log.exception("approvals: polling failed")
+
     async def _revalidate(self, revalidator: IdpRevalidator) -> None:
         """Ask the identity provider about every human whose grant we hold, every
         ``revalidate_interval``; refusals revoke through the store (and so the watcher)."""
@@ -233,13 +270,21 @@ class Gateway:
     async def close(self) -> None:
         if self.api is not None:
             await self.api.close()
-        for task in (self._catalogs, self._revalidating, self._watcher, self._ticker):
+        for task in (
+            self._approvals_task,
+            self._catalogs,
+            self._revalidating,
+            self._watcher,
+            self._ticker,
+        ):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if self.postgres is not None:
             await self.postgres.close()
+        if self.recording is not None:
+            self.recording.close()
         if self.audit is not None:
             self.audit.close()
         if self.chained is not None:
@@ -253,6 +298,8 @@ class Gateway:
             self.state.close()
         if self.revalidator is not None:
             self.revalidator.close()
+        if self.approvals is not None:
+            self.approvals.close()
         if self.oidc is not None:
             self.oidc.close()
 

@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     from wardgate.masking import cli as masking_cli
 
     masking_cli.add_parser(sub)
+    from wardgate.recording import cli as recording_cli
+
+    recording_cli.add_parsers(sub)
+    from wardgate.approvals import cli as approvals_cli
+
+    approvals_cli.add_parsers(sub)
     return parser
 
 
@@ -96,10 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from wardgate.audit import cli as audit_cli
 
             return audit_cli.run(args)
+        if args.command == "approvals":
+            from wardgate.approvals import cli as approvals_cli
+
+            return approvals_cli.run(args)
         if args.command == "classify":
             from wardgate.masking import cli as masking_cli
 
             return masking_cli.run(args)
+        if args.command in ("sessions", "replay"):
+            from wardgate.recording import cli as recording_cli
+
+            return recording_cli.run(args)
         from wardgate.identity import cli as identity_cli
 
         if args.command in identity_cli.COMMANDS:

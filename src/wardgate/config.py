@@ -194,6 +194,71 @@ def operator_spec(spec: OperatorConfig, build: Any) -> Any:
     return build(name, params)
 
 
+def _names(value: Any) -> Any:
+    """``"*"`` or one name for a list of names."""
+    return (value,) if isinstance(value, str) else value
+
+
+Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
+PolicyKind = Literal["read", "write", "ddl", "dcl", "transaction", "admin", "copy"]
+
+
+class PolicyRule(_Model):
+    """Who (``roles``, ``targets``: names or ``*``) and which statements (the conditions; each
+    one given must hold) get which ``action``. See docs/policy.md."""
+
+    name: str = ""
+    roles: Names = ("*",)
+    targets: Names = ("*",)
+    kinds: tuple[PolicyKind, ...] | None = None
+    tables: tuple[str, ...] | None = Field(default=None, description="table or schema.table")
+    phi: bool | None = None
+    unfiltered: bool | None = Field(default=None, description="no key filter and no LIMIT")
+    multi_statement: bool | None = None
+    dangerous: bool | None = None
+    agents: bool | None = Field(default=None, description="an identity acting for someone")
+    action: Literal["allow", "deny", "cap_rows", "require_approval"] | None = None
+    reason: str = ""
+    cap_rows: int | None = Field(default=None, ge=0)
+    # require_approval: who approves, how many, single-use or a window (default: `approvals`)
+    approvers: tuple[str, ...] | None = None
+    min_approvals: int | None = Field(default=None, ge=1, le=10)
+    window: float | None = Field(default=None, ge=0, description="seconds of JIT access")
+
+    @model_validator(mode="after")
+    def _action(self) -> PolicyRule:
+        action = self.action or ("cap_rows" if self.cap_rows is not None else None)
+        if action is None:
+            raise ValueError("a rule needs an action: allow, deny or cap_rows: N")
+        if action == "cap_rows" and self.cap_rows is None:
+            raise ValueError("action cap_rows needs cap_rows: N")
+        if action != "cap_rows" and self.cap_rows is not None:
+            raise ValueError(f"cap_rows goes with action cap_rows, not {action}")
+        if self.reason and action not in ("deny", "require_approval"):
+            raise ValueError("a reason goes with action deny or require_approval")
+        approval = (self.approvers, self.min_approvals, self.window)
+        if action != "require_approval" and any(v is not None for v in approval):
+            raise ValueError("approvers, min_approvals and window go with require_approval")
+        return self
+
+    @property
+    def effective_action(self) -> Literal["allow", "deny", "cap_rows", "require_approval"]:
+        """``action``, or cap_rows where only ``cap_rows: N`` was given."""
+        return self.action or "cap_rows"
+
+
+class PolicySettings(_Model):
+    """Statement policy (``policy/``): ordered rules, first match wins, then ``default``."""
+
+    rules: tuple[PolicyRule, ...] = ()
+    default: Literal["allow", "deny"] = "allow"
+    admin_roles: tuple[str, ...] = Field(default=(), description="may call dangerous functions")
+    deny_dangerous: bool = Field(default=True, description="file, program, network functions")
+    deny_smuggled_for_agents: bool = Field(
+        default=True, description="transaction control or DDL after another statement, agents"
+    )
+
+
 class Audit(_Model):
     """``path`` is the JSON-lines sink; ``store`` (when set) the hash-chained, signed store.
     With a store, ``path: null`` turns the JSON-lines copy off; one of the two is required."""
@@ -234,6 +299,17 @@ class Audit(_Model):
         if self.key is not None or not isinstance(self.store, Path):
             return self.key
         return self.store.parent / "audit-signing.key"
+
+
+class Recording(_Model):
+    """Session recording (``recording/``, docs/recording.md). Off unless turned on: a recording
+    holds every result a client saw, so an existing deployment opts in knowingly (disk, key).
+    Recordings are kept for ``audit.retention_days`` (``wardgate sessions purge``)."""
+
+    enabled: bool = False
+    directory: Path | None = Field(default=None, description="default: recordings/ by health")
+    key: Path | None = Field(default=None, description="AES-256 key, created 0600 on first start")
+    max_bytes: int = Field(default=1 << 30, ge=65536, description="then a truncation marker")
 
 
 class SiemSink(_Model):
@@ -298,6 +374,18 @@ class Siem(_Model):
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+class Approvals(_Model):
+    """Just-in-time approval of held statements (``approvals/``); the rules that hold a
+    statement are the policy's."""
+
+    approver_roles: tuple[str, ...] = Field(default=("compliance",), min_length=1)
+    min_approvals: int = Field(default=1, ge=1, le=10)
+    window: Duration = Field(default=0.0, ge=0, description="0: single-use; else JIT seconds")
+    ttl: Duration = Field(default=3600.0, gt=0, description="a request expires after this")
+    wait: Duration = Field(default=300.0, gt=0, description="how long a held statement waits")
+    webhook: str | None = Field(default=None, pattern=r"^https?://")
+
+
 class ScimSettings(_Model):
     """SCIM 2.0 provisioning at ``/scim/v2`` on the API listener. The IdP sends the bearer
     ``token``; give it (e.g. ``${WARDGATE_SCIM_TOKEN}``) or only its SHA-256 in hex."""
@@ -339,6 +427,9 @@ class Config(_Model):
     siem: Siem = Siem()
     identity: IdentitySettings = IdentitySettings()
     masking: Masking = Masking()
+    approvals: Approvals = Approvals()
+    policy: PolicySettings = PolicySettings()
+    recording: Recording = Recording()
     health_file: Path | None = Field(
         default=None, description="where `wardgate serve` keeps its health; see health_path()"
     )
@@ -483,6 +574,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         k.model_copy(update={"path": fix(k.path), "ca": fix(k.ca)}) for k in config.siem.sinks
     )
     siem = config.siem.model_copy(update={"spool": fix(config.siem.spool), "sinks": sinks})
+    rec = config.recording
     return config.model_copy(
         update={
             "listeners": listeners,
@@ -492,5 +584,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             "health_file": fix(config.health_file),
             "masking": config.masking.model_copy(update={"key": fix(config.masking.key)}),
             "identity": config.identity.model_copy(update={"state": fix(config.identity.state)}),
+            "recording": rec.model_copy(
+                update={"directory": fix(rec.directory), "key": fix(rec.key)}
+            ),
         }
     )

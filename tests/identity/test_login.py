@@ -36,6 +36,7 @@ from tests.protocols.postgres.conftest import target_entry
 from tests.protocols.postgres.raw import wait_for_event
 from wardgate.config import loads
 from wardgate.demo.postgres import LocalPostgres
+from wardgate.sql.fingerprint import statement_digest
 
 SCIM_TOKEN = "scim-test-token-" + "x" * 32
 pytestmark = pytest.mark.slow
@@ -74,6 +75,7 @@ def gateway(
         },
         "scim": {"token": SCIM_TOKEN},
     }
+    raw["approvals"] = {"approver_roles": ["compliance-officer"]}
     path.write_text(yaml.safe_dump(raw))
     yield from running(loads(path.read_text(), path), pki_dir / "ca.pem")
 
@@ -348,3 +350,35 @@ def test_api_refuses_a_lying_content_length(gateway: RunningGateway, length: str
             answer += chunk
     status = int(answer.split(b" ", 2)[1])
     assert status in (400, 413), answer[:200]
+
+
+def test_approvers_vote_through_the_api(gateway: RunningGateway, oidc_provider: TestIdp) -> None:
+    store = gateway.gateway.approvals
+    assert store is not None
+    statement = "SELECT * FROM patients"
+    approval = store.request(
+        "alice", (), "test", statement, statement_digest(statement),
+        why="an unfiltered read of PHI", approvers=("compliance-officer",),
+    )  # fmt: skip
+    url = f"{api_url(gateway)}/api/v1/approvals"
+
+    def vote(user: str, action: str = "approve") -> httpx.Response:
+        token = signin.code_flow(oidc_provider.issuer, user).access_token
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.post(
+            f"{url}/{approval.id}/{action}", json={"reason": "ticket 1"}, headers=headers,
+            verify=trust(gateway),
+        )  # fmt: skip
+
+    assert vote("alice").status_code == 403  # her own request
+    assert vote("bob").status_code == 403  # a clinician is not an approver here
+    carol = signin.code_flow(oidc_provider.issuer, "carol").access_token
+    listed = httpx.get(url, headers={"Authorization": f"Bearer {carol}"}, verify=trust(gateway))
+    assert listed.status_code == 200, listed.text
+    assert [a["id"] for a in listed.json()] == [approval.id]
+    done = vote("carol")
+    assert done.status_code == 200 and done.json()["status"] == "approved"
+    assert vote("carol", "deny").status_code == 409  # decided already
+    granted = wait_for_event(gateway, type="approval.granted", approval=approval.id)
+    assert granted["who"]["claimed_user"] == "carol" and granted["reason"] == "ticket 1"
+    assert store.use_grant("alice", "test", statement_digest(statement)) is not None

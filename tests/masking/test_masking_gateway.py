@@ -299,7 +299,7 @@ def test_returning_is_masked(gateway: RunningGateway, seeded: Seeded) -> None:
 def test_unparsable_statement_is_refused(gateway: RunningGateway) -> None:
     with (
         psycopg.connect(gateway.dsn("alice")) as conn,
-        pytest.raises(psycopg.errors.InsufficientPrivilege, match="cannot be (analysed|parsed)"),
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"cannot be (analysed|parsed)"),
     ):
         conn.execute("SELEC ssn FROM patients")
 

@@ -6,6 +6,8 @@
 ``POST /api/v1/credentials``   a signed-in human creates a credential for themself, an agent or
                                a service account that acts for them
 ``GET  /api/v1/credentials``   the caller's credentials and their agents'
+``GET  /api/v1/approvals``     pending approval requests (``?all=1``: every one)
+``POST /api/v1/approvals/ID/approve`` (or ``deny``) an approver's vote, ``{"reason": ...}``
 ``/scim/v2/...``               SCIM 2.0 provisioning (``identity.scim``)
 
 Everything but health and login takes an OIDC bearer token of a human (``bearer``); each call
@@ -29,6 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from wardgate.api.bearer import REALM, ApiRefused, Caller, HumanBearer
 from wardgate.api.body import BodyRefused, read_json_body
+from wardgate.approvals.store import ApprovalError, ApprovalStore
 from wardgate.audit.events import Event, identity_event
 from wardgate.config import Config
 from wardgate.identity import credentials
@@ -50,6 +53,7 @@ class ApiContext:
     state: StateStore | None = None
     oidc: OidcVerifier | None = None
     revalidator: IdpRevalidator | None = None
+    approvals: ApprovalStore | None = None
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -90,6 +94,8 @@ class Api:
             Route("/api/v1/session", self.session, methods=["POST"]),
             Route("/api/v1/credentials", self.create_credential, methods=["POST"]),
             Route("/api/v1/credentials", self.list_credentials, methods=["GET"]),
+            Route("/api/v1/approvals", self.list_approvals, methods=["GET"]),
+            Route("/api/v1/approvals/{id}/{vote:str}", self.vote, methods=["POST"]),
         ]
         scim = self.ctx.config.identity.scim
         if scim is not None and self.ctx.state is not None:
@@ -239,6 +245,43 @@ class Api:
             human = caller.human
             mine = [c for c in store.credentials() if c.owner == human.subject]
             return 200, [credentials.describe(c, human) for c in mine]
+
+        return await self._call(request, work)
+
+    async def list_approvals(self, request: Request) -> Response:
+        store = self.ctx.approvals
+        everything = request.query_params.get("all") == "1"
+
+        def work(caller: Caller, body: dict[str, Any]) -> tuple[int, Any]:
+            if store is None:
+                raise ApiRefused(404, "approvals need identity.state")
+            items = store.listing(pending_only=not everything)
+            return 200, [a.describe() for a in items]
+
+        return await self._call(request, work)
+
+    async def vote(self, request: Request) -> Response:
+        store = self.ctx.approvals
+        approval_id = request.path_params["id"]
+        action = request.path_params["vote"]
+
+        def work(caller: Caller, body: dict[str, Any]) -> tuple[int, Any]:
+            if store is None:
+                raise ApiRefused(404, "approvals need identity.state")
+            if action not in ("approve", "deny"):
+                raise ApiRefused(404, f"no such action {action!r}")
+            reason = body.get("reason")
+            if not isinstance(reason, str):
+                raise ApiRefused(400, "a reason is required")
+            human = caller.human
+            cast = store.approve if action == "approve" else store.deny
+            try:
+                done = cast(approval_id, human.subject, human.roles, reason)
+            except ApprovalError as exc:
+                raise ApiRefused(409 if "not pending" in str(exc) else 403, str(exc)) from exc
+            assert self.bearer is not None
+            self.bearer.succeeded(request, caller, 200, approval=approval_id, vote=action)
+            return 200, done.describe()
 
         return await self._call(request, work)
 

@@ -32,9 +32,10 @@ async def read_json_body(request: Request, limit: int) -> Any:
         if size > limit:
             raise BodyRefused(413, f"the body exceeds {limit} bytes")
         chunks.append(chunk)
-    if not chunks:
+    data = b"".join(chunks)
+    if not data:
         return None
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise BodyRefused(400, "the body is not JSON") from exc

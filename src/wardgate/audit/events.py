@@ -95,11 +95,13 @@ def statement_event(request: Request, now: float) -> Event:
         event["error"] = {"sqlstate": request.error_code, "message": request.error}
     if request.masking:
         event["masking"] = request.masking
+    if request.row_cap is not None:
+        event["cap"] = {"limit": request.row_cap, "withheld": request.rows_withheld}
     return event
 
 
 def disconnect_event(session: SessionInfo, reason: str, now: float) -> Event:
-    return {
+    event: Event = {
         "time": _time(now),
         "type": "session.end",
         "who": who(session.identity, session.claimed_user),
@@ -107,6 +109,9 @@ def disconnect_event(session: SessionInfo, reason: str, now: float) -> Event:
         "reason": reason,
         "duration_s": round(now - session.started, 3),
     }
+    if session.recording is not None:  # its id, path and SHA-256 (recording/)
+        event["recording"] = session.recording
+    return event
 
 
 def identity_event(kind: str, actor: str, now: float, **details: Any) -> Event:
@@ -173,7 +178,8 @@ class StatementLines:
             context = encode(_statement_context(s))[1:-1]
             self._context[s.id] = context
         started = self._time.of(request.started)
-        if started is None or request.masking:  # rare shapes take the slow, exact path
+        # rare shapes take the slow, exact path
+        if started is None or request.masking or request.row_cap is not None:
             return encode(statement_event(request, 0.0))
         text = _quote(request.text)
         tail = ""

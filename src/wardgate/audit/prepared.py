@@ -93,7 +93,7 @@ class StatementEntries:
             parts = self._sessions[s.id] = _parts(s)
         started = self._time.of(request.started)
         duration = js_number(round(request.duration_ms, 3))
-        if started is None or duration is None or request.masking:
+        if started is None or duration is None or request.masking or request.row_cap is not None:
             return prepare(statement_event(request, 0.0))
         decision = request.decision
         verdict = decision.verdict.value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +32,39 @@ class SessionInfo:
     client_tls: str = ""
     upstream_tls: str = ""
     started: float = field(default_factory=time.time)
+    # Set by the recording addon when the session ends: the recording's id, path and SHA-256,
+    # carried by the session-end audit event.
+    recording: dict[str, Any] | None = None
 
 
 class Verdict(enum.Enum):
     ALLOW = "allow"
     DENY = "deny"
+    HOLD = "hold"  # waits for a human (an approval); ``Decision.hold`` says when it is decided
+
+
+class Hold:
+    """A decision that is not made yet: the protocol pauses the client's statement, shows it
+    ``notice``, and goes on when ``resolve`` gives the final decision (on the event loop)."""
+
+    def __init__(self, notice: str) -> None:
+        self.notice = notice
+        self.result: Decision | None = None
+        self._waiting: list[Callable[[Decision], None]] = []
+
+    def when_resolved(self, callback: Callable[[Decision], None]) -> None:
+        if self.result is not None:
+            callback(self.result)
+        else:
+            self._waiting.append(callback)
+
+    def resolve(self, decision: Decision) -> None:
+        if self.result is not None:
+            return
+        self.result = decision
+        waiting, self._waiting = self._waiting, []
+        for callback in waiting:
+            callback(decision)
 
 
 @dataclass(frozen=True)
@@ -43,6 +72,7 @@ class Decision:
     verdict: Verdict
     reason: str = ""
     by: str = ""
+    hold: Hold | None = field(default=None, compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -93,6 +123,14 @@ class Request:
     copy_rows: bool = False
     # Set by the masking addon: masked values by label and the plan used, for the audit record.
     masking: dict[str, Any] | None = None
+    # Set by the policy addon when a rule requires approval (the rule's settings); the approvals
+    # addon turns it into a hold, or lets it run on a grant (``approval_id`` then names it).
+    approval: Any = None
+    approval_id: str = ""
+    # Set by the policy addon: at most this many rows reach the client (see docs/policy.md);
+    # the relay counts those it withholds past the cap.
+    row_cap: int | None = None
+    rows_withheld: int = 0
 
     @property
     def duration_ms(self) -> float:

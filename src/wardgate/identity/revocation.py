@@ -12,6 +12,10 @@ retrying with the same credential then fails with 28P01 at sign-in.
 
 Revocations come from the command line, from SCIM and from re-validation against the identity
 provider (``revalidate``); all three write the store, and this watcher acts on it.
+
+An administrator's ``wardgate sessions kill`` reaches the gateway the same way: a row in the
+store's ``session_kill`` table, which the watcher reads with the revocations, ends the session
+with 57P01 ("ended by an administrator (admin:NAME)") and marks done.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from wardgate.identity.state import StateStore
 log = logging.getLogger(__name__)
 
 SQLSTATE = "57P01"
+# A kill request not acted on within this many seconds (no such live session) is left alone.
+KILL_WINDOW = 60.0
 
 
 class LiveSession(Protocol):
@@ -69,14 +75,21 @@ class RevocationWatcher:
         self._version: tuple[int, int] | None = None
         self.revoked: frozenset[str] = frozenset()
         self._ended: set[str] = set()
+        # ``wardgate sessions kill``: requested (actor, reason) by session id; those ended.
+        self.kills: dict[str, tuple[str, str]] = {}
+        self._killed: list[str] = []
 
     def refresh(self) -> bool:
         """Re-read the store if it changed; True if it did. Blocking (SQLite): run off the loop."""
+        if self._killed:
+            killed, self._killed = self._killed, []
+            self.store.mark_killed(killed)
         version = self.store.data_version()
         if version == self._version:
             return False
         self._version = version
         self.revoked = self.store.revoked_names()
+        self.kills = self.store.pending_kills(time.time() - KILL_WINDOW)
         outbox = self.store.outbox()
         if outbox:
             self._audit([event for _, event in outbox])  # durable before it leaves the outbox
@@ -91,6 +104,10 @@ class RevocationWatcher:
         self._ended &= {s.info.id for s in live}
         for session in live:
             info = session.info
+            kill = self.kills.pop(info.id, None) if self.kills else None
+            if kill is not None and info.id not in self._ended:
+                events.append(self._kill(session, *kill))
+                continue
             human = revoked_in(info, self.revoked) if self.revoked else ""
             if not human or info.id in self._ended:
                 continue
@@ -100,3 +117,15 @@ class RevocationWatcher:
             events.append(terminated_event(info, reason, time.time()))
             session.terminate(SQLSTATE, f"terminating connection: {reason}", reason)
         return events
+
+    def _kill(self, session: LiveSession, actor: str, why: str) -> Event:
+        """End a session an administrator asked to end (``wardgate sessions kill``)."""
+        info = session.info
+        self._ended.add(info.id)
+        self._killed.append(info.id)
+        reason = f"ended by an administrator ({actor})" + (f": {why}" if why else "")
+        log.warning("session %s: terminating: %s", info.id, reason)
+        event = terminated_event(info, reason, time.time())
+        event["by"] = actor
+        session.terminate(SQLSTATE, f"terminating connection: {reason}", reason)
+        return event

@@ -77,6 +77,14 @@ SCHEMA = (
     "CREATE UNIQUE INDEX IF NOT EXISTS scim_user_subject ON scim_user (subject)"
     " WHERE deleted IS NULL",
     "CREATE INDEX IF NOT EXISTS scim_user_external ON scim_user (external_id)",
+    # ``wardgate sessions kill``: the gateway's watcher ends the live session and sets ``ended``.
+    """CREATE TABLE IF NOT EXISTS session_kill (
+        session TEXT PRIMARY KEY,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        requested DOUBLE PRECISION NOT NULL,
+        ended DOUBLE PRECISION
+    )""",
 )
 
 
@@ -369,6 +377,45 @@ class StateStore:
         elif external_id is not None:
             sql, params = f"{sql} AND s.external_id = ?", (external_id,)
         return [_scim_user(r) for r in self._read(f"{sql} ORDER BY s.created, s.id", params)]
+
+    # ---- session kills (``wardgate sessions kill``) ---------------------------------------------
+
+    def request_kill(self, session: str, actor: str, reason: str, event: dict[str, Any]) -> None:
+        """Ask the gateway to end a live session, and queue ``event`` in the same transaction."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO session_kill (session, actor, reason, requested) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (session) DO UPDATE SET actor = excluded.actor,"
+                " reason = excluded.reason, requested = excluded.requested, ended = NULL",
+                (session, actor, reason, time.time()),
+            )
+            db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
+
+    def pending_kills(self, since: float) -> dict[str, tuple[str, str]]:
+        """Sessions to end, requested since ``since``: actor and reason by session id."""
+        rows = self._read(
+            "SELECT session, actor, reason FROM session_kill WHERE ended IS NULL"
+            " AND requested >= ?",
+            (since,),
+        )
+        return {r["session"]: (r["actor"], r["reason"]) for r in rows}
+
+    def kill_ended(self, session: str) -> float | None:
+        """When the gateway ended a session it was asked to (None: not yet)."""
+        rows = self._read("SELECT ended FROM session_kill WHERE session = ?", (session,))
+        return rows[0]["ended"] if rows else None
+
+    def mark_killed(self, sessions: list[str]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE session_kill SET ended = ? WHERE session = ?",
+                [(time.time(), s) for s in sessions],
+            )
+
+    def queue(self, event: dict[str, Any]) -> None:
+        """An administrator's act for the audit (the gateway drains the outbox)."""
+        with self._write() as db:
+            db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
 
     # ---- outbox ---------------------------------------------------------------------------------
 

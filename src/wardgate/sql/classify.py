@@ -1,8 +1,16 @@
 """What a statement does, in broad strokes: its kind, the tables it names, risky functions.
 
-This is the groundwork the approvals rules build on. The kind is read from the parse tree, so
+This is the groundwork the policy rules build on. The kind is read from the parse tree, so
 `COMMIT; CREATE TABLE ...` is two statements, a transaction control and a DDL, whatever a
-read-only wrapper around it believes.
+read-only wrapper around it believes (``Classification.smuggled``).
+
+Filtered: a statement is ``filtered`` when its WHERE clause, read as a chain of ANDs, holds a
+comparison ``key = constant`` (or ``key IN (constants...)``), where a key is a column named ``id``,
+ending in ``_id``, or named ``mrn`` or ``ssn``, and a constant is a literal or a bound parameter
+(``$1``), cast or not. An OR is not looked into: ``id = 1 OR true`` is not a filter. A set
+operation (UNION ...) is filtered when every arm is. This is a naming rule, not the catalog's
+unique indexes: a table whose key is called otherwise is never "filtered". ``limit`` is a LIMIT
+(or FETCH FIRST, or FETCH n of a cursor): its constant value, or -1 for a parameter.
 """
 
 from __future__ import annotations
@@ -10,11 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pglast import ast
+from pglast import ast, enums
 
 from wardgate.sql.resolve import parse
+
+if TYPE_CHECKING:
+    from wardgate.masking.policy import Labels
 
 
 class StatementKind(StrEnum):
@@ -31,6 +42,10 @@ DANGEROUS_FUNCTIONS = frozenset(
         "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_ls_logdir",
         "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir", "lo_import", "lo_export",
         "pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync",
+        # side effects on the server or other sessions
+        "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
+        "pg_promote", "pg_switch_wal", "lo_from_bytea", "lo_put", "lo_unlink", "lo_create",
+        "lo_creat", "pg_logical_emit_message",
     }
 )  # fmt: skip
 DANGEROUS_PREFIXES = ("dblink",)
@@ -54,6 +69,17 @@ class StatementClass:
     functions: frozenset[str]  # every function called, by its last name
     dangerous: tuple[str, ...]  # why this statement reaches files, programs or other servers
     name: str | None = None  # EXECUTE's prepared statement, FETCH's cursor: resolve by name
+    filtered: bool = False  # a key = constant filter (see the module's docstring)
+    limit: int | None = None  # LIMIT n, FETCH FIRST n, FETCH n; -1 for a parameter
+    copy: bool = False  # a COPY, either way
+    columns: frozenset[str] = frozenset()  # every column named; "*" for a star or a whole row
+
+    @property
+    def unfiltered(self) -> bool:
+        """Reads rows of a table with neither a key filter nor a LIMIT."""
+        if self.kind is not StatementKind.READ or self.filtered or self.limit is not None:
+            return False
+        return bool(self.tables) or self.name is not None  # a table, or FETCH ALL of a cursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +101,46 @@ class Classification:
     @property
     def dangerous(self) -> tuple[str, ...]:
         return tuple(reason for s in self.statements for reason in s.dangerous)
+
+    @property
+    def copy(self) -> bool:
+        return any(s.copy for s in self.statements)
+
+    @property
+    def unfiltered(self) -> bool:
+        return any(s.unfiltered for s in self.statements)
+
+    @property
+    def smuggled(self) -> tuple[StatementClass, ...]:
+        """Transaction control, DDL or DCL after another statement of the same string: how
+        `SELECT 1; COMMIT; CREATE TABLE ...` escapes a read-only transaction its sender opened."""
+        risky = (StatementKind.TRANSACTION, StatementKind.DDL, StatementKind.DCL)
+        return tuple(s for s in self.statements[1:] if s.kind in risky)
+
+    def phi(self, labels: Labels) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
+        """The labelled tables this touches, and the labelled columns (``table.column``) it
+        names or reaches through a star or a whole-row reference. By name: a table without a
+        schema matches a labelled table of that name in any schema (search_path is not
+        followed, so this errs towards PHI)."""
+        by_name: dict[str, list[tuple[str, str]]] = {}
+        for schema, table in labels.tables:
+            by_name.setdefault(table, []).append((schema, table))
+        tables: set[tuple[str, str]] = set()
+        columns: set[str] = set()
+        for statement in self.statements:
+            touched = [
+                t
+                for schema, name in statement.tables
+                for t in by_name.get(name, ())
+                if schema is None or schema == t[0]
+            ]
+            tables.update(touched)
+            for source in labels.columns:
+                if (source.schema, source.table) in touched and (
+                    source.column in statement.columns or "*" in statement.columns
+                ):
+                    columns.add(f"{source.table}.{source.column}")
+        return frozenset(tables), frozenset(columns)
 
 
 def classify(text: str) -> Classification:
@@ -111,7 +177,98 @@ def _classify(stmt: Any, text: str) -> StatementClass:
     if isinstance(stmt, ast.ExecuteStmt | ast.FetchStmt):
         name = str(stmt.name if isinstance(stmt, ast.ExecuteStmt) else stmt.portalname)
     writes = any(isinstance(n, _WRITE) for n in nodes)
-    return StatementClass(_kind(stmt, writes), text, tables, functions, tuple(dangerous), name)
+    filtered, limit = _filter(stmt)
+    return StatementClass(
+        _kind(stmt, writes), text, tables, functions, tuple(dangerous), name,
+        filtered, limit, isinstance(stmt, ast.CopyStmt), _columns(nodes, tables),
+    )  # fmt: skip
+
+
+_KEY_NAMES = frozenset({"id", "mrn", "ssn"})
+_FETCH_ALL = 9223372036854775807
+
+
+def _columns(nodes: list[Any], tables: frozenset[tuple[str | None, str]]) -> frozenset[str]:
+    """Every column named, by its last name; "*" for a star or a reference to a whole row
+    (``SELECT p FROM patients p``, ``row_to_json(p)``: a name that is a table or alias)."""
+    aliases = {str(n.alias.aliasname) for n in nodes if isinstance(n, ast.RangeVar) and n.alias}
+    aliases |= {name for _, name in tables}
+    out: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.ColumnRef):
+            last = node.fields[-1]
+            if isinstance(last, ast.A_Star):
+                out.add("*")
+            else:
+                name = str(last.sval)
+                out.add(name)
+                if len(node.fields) == 1 and name in aliases:
+                    out.add("*")
+        elif isinstance(node, ast.CopyStmt) and node.query is None and not node.attlist:
+            out.add("*")  # COPY table: every column
+        elif isinstance(node, ast.CopyStmt) and node.attlist:
+            out.update(str(a.sval) for a in node.attlist)
+    return frozenset(out)
+
+
+def _filter(stmt: Any) -> tuple[bool, int | None]:
+    """(filtered, limit) of the statement whose rows it reads or changes."""
+    if isinstance(stmt, ast.ExplainStmt):
+        return True, None  # returns a plan, not rows
+    if isinstance(stmt, ast.DeclareCursorStmt | ast.PrepareStmt | ast.CopyStmt):
+        inner = stmt.query
+        return _filter(inner) if inner is not None else (False, None)
+    if isinstance(stmt, ast.FetchStmt):
+        many = stmt.howMany if isinstance(stmt.howMany, int) else 0
+        return False, None if many in (_FETCH_ALL, 0) else many
+    if isinstance(stmt, ast.UpdateStmt | ast.DeleteStmt):
+        return _keyed(stmt.whereClause), None
+    if not isinstance(stmt, ast.SelectStmt):
+        return False, None
+    limit = _limit(stmt.limitCount)
+    if stmt.op is not enums.SetOperation.SETOP_NONE:
+        left, right = _filter(stmt.larg), _filter(stmt.rarg)
+        return left[0] and right[0], limit
+    return _keyed(stmt.whereClause), limit
+
+
+def _limit(node: Any) -> int | None:
+    if node is None or (isinstance(node, ast.A_Const) and node.isnull):
+        return None  # no LIMIT, LIMIT ALL, LIMIT NULL
+    if isinstance(node, ast.A_Const) and isinstance(node.val, ast.Integer):
+        return node.val.ival if isinstance(node.val.ival, int) else -1
+    return -1  # a parameter or an expression
+
+
+def _keyed(where: Any) -> bool:
+    """A key = constant comparison somewhere in the WHERE's chain of ANDs."""
+    if where is None:
+        return False
+    if isinstance(where, ast.BoolExpr):
+        return where.boolop is enums.BoolExprType.AND_EXPR and any(_keyed(a) for a in where.args)
+    if not isinstance(where, ast.A_Expr) or len(where.name or ()) != 1:
+        return False
+    if str(where.name[0].sval) != "=":
+        return False
+    if where.kind is enums.A_Expr_Kind.AEXPR_OP:
+        pairs = [(where.lexpr, where.rexpr), (where.rexpr, where.lexpr)]
+        return any(_is_key(c) and _is_constant(v) for c, v in pairs)
+    if where.kind is enums.A_Expr_Kind.AEXPR_IN and isinstance(where.rexpr, tuple | list):
+        return _is_key(where.lexpr) and all(_is_constant(v) for v in where.rexpr)
+    return False
+
+
+def _is_key(node: Any) -> bool:
+    if not isinstance(node, ast.ColumnRef) or isinstance(node.fields[-1], ast.A_Star):
+        return False
+    name = str(node.fields[-1].sval).lower()
+    return name in _KEY_NAMES or name.endswith("_id")
+
+
+def _is_constant(node: Any) -> bool:
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    return isinstance(node, ast.ParamRef) or (isinstance(node, ast.A_Const) and not node.isnull)
 
 
 def _kind(stmt: Any, writes: bool) -> StatementKind:

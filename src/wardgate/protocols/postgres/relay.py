@@ -28,6 +28,18 @@ that is not SQL, as a Query or as a Parse of a statement named ``wardgate_denied
 made one of that name the Parse fails all the same). The server's error arrives exactly where the
 client expects the answer to its request, aborts the batch or transaction the way a real error
 would, and is replaced by the denial on its way back.
+
+A row cap (``Request.row_cap``, set by the policy addon) lets that many rows through and
+swallows the rest, counting them (``rows_withheld``); the result's CommandComplete (or
+PortalSuspended) becomes an ErrorResponse 54000 and ReadyForQuery passes with the status the
+server sends. In a simple Query, anything else the server sends before its ReadyForQuery is
+swallowed too (a COPY FROM STDIN there is answered with CopyFail). In the extended protocol the
+client then expects nothing but the ReadyForQuery of its Sync, so what it sent after a capped
+Execute is held back (a Flush makes the server send the Execute's result at once) until the
+result is complete: released as it is when the cap was not reached, dropped up to the Sync
+(audited as skipped) when it was, so the server never runs what the client believes skipped. No
+rows are decoded for a cap: DataRows are counted, forwarded or dropped whole. See
+docs/policy.md.
 """
 
 from __future__ import annotations
@@ -38,8 +50,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wardgate.core.model import Column, Outcome, Request, SessionInfo
-from wardgate.core.pipeline import Pipeline
+from wardgate.core.model import Column, Decision, Outcome, Request, SessionInfo, Verdict
+from wardgate.core.pipeline import Pipeline, PipelineFailure
 from wardgate.protocols.postgres import wire
 from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
 from wardgate.protocols.postgres.framing import check_length
@@ -51,6 +63,8 @@ _POISON_PARSE = wire.message(
     wire.F_PARSE, wire.cstr("wardgate_denied") + wire.cstr(_NOT_SQL) + struct.pack("!h", 0)
 )
 DENIAL_HINT = "Ask an administrator if you need this."
+_FLUSH = wire.message(wire.F_FLUSH)
+_CAP_HINT = "Filter on a key (id, mrn, ...) or add a LIMIT to see all the rows you need."
 _HEADER = struct.Struct("!Bi")
 _CLIENT_TYPES = frozenset(b"QPBDESHCXdcfF")
 Send = Callable[[bytes], None]
@@ -58,6 +72,8 @@ Send = Callable[[bytes], None]
 # What an expected answer answers.
 PARSE, BIND, DESCRIBE_STATEMENT, DESCRIBE_PORTAL, EXECUTE, CLOSE, SYNC, QUERY, CALL = range(9)
 _ENDS_BATCH = (SYNC, QUERY, CALL)  # answered by ReadyForQuery
+# Passed on while a capped Query's other answers are swallowed: they are not answers.
+_ASYNC = (wire.B_PARAMETER_STATUS, wire.B_NOTIFICATION, wire.B_NOTICE, wire.B_READY)
 
 
 @dataclass(slots=True)
@@ -167,10 +183,26 @@ class Relay:
         self._server = _Stream()
         # The COPY TO STDOUT in progress whose rows an addon looks at, if any.
         self._copy: TextCopy | BinaryCopy | None = None
+        # Row caps: capped requests in flight; client bytes held after a capped Execute until
+        # its result is complete; dropping client messages up to a Sync, or server messages up
+        # to a ReadyForQuery, once a cap was reached.
+        self._caps = 0
+        self._held: bytearray | None = None
+        self._release = False
+        self._skip_to_sync = False
+        self._dropped: dict[str, str] = {}
+        self._swallow = False
+        # A statement held for approval: (request, what, name, poison); the message itself is
+        # ``_held_message`` and what the client sends after it waits in ``_held``.
+        self._approval: tuple[Request, int, str, bytes] | None = None
+        self._held_message = b""
 
     # ---- client to server ----------------------------------------------------------------------
 
     def from_client(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held += data  # waiting for a capped Execute's result
+            return
         stream = self._client
         whole = stream.take(data)
         if whole is None:
@@ -199,11 +231,22 @@ class Relay:
                 out.append(data[mark:pos])
                 out.append(replacement)
                 mark = end
+            if self._approval is not None and not self._held_message:  # held for approval
+                self._held_message = data[pos:end]
+                self._held = bytearray(data[end:n])
+                n = pos
+                break
             pos = end
+            if self._held is not None:  # a capped Execute went out: the rest waits
+                self._held += data[pos:n]
+                n = pos
+                break
         _emit(self.send_server, data, out, mark, n)
 
     def _client_message(self, kind: int, body: bytes) -> bytes | None:
         """Note what the message means; return bytes to send instead of it, or None."""
+        if self._skip_to_sync and kind not in (wire.F_SYNC, wire.F_TERMINATE):
+            return self._skipped(kind, body)
         expect = self._expected.append
         if kind == wire.F_QUERY:
             return self._decide(QUERY, "", "query", wire.parse_query(body), _POISON_QUERY)
@@ -224,8 +267,15 @@ class Relay:
         elif kind == wire.F_EXECUTE:
             portal, _ = wire.parse_execute(body)
             text = self._portals.get(portal, "")
-            return self._decide(EXECUTE, portal, "execute", text, _POISON_PARSE)
+            poison = self._decide(EXECUTE, portal, "execute", text, _POISON_PARSE)
+            capped = self._expected[-1].request
+            if poison is None and capped is not None and capped.row_cap is not None:
+                self._held = bytearray()  # what the client sends next waits for the result
+                return wire.message(kind, body) + _FLUSH
+            return poison
         elif kind == wire.F_SYNC:
+            self._skip_to_sync = False
+            self._dropped.clear()
             expect(_Expect(SYNC))
         elif kind == wire.F_CLOSE:
             which, name = wire.parse_close(body)
@@ -243,9 +293,54 @@ class Relay:
         self._seq += 1
         request = Request(self.session, self._seq, kind, text)
         request.decision = self.pipeline.request(request)
+        hold = request.decision.hold
+        if request.decision.verdict is Verdict.HOLD and hold is not None:
+            self._approval = (request, what, name, poison)
+            self.send_client(wire.notice_response(hold.notice))
+            hold.when_resolved(self._resolved)
+            return None
         denied = not request.decision.allowed
+        if denied:
+            request.row_cap = None
+        elif request.row_cap is not None:
+            self._caps += 1
         self._expected.append(_Expect(what, name, request=request, denied=denied))
         return poison if denied else None
+
+    def _resolved(self, decision: Decision) -> None:
+        """A held statement is decided: it goes to the server (or its poison does, whose error
+        becomes the denial), then whatever the client sent while it waited."""
+        if self._approval is None or self.terminated:
+            return
+        request, what, name, poison = self._approval
+        message, self._held_message = self._held_message, b""
+        self._approval = None
+        request.decision = decision
+        denied = not decision.allowed
+        self._expected.append(_Expect(what, name, request=request, denied=denied))
+        self.send_server(poison if denied else message)
+        held, self._held = self._held, None
+        if held:
+            self.from_client(bytes(held))
+
+    def _skipped(self, kind: int, body: bytes) -> bytes:
+        """A message after a capped Execute whose cap was reached, before the Sync: dropped, as
+        the server would have skipped it after an error; an Execute is audited as skipped."""
+        dropped = self._dropped  # the texts of statements and portals the server never saw
+        if kind == wire.F_PARSE:
+            name, text = wire.parse_parse(body)
+            dropped["S" + name] = text
+        elif kind == wire.F_BIND:
+            portal, statement = wire.parse_bind_names(body)
+            text = dropped.get("S" + statement, self._statements.get(statement, ""))
+            dropped["P" + portal] = text
+        elif kind == wire.F_EXECUTE:
+            portal, _ = wire.parse_execute(body)
+            self._seq += 1
+            text = dropped.get("P" + portal, self._portals.get(portal, ""))
+            request = Request(self.session, self._seq, "execute", text)
+            self._finish(_Expect(EXECUTE, portal, request=request), Outcome.SKIPPED)
+        return b""
 
     # ---- server to client ----------------------------------------------------------------------
 
@@ -257,7 +352,7 @@ class Relay:
         data = whole
         out: list[bytes] = []
         pos, n, mark = stream.skip_into(len(data)), len(data), 0
-        rows_hooked = self.pipeline.wants_rows
+        rows_hooked = self.pipeline.wants_rows or self._caps > 0 or self._swallow
         expected = self._expected
         result = self._result
         while pos < n:
@@ -275,7 +370,7 @@ class Relay:
                     request.bytes_out += length - 4
                 pos = stream.pass_through(end, n)
                 continue
-            if kind == wire.B_COPY_DATA and self._copy is None:
+            if kind == wire.B_COPY_DATA and self._copy is None and not self._swallow:
                 if expected and (request := expected[0].request) is not None:
                     request.bytes_out += length - 4
                 pos = stream.pass_through(end, n)
@@ -290,19 +385,33 @@ class Relay:
                 mark = end
             pos = end
         _emit(self.send_client, data, out, mark, n)
+        if self._release:  # a capped Execute's result is complete: what the client sent next
+            self._release = False
+            held, self._held = self._held, None
+            if held:
+                self.from_client(bytes(held))
 
     def _server_message(self, kind: int, body: bytes) -> bytes | None:
         expected = self._expected
         head = expected[0] if expected else None
         if kind == wire.B_DATA_ROW:
             self._result.rows += 1
+            if self._swallow:
+                return b""
             if head is None or head.request is None:
                 return None
             request = head.request
+            if request.row_cap is not None and request.rows >= request.row_cap:
+                request.rows_withheld += 1
+                return b""
             request.rows += 1
             request.bytes_out += len(body)
+            if not self.pipeline.wants_rows:
+                return None
             self._announce(head)
             return wire.data_row(self.pipeline.row(request, wire.parse_data_row(body)))
+        if self._swallow and kind not in _ASYNC:
+            return self._swallowed(kind)
         if kind == wire.B_NOTICE and self.pipeline.wants_diagnostics:
             return self._diagnostic(kind, body)
         if head is None:
@@ -344,6 +453,10 @@ class Relay:
             target.pop(head.name, None)
         elif kind in (wire.B_COMMAND_COMPLETE, wire.B_PORTAL_SUSPENDED, wire.B_EMPTY_QUERY):
             ended = head.request
+            if ended is not None and ended.row_cap is not None:
+                if ended.rows_withheld:
+                    return self._cap_reached(head, ended)
+                self._release = self._held is not None and what == EXECUTE
             if ended is not None:
                 if kind == wire.B_COMMAND_COMPLETE and not self._result.rows:
                     ended.rows += wire.parse_command_tag_rows(body) or 0
@@ -352,14 +465,22 @@ class Relay:
                     expected.popleft()
                     self._finish(head, Outcome.OK)
             self._result.start(())
+        elif kind in (wire.B_COPY_OUT, wire.B_COPY_IN) and self._held is not None:
+            # The policy addon never caps a COPY; were one capped, its rows could not be counted
+            # here, and the held bytes may be the COPY's own data.
+            raise PipelineFailure("a row-capped statement started a COPY")
         elif kind == wire.B_COPY_OUT:
             copying = head.request
+            if copying is not None and copying.row_cap is not None:
+                raise PipelineFailure("a row-capped statement started a COPY")
             if copying is not None and copying.copy_rows and self.pipeline.wants_rows:
                 self._start_copy(copying, head, body)
         elif kind == wire.B_ERROR:
             self._copy = None
+            self._release = self._held is not None
             return self._server_error(body, head)
         elif kind == wire.B_READY:
+            self._swallow = False
             self.transaction_status = body[:1]
             # Everything up to the batch's end is answered now; anything left was skipped.
             while expected:
@@ -369,6 +490,32 @@ class Relay:
                     break
                 self._finish(entry, Outcome.SKIPPED)
         return None
+
+    def _cap_reached(self, head: _Expect, request: Request) -> bytes:
+        """The end of a capped result that had more rows: an error in its place."""
+        text = (
+            f"wardgate: row cap of {request.row_cap} reached;"
+            f" {request.rows_withheld} more rows withheld"
+        )
+        request.outcome = Outcome.ERROR
+        request.error_code = "54000"
+        request.error = text
+        self._result.start(())
+        if head.what == EXECUTE:
+            self._expected.popleft()
+            self._finish(head, Outcome.ERROR)
+            # The client now expects nothing until its Sync: drop what it sent in between.
+            self._skip_to_sync = True
+            self._release = self._held is not None
+        else:
+            self._swallow = True  # the rest of the Query's answers, up to ReadyForQuery
+        return wire.error_response("ERROR", "54000", text, hint=_CAP_HINT)
+
+    def _swallowed(self, kind: int) -> bytes:
+        """A simple Query's answer after its cap was reached, dropped up to ReadyForQuery."""
+        if kind == wire.B_COPY_IN:  # a later COPY FROM STDIN waits for data: fail it
+            self.send_server(wire.message(wire.F_COPY_FAIL, wire.cstr("wardgate: row cap reached")))
+        return b""
 
     def _start_copy(self, request: Request, head: _Expect, body: bytes) -> None:
         binary, formats = parse_copy_out(body)
@@ -453,12 +600,18 @@ class Relay:
             outcome = request.outcome  # an error noted earlier
         request.outcome = outcome
         request.ended_mono = time.monotonic()
+        if request.row_cap is not None:
+            self._caps -= 1
         self.pipeline.result_end(request)
 
     def close(self) -> None:
         """The session is over: whatever is still in flight ends as aborted."""
         while self._expected:
             self._finish(self._expected.popleft(), Outcome.ABORTED)
+        if self._approval is not None:  # held for approval when the client left
+            request, what, name, _ = self._approval
+            self._approval = None
+            self._finish(_Expect(what, name, request=request), Outcome.ABORTED)
 
 
 def _columns(body: bytes) -> tuple[Column, ...]:

@@ -1,0 +1,19 @@
+"""Statement policy: which identity may run which statement on which target.
+
+Glossary:
+- rule: who (roles, targets) and which statements (conditions) get which action (`rules.py`).
+- condition: a fact of a statement's classification (`sql/classify.py`) a rule asks about: its
+  kinds, the tables it touches, PHI, unfiltered, multi-statement, dangerous; or of the identity:
+  an agent acting for someone.
+- action: allow; deny, with a reason the client is shown; cap_rows, at most N rows reach the
+  client and the relay withholds the rest (`Request.row_cap`).
+- protections: what is refused before any rule is read, unless the configuration turns it off:
+  statements that do not parse, dangerous functions (but for `admin_roles`), and transaction
+  control or DDL smuggled after another statement by an agent.
+- the addon: the pipeline's `request` hook that applies all of this (`addon.py`).
+"""
+
+from wardgate.policy.addon import PolicyAddon
+from wardgate.policy.rules import Facts, Rule, RuleSet, Verdict
+
+__all__ = ["Facts", "PolicyAddon", "Rule", "RuleSet", "Verdict"]

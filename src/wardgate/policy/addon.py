@@ -1,0 +1,136 @@
+"""The policy addon: every statement classified, the protections applied, then the rules.
+
+In order, for each Query, Execute and FunctionCall:
+
+1. A statement that does not parse is refused: what cannot be classified cannot be allowed.
+2. Dangerous functions (files, programs, other servers, other sessions; a FunctionCall message,
+   which names its function by OID only) are refused but for ``admin_roles``
+   (``deny_dangerous``).
+3. An agent's string with transaction control, DDL or DCL after another statement is refused
+   (``deny_smuggled_for_agents``): `SELECT 1; COMMIT; CREATE TABLE ...` out of a read-only
+   transaction its MCP server opened.
+4. The rules, statement by statement, the strictest answer winning; then ``default``.
+
+Without rules (and with the default ``allow``), the answer can only be "deny" for a dangerous
+function or a smuggled statement; a statement in which neither can hide (one statement, no
+dangerous name or COPY or LOAD anywhere in its text, no Unicode-escaped identifier) is allowed
+without being parsed: on the hot path, parsing costs more than relaying.
+
+A cap is set on the request for the relay (``Request.row_cap``); it is refused instead where the
+relay could not keep it exactly: a string of several statements, and COPY.
+"""
+
+from __future__ import annotations
+
+import re
+
+from wardgate.core.model import Decision, Identity, Request, Verdict
+from wardgate.core.pipeline import Addon
+from wardgate.masking.policy import Labels
+from wardgate.policy.rules import Answer, Facts, RuleSet
+from wardgate.policy.rules import Verdict as RuleVerdict
+from wardgate.sql.classify import Classification, StatementClass, classify
+from wardgate.sql.functions import OPAQUE
+from wardgate.sql.model import AnalysisError
+
+CACHE_SIZE = 4096
+# Text in which a dangerous function or statement could be named; anything else cannot be one.
+_SUSPECT = re.compile(
+    "|".join(sorted(OPAQUE)) + r"|dblink|copy|load|u&", re.IGNORECASE
+)  # fmt: skip
+
+
+def _plain(text: str) -> bool:
+    """One statement at most, naming nothing dangerous (a cheap over-approximation)."""
+    return ";" not in text.rstrip().rstrip(";") and _SUSPECT.search(text) is None
+
+
+class PolicyAddon(Addon):
+    name = "policy"
+
+    def __init__(self, rules: RuleSet, labels: dict[str, Labels] | None = None) -> None:
+        self.rules = rules
+        self.labels = labels or {}
+        self._cache: dict[str, Classification | str] = {}
+        self._needs_parse = bool(rules.rules) or rules.settings.default != "allow"
+
+    def classify(self, text: str) -> Classification | str:
+        """The classification of ``text``, or why it does not parse; cached by text."""
+        found = self._cache.get(text)
+        if found is None:
+            try:
+                found = classify(text)
+            except AnalysisError as exc:
+                found = str(exc) or "syntax error"
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[text] = found
+        return found
+
+    def request(self, request: Request) -> Decision | None:
+        identity = request.session.identity
+        roles = identity.roles if identity is not None else ()
+        agent = _is_agent(identity)
+        target = request.session.target
+        settings = self.rules.settings
+        admin = self.rules.is_admin(roles)
+        if request.kind == "function_call":
+            if settings.deny_dangerous and not admin:
+                return _deny("a function call message names its function by OID only")
+            facts = [Facts(frozenset({"admin"}), frozenset(), False, False, False, True)]
+            return self._apply(request, self.rules.decide(roles, target, agent, facts), 1, False)
+        if not self._needs_parse and _plain(request.text):
+            return None
+        found = self.classify(request.text)
+        if isinstance(found, str):
+            return _deny(f"the statement cannot be parsed, so it cannot be checked: {found}")
+        if settings.deny_dangerous and found.dangerous and not admin:
+            return _deny(f"the statement {found.dangerous[0]}")
+        if settings.deny_smuggled_for_agents and agent and found.smuggled:
+            hidden = found.smuggled[0].text.split(None, 1)[0].upper()
+            return _deny(f"agents cannot run {hidden} after another statement in one string")
+        labels = self.labels.get(target)
+        facts = [_facts(s, found, labels) for s in found.statements]
+        answer = self.rules.decide(roles, target, agent, facts)
+        return self._apply(request, answer, len(found.statements), found.copy)
+
+    @staticmethod
+    def _apply(request: Request, answer: Answer, statements: int, copy: bool) -> Decision | None:
+        if answer.verdict is RuleVerdict.DENY:
+            return _deny(answer.reason, answer.rule)
+        if answer.verdict is RuleVerdict.APPROVE:
+            request.approval = (answer.reason, answer.conditions)  # the approvals addon holds it
+            return None
+        if answer.verdict is RuleVerdict.CAP:
+            if statements > 1:
+                return _deny(
+                    f"a row cap applies to this statement ({answer.rule}); send the statements"
+                    " one at a time", answer.rule,
+                )  # fmt: skip
+            if copy:
+                return _deny(
+                    f"COPY cannot be row-capped ({answer.rule}); use SELECT with a filter or"
+                    " a LIMIT", answer.rule,
+                )  # fmt: skip
+            request.row_cap = answer.cap
+        return None
+
+
+def _facts(statement: StatementClass, whole: Classification, labels: Labels | None) -> Facts:
+    kinds = {statement.kind.value} | ({"copy"} if statement.copy else set())
+    phi = False
+    if labels is not None:
+        tables, _ = Classification((statement,)).phi(labels)
+        phi = bool(tables)
+    return Facts(
+        frozenset(kinds), statement.tables, phi, statement.unfiltered, whole.multi_statement,
+        bool(statement.dangerous),
+    )  # fmt: skip
+
+
+def _is_agent(identity: Identity | None) -> bool:
+    return identity is not None and bool(identity.on_behalf_of)
+
+
+def _deny(reason: str, by: str = "policy") -> Decision:
+    return Decision(Verdict.DENY, reason, by)

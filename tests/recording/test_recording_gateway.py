@@ -292,3 +292,29 @@ def test_delete_is_an_audited_act(gateway: RunningGateway) -> None:
     assert event["recording"]["sha256"] == ended["recording"]["sha256"]
     purge = cli(gateway, "sessions", "purge", "--dry-run")
     assert purge.returncode == 0 and "would delete" not in purge.stdout
+
+
+def test_kill_ends_a_live_psql_session(gateway: RunningGateway) -> None:
+    """The same with the psql binary, waiting in a long statement when the kill comes."""
+    from wardgate.demo.postgres import pg_bin
+
+    tag = "rec-kill-psql"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGAPPNAME"] = tag
+    psql = subprocess.Popen(
+        [pg_bin("psql"), gateway.dsn("bob"), "-X", "-At", "-c", "SELECT pg_sleep(30)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        start = wait_for_event(gateway, timeout=15, type="session.start", session__application=tag)
+        asked = time.monotonic()
+        done = cli(gateway, "sessions", "kill", start["session"]["id"], "--reason", "incident 43")
+        assert done.returncode == 0, done.stderr
+        _out, err = psql.communicate(timeout=10)
+        assert time.monotonic() - asked < 5
+    finally:
+        if psql.poll() is None:
+            psql.kill()
+            psql.communicate()
+    assert psql.returncode != 0
+    assert "terminating connection: ended by an administrator" in err, err

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from joserfc.jwk import ECKey, KeyParameters, KeySet, OKPKey, RSAKey
+
+from tests.npm import NodeUnavailable, npm_install
 
 HERE = Path(__file__).parent
 INSTALL_TIMEOUT = 300.0
@@ -26,40 +25,14 @@ class IdpUnavailable(Exception):
     """Node or npm is missing: the tests that need the provider are skipped."""
 
 
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "wardgate-test-idp"
-
-
 def install() -> Path:
     """``npm ci`` the pinned packages into a cache directory keyed by the lock file; its path."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        raise IdpUnavailable("the test OpenID provider needs node and npm on PATH")
-    lock = (HERE / "package-lock.json").read_bytes()
-    target = cache_root() / hashlib.sha256(lock).hexdigest()[:16]
-    if (target / ".installed").exists():
-        return target
-    staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    staging.mkdir(parents=True)
-    for name in ("package.json", "package-lock.json"):
-        shutil.copy2(HERE / name, staging / name)
-    command = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
     try:
-        done = subprocess.run(
-            command, cwd=staging, capture_output=True, text=True, timeout=INSTALL_TIMEOUT
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"npm ci failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-        (staging / ".installed").touch()
-        try:
-            staging.rename(target)
-        except OSError:  # another test run installed it first
-            shutil.rmtree(staging, ignore_errors=True)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+        return npm_install(HERE, "wardgate-test-idp")
+    except NodeUnavailable as exc:
+        raise IdpUnavailable(
+            f"the test OpenID provider needs node and npm on PATH ({exc})"
+        ) from exc
 
 
 def make_keys(generation: int) -> KeySet:

@@ -35,6 +35,20 @@ class Seeded:
     phones: tuple[str, ...]
     emails: tuple[str, ...]
 
+    @classmethod
+    def load(cls, dsn: str) -> Seeded:
+        """The identifiers the demo seed put in the database at ``dsn``."""
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute(
+                "SELECT ssn, mrn, first_name, last_name, phone, email FROM patients"
+            ).fetchall()
+        names = {r[2] for r in rows} | {r[3] for r in rows}
+        return cls(
+            tuple(r[0] for r in rows), tuple(r[1] for r in rows),
+            tuple(sorted(n for n in names if len(n) > 2)),
+            tuple(r[4] for r in rows), tuple(r[5] for r in rows),
+        )  # fmt: skip
+
     def leaks(self, text: str) -> list[str]:
         found = [v for v in (*self.ssns, *self.mrns, *self.phones, *self.emails) if v in text]
         found += [n for n in self.names if re.search(rf"\b{re.escape(n)}\b", text)]
@@ -55,16 +69,7 @@ def database(pg_server: LocalPostgres) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def seeded(pg_server: LocalPostgres, database: str) -> Seeded:
-    with psycopg.connect(pg_server.dsn(database)) as conn:
-        rows = conn.execute(
-            "SELECT ssn, mrn, first_name, last_name, phone, email FROM patients"
-        ).fetchall()
-    names = {r[2] for r in rows} | {r[3] for r in rows}
-    return Seeded(
-        tuple(r[0] for r in rows), tuple(r[1] for r in rows),
-        tuple(sorted(n for n in names if len(n) > 2)),
-        tuple(r[4] for r in rows), tuple(r[5] for r in rows),
-    )  # fmt: skip
+    return Seeded.load(pg_server.dsn(database))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ an agent acting for bob."""
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,13 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from psycopg import sql
 
+from tests.databases import temporary_database
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
 from wardgate.config import loads
 from wardgate.demo.postgres import LocalPostgres
-from wardgate.demo.seed import DEMO_LABELS, create_database_if_missing, seed
+from wardgate.demo.seed import DEMO_LABELS, seed
 from wardgate.identity.authenticator import (
     AuthExchange,
     AuthStep,
@@ -84,21 +83,14 @@ class _ActingFor:
 
 @pytest.fixture(scope="module")
 def database(pg_server: LocalPostgres) -> Iterator[str]:
-    name = f"wardgate_policy_{uuid.uuid4().hex[:10]}"
-    admin = pg_server.dsn("postgres")
-    create_database_if_missing(admin, name)
-    seed(pg_server.dsn(name), patients=30)
-    with psycopg.connect(pg_server.dsn(name), autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE big AS SELECT g AS id, 'row ' || g AS label"
-                     f" FROM generate_series(1, {BIG}) g")  # fmt: skip
-        conn.execute("CREATE TABLE secrets (id int, value text)")
-        conn.execute("CREATE TABLE scratch (id int)")
-    try:
+    with temporary_database(pg_server, "wardgate_policy") as name:
+        seed(pg_server.dsn(name), patients=30)
+        with psycopg.connect(pg_server.dsn(name), autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE big AS SELECT g AS id, 'row ' || g AS label"
+                         f" FROM generate_series(1, {BIG}) g")  # fmt: skip
+            conn.execute("CREATE TABLE secrets (id int, value text)")
+            conn.execute("CREATE TABLE scratch (id int)")
         yield name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
 
 
 def policy_gateway(

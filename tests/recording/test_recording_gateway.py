@@ -48,16 +48,7 @@ def database(pg_server: LocalPostgres) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def seeded(pg_server: LocalPostgres, database: str) -> Seeded:
-    with psycopg.connect(pg_server.dsn(database)) as conn:
-        rows = conn.execute(
-            "SELECT ssn, mrn, first_name, last_name, phone, email FROM patients"
-        ).fetchall()
-    names = {r[2] for r in rows} | {r[3] for r in rows}
-    return Seeded(
-        tuple(r[0] for r in rows), tuple(r[1] for r in rows),
-        tuple(sorted(n for n in names if len(n) > 2)),
-        tuple(r[4] for r in rows), tuple(r[5] for r in rows),
-    )  # fmt: skip
+    return Seeded.load(pg_server.dsn(database))
 
 
 @pytest.fixture(scope="module")

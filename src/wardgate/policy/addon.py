@@ -34,15 +34,20 @@ from wardgate.sql.functions import OPAQUE
 from wardgate.sql.model import AnalysisError
 
 CACHE_SIZE = 4096
-# Text in which a dangerous function or statement could be named; anything else cannot be one.
-_SUSPECT = re.compile(
-    "|".join(sorted(OPAQUE)) + r"|dblink|copy|load|u&", re.IGNORECASE
-)  # fmt: skip
+# Words in which a dangerous function or statement could be named; a statement without any of
+# them (and without dblink or a Unicode-escaped identifier) cannot be one.
+_SUSPECT = frozenset(OPAQUE) | {"copy", "load"}
+_WORD = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
 def _plain(text: str) -> bool:
     """One statement at most, naming nothing dangerous (a cheap over-approximation)."""
-    return ";" not in text.rstrip().rstrip(";") and _SUSPECT.search(text) is None
+    if ";" in text.rstrip().rstrip(";"):
+        return False
+    lower = text.lower()
+    if "dblink" in lower or "u&" in lower:
+        return False
+    return _SUSPECT.isdisjoint(_WORD.findall(lower))
 
 
 class PolicyAddon(Addon):

@@ -1,5 +1,6 @@
-"""Synthea FHIR R4 bundles (synthetic patients, public), gzip-compressed: the demo's and the
-tests' patient-record API serves them.
+"""Synthea FHIR R4 bundles (synthetic patients, no real person), gzip-compressed: the demo's and
+the tests' patient-record API serves them. From the public repository
+smart-on-fhir/generated-sample-data (R4/SYNTHEA), Apache License 2.0 (``LICENSE`` here).
 
 Each file is a transaction Bundle of one patient's record (Patient, Encounter, Observation,
 Condition, Claim, ...). Synthea uses the Patient's id as its MRN too.

@@ -376,6 +376,9 @@ def test_approvers_vote_through_the_api(gateway: RunningGateway, oidc_provider: 
     listed = httpx.get(url, headers={"Authorization": f"Bearer {carol}"}, verify=trust(gateway))
     assert listed.status_code == 200, listed.text
     assert [a["id"] for a in listed.json()] == [approval.id]
+    bob = signin.code_flow(oidc_provider.issuer, "bob").access_token
+    unrelated = httpx.get(url, headers={"Authorization": f"Bearer {bob}"}, verify=trust(gateway))
+    assert unrelated.json() == []  # neither an approver nor the requester: sees nothing
     done = vote("carol")
     assert done.status_code == 200 and done.json()["status"] == "approved"
     assert vote("carol", "deny").status_code == 409  # decided already

@@ -255,7 +255,15 @@ class Api:
         def work(caller: Caller, body: dict[str, Any]) -> tuple[int, Any]:
             if store is None:
                 raise ApiRefused(404, "approvals need identity.state")
-            items = store.listing(pending_only=not everything)
+            # A statement may hold PHI in its constants: each caller sees the requests they may
+            # vote on, and their own (and their agents').
+            human = caller.human
+            roles = set(human.roles)
+            items = [
+                a for a in store.listing(pending_only=not everything)
+                if roles & set(a.approvers)
+                or human.subject in (a.requester, *a.on_behalf)
+            ]  # fmt: skip
             return 200, [a.describe() for a in items]
 
         return await self._call(request, work)

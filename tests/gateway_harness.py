@@ -129,7 +129,7 @@ def running(
         thread.join(30)
         loop.close()
         raise
-    port = gateway.addresses["postgres"][1]
+    port = gateway.addresses.get("postgres", ("", 0))[1]  # 0: no PostgreSQL listener
     running_gateway = RunningGateway(
         gateway, loop, port, ca, {"alice": "alice-secret", "bob": "bob-secret"}
     )

@@ -43,6 +43,8 @@ from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.policy import Labels, Policy
 from wardgate.policy.addon import PolicyAddon
 from wardgate.policy.rules import RuleSet
+from wardgate.protocols.http.caller import CallerAuth
+from wardgate.protocols.http.server import HttpServer
 from wardgate.protocols.postgres.server import PostgresServer
 from wardgate.recording.addon import from_config as recording_addon
 
@@ -127,12 +129,18 @@ class Gateway:
         )
         self._revalidating: asyncio.Task[None] | None = None
         self.postgres: PostgresServer | None = None
+        self.http: HttpServer | None = None
         self.api: AsgiListener | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
     def live_sessions(self) -> list[LiveSession]:
-        """Every live session of every protocol."""
-        return list(self.postgres.sessions.values()) if self.postgres is not None else []
+        """Every live session of every protocol (HTTP: connections with a request in flight)."""
+        live: list[LiveSession] = []
+        if self.postgres is not None:
+            live.extend(self.postgres.sessions.values())
+        if self.http is not None:
+            live.extend(self.http.live())
+        return live
 
     def record(self, events: list[Event]) -> None:
         """Hand audit events that belong to no session hook (identity changes, terminations) to
@@ -167,6 +175,14 @@ class Gateway:
                 "postgres", pg, targets, self.authenticator, self.pipeline
             )
             self.addresses["postgres"] = await self.postgres.start()
+        http = self.config.listeners.http
+        if http is not None:
+            caller = CallerAuth(
+                self.oidc, self.state, sign_in_check(self.state) if self.state else None
+            )
+            apis = {a.name: a for a in self.config.apis}
+            self.http = HttpServer("http", http, apis, caller, self.pipeline)
+            self.addresses["http"] = await self.http.start()
         api = self.config.listeners.api
         if api is not None:
             context = ApiContext(
@@ -283,6 +299,8 @@ class Gateway:
                     await task
         if self.postgres is not None:
             await self.postgres.close()
+        if self.http is not None:
+            await self.http.close()
         if self.recording is not None:
             self.recording.close()
         if self.audit is not None:

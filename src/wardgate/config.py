@@ -81,9 +81,34 @@ class ApiListener(_Model):
         return self
 
 
+class HttpListener(_Model):
+    """The HTTP reverse proxy for ``apis`` (docs/http.md). Bearer tokens cross it, so TLS is
+    required unless it listens on loopback only."""
+
+    host: str = "127.0.0.1"
+    port: Port = 15443
+    tls: ListenerTLS | None = None
+    max_request_bytes: int = Field(default=10 << 20, ge=1024, le=1 << 30)
+    max_response_bytes: int = Field(default=64 << 20, ge=1024, le=1 << 32)
+    request_timeout: float = Field(default=30.0, gt=0, description="to receive one request")
+    keepalive_timeout: float = Field(default=15.0, gt=0, description="idle between requests")
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#]+$",
+        description="scheme://host[:port] clients use; default from each request's Host",
+    )
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> HttpListener:
+        if self.tls is None and self.host not in _LOOPBACK_HOSTS:
+            raise ValueError(f"an HTTP listener on {self.host} needs tls (cert and key)")
+        return self
+
+
 class Listeners(_Model):
     postgres: PostgresListener | None = None
     api: ApiListener | None = None
+    http: HttpListener | None = None
 
 
 class User(_Model):
@@ -135,6 +160,62 @@ class Target(_Model):
             if entity not in known:
                 raise ValueError(f"phi label {column}: unknown entity {entity!r}; known: "
                                  f"{', '.join(sorted(known))}")  # fmt: skip
+        return self
+
+
+class ApiKeyAuth(_Model):
+    header: str = Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    value: SecretStr = Field(min_length=8)
+
+
+class ClientCertAuth(_Model):
+    cert: Path
+    key: Path
+
+
+class ApiAuth(_Model):
+    """How the gateway authenticates to an API: exactly one of the three. The client never
+    sees it."""
+
+    api_key: ApiKeyAuth | None = None
+    bearer: SecretStr | None = Field(default=None, min_length=8)
+    client_cert: ClientCertAuth | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ApiAuth:
+        given = [n for n in ("api_key", "bearer", "client_cert") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'api_key', 'bearer' or 'client_cert'")
+        return self
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never reach a client."""
+        if self.api_key is not None:
+            return (self.api_key.value.get_secret_value(),)
+        if self.bearer is not None:
+            return (self.bearer.get_secret_value(),)
+        return ()
+
+
+class ApiTarget(_Model):
+    """An HTTP API behind the gateway, reached as ``<gateway>/<name>/<path>``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    kind: Literal["fhir", "json"] = "json"
+    url: str = Field(pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    tls: Literal["require", "verify-full"] = "verify-full"
+    ca: Path | None = None
+    auth: ApiAuth | None = None
+    timeout: float = Field(default=30.0, gt=0, description="connect, and between bytes")
+    max_response_bytes: int | None = Field(default=None, ge=1024)
+
+    @model_validator(mode="after")
+    def _loopback_only_in_clear(self) -> ApiTarget:
+        if self.url.startswith("http://"):
+            host = self.url[len("http://") :].split("/", 1)[0]
+            host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if host.strip("[]") not in _LOOPBACK_HOSTS:
+                raise ValueError("url must be https:// (http:// only on loopback)")
         return self
 
 
@@ -423,6 +504,7 @@ class Config(_Model):
     listeners: Listeners = Listeners()
     users: tuple[User, ...] = ()
     targets: tuple[Target, ...] = ()
+    apis: tuple[ApiTarget, ...] = ()
     audit: Audit = Audit()
     siem: Siem = Siem()
     identity: IdentitySettings = IdentitySettings()
@@ -439,6 +521,7 @@ class Config(_Model):
         for kind, names in (
             ("user", [u.name for u in self.users]),
             ("target", [t.name for t in self.targets]),
+            ("api", [a.name for a in self.apis]),
         ):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
@@ -553,7 +636,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         return p if p is None or p.is_absolute() else (base / p)
 
     listeners = config.listeners
-    for name in ("postgres", "api"):
+    for name in ("postgres", "api", "http"):
         listener = getattr(listeners, name)
         if listener is not None and listener.tls is not None:
             t = listener.tls
@@ -561,6 +644,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             listener = listener.model_copy(update={"tls": tls})
             listeners = listeners.model_copy(update={name: listener})
     targets = tuple(t.model_copy(update={"ca": fix(t.ca)}) for t in config.targets)
+    apis = tuple(_api_paths(a, fix) for a in config.apis)
     a = config.audit
     audit = a.model_copy(
         update={
@@ -579,6 +663,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         update={
             "listeners": listeners,
             "targets": targets,
+            "apis": apis,
             "audit": audit,
             "siem": siem,
             "health_file": fix(config.health_file),
@@ -589,3 +674,13 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             ),
         }
     )
+
+
+def _api_paths(api: ApiTarget, fix: Any) -> ApiTarget:
+    update: dict[str, Any] = {"ca": fix(api.ca)}
+    auth = api.auth
+    if auth is not None and auth.client_cert is not None:
+        cert = auth.client_cert
+        cert = cert.model_copy(update={"cert": fix(cert.cert), "key": fix(cert.key)})
+        update["auth"] = auth.model_copy(update={"client_cert": cert})
+    return api.model_copy(update=update)

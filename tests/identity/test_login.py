@@ -357,7 +357,7 @@ def test_approvers_vote_through_the_api(gateway: RunningGateway, oidc_provider: 
     assert store is not None
     statement = "SELECT * FROM patients"
     approval = store.request(
-        "alice", (), "test", statement, statement_digest(statement),
+        "frank", (), "test", statement, statement_digest(statement),
         why="an unfiltered read of PHI", approvers=("compliance-officer",),
     )  # fmt: skip
     url = f"{api_url(gateway)}/api/v1/approvals"
@@ -370,18 +370,20 @@ def test_approvers_vote_through_the_api(gateway: RunningGateway, oidc_provider: 
             verify=trust(gateway),
         )  # fmt: skip
 
-    assert vote("alice").status_code == 403  # her own request
-    assert vote("bob").status_code == 403  # a clinician is not an approver here
+    own = vote("frank")
+    assert own.status_code == 403 and "own request" in own.json()["error"]
+    other = vote("gina")
+    assert other.status_code == 403 and "not an approver" in other.json()["error"]
     carol = signin.code_flow(oidc_provider.issuer, "carol").access_token
     listed = httpx.get(url, headers={"Authorization": f"Bearer {carol}"}, verify=trust(gateway))
     assert listed.status_code == 200, listed.text
     assert [a["id"] for a in listed.json()] == [approval.id]
-    bob = signin.code_flow(oidc_provider.issuer, "bob").access_token
-    unrelated = httpx.get(url, headers={"Authorization": f"Bearer {bob}"}, verify=trust(gateway))
+    gina = signin.code_flow(oidc_provider.issuer, "gina").access_token
+    unrelated = httpx.get(url, headers={"Authorization": f"Bearer {gina}"}, verify=trust(gateway))
     assert unrelated.json() == []  # neither an approver nor the requester: sees nothing
     done = vote("carol")
     assert done.status_code == 200 and done.json()["status"] == "approved"
     assert vote("carol", "deny").status_code == 409  # decided already
     granted = wait_for_event(gateway, type="approval.granted", approval=approval.id)
     assert granted["who"]["claimed_user"] == "carol" and granted["reason"] == "ticket 1"
-    assert store.use_grant("alice", "test", statement_digest(statement)) is not None
+    assert store.use_grant("frank", "test", statement_digest(statement)) is not None

@@ -39,6 +39,8 @@ const ACCOUNTS = {
   bob: { password: 'bob-password', name: 'Bob Clinician', groups: ['clinicians'] },
   carol: { password: 'carol-password', name: 'Carol Compliance', groups: ['compliance', 'audit'] },
   dave: { password: 'dave-password', name: 'Dave Contractor', groups: ['engineering'] },
+  frank: { password: 'frank-password', name: 'Frank Engineer', groups: ['engineering'] },
+  gina: { password: 'gina-password', name: 'Gina Clinician', groups: ['clinicians'] },
 };
 // Accounts an administrator disabled (POST /test/accounts/:id/disable): they cannot sign in,
 // refresh or call userinfo, as in an IdP that deprovisioned them.

@@ -25,6 +25,8 @@ PASSWORDS = {
     "bob": "bob-password",
     "carol": "carol-password",
     "dave": "dave-password",
+    "frank": "frank-password",
+    "gina": "gina-password",
 }
 SCOPE = "openid email profile groups offline_access"
 REDIRECT_URI = "http://127.0.0.1:1/callback"  # native loopback: any port is accepted

@@ -12,6 +12,7 @@ disconnects withdraws its request.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -56,7 +57,12 @@ class ApprovalAddon(Addon):
         if identity is None:
             return _deny("an unverified session cannot ask for approval")
         try:
-            digest = statement_digest(request.text)
+            # an API call is bound by its method and target as sent; a statement as parsed
+            digest = (
+                hashlib.sha256(request.text.encode()).hexdigest()
+                if request.kind == "http"
+                else statement_digest(request.text)
+            )
         except AnalysisError as exc:
             return _deny(f"the statement cannot be parsed, so it cannot be approved: {exc}")
         granted = self.store.use_grant(identity.subject, info.target, digest)

@@ -76,6 +76,8 @@ def _statement_context(s: SessionInfo) -> Event:
 
 
 def statement_event(request: Request, now: float) -> Event:
+    if request.kind == "http":
+        return api_call_event(request)
     event: Event = {
         "time": _time(request.started),
         "type": "statement",
@@ -97,6 +99,45 @@ def statement_event(request: Request, now: float) -> Event:
         event["masking"] = request.masking
     if request.row_cap is not None:
         event["cap"] = {"limit": request.row_cap, "withheld": request.rows_withheld}
+    return event
+
+
+def api_call_event(request: Request) -> Event:
+    """An HTTP request through the gateway (kind "http"): OCSF API Activity."""
+    s = request.session
+    event: Event = {
+        "time": _time(request.started),
+        "type": "api_call",
+        "outcome": "success" if 0 < request.status < 400 else "failure",
+        "who": who(s.identity, s.claimed_user),
+        "session": {
+            "id": s.id,
+            "protocol": s.protocol,
+            "listener": s.listener,
+            "client_addr": s.client_addr,
+            "target": s.target,
+            "client_tls": s.client_tls,
+        },
+        "seq": request.seq,
+        "kind": request.kind,
+        "method": request.method,
+        "path": request.path,
+        "request": request.text,
+        "status": request.status,
+        "decision": request.decision.verdict.value,
+        "bytes": request.bytes_out,
+        "duration_ms": round(request.duration_ms, 3),
+    }
+    if request.resource_type:
+        event["resource_type"] = request.resource_type
+    if request.decision.reason:
+        event["reason"] = request.decision.reason
+    if request.error:
+        event["error"] = {"code": request.error_code, "message": request.error}
+    if request.masking:
+        event["masking"] = request.masking
+    if request.approval_id:
+        event["approval"] = request.approval_id
     return event
 
 
@@ -172,6 +213,8 @@ class StatementLines:
         self._context.pop(session_id, None)
 
     def line(self, request: Request) -> str:
+        if request.kind == "http":  # an api_call event, not a statement
+            return encode(statement_event(request, 0.0))
         s = request.session
         context = self._context.get(s.id)
         if context is None:

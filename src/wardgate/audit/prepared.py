@@ -87,6 +87,8 @@ class StatementEntries:
         self._sessions.pop(session_id, None)
 
     def prepare(self, request: Request) -> Prepared:
+        if request.kind == "http":  # an api_call event, not a statement
+            return prepare(statement_event(request, 0.0))
         s = request.session
         parts = self._sessions.get(s.id)
         if parts is None or not parts.fits(s):

@@ -131,6 +131,13 @@ class Request:
     # the relay counts those it withholds past the cap.
     row_cap: int | None = None
     rows_withheld: int = 0
+    # HTTP requests (kind "http", protocols/http/): the method, the path as the client sent it
+    # (``/<api>/<rest>``, no query), the FHIR resource type (the first segment of ``<rest>``),
+    # and the status code the client got.
+    method: str = ""
+    path: str = ""
+    resource_type: str = ""
+    status: int = 0
 
     @property
     def duration_ms(self) -> float:

@@ -2,8 +2,9 @@
 
 Hooks, in the order a session meets them: ``connect`` (every attempt, failed ones too),
 ``request`` (may return a ``Decision``), ``result_header``, ``row``, ``result_end`` and
-``disconnect``; ``diagnostic`` for each error or notice the server sends. ``commit`` is not
-about one session: it asks an addon that records (the audit) to
+``disconnect``; ``diagnostic`` for each error or notice the server sends; ``document`` for each
+JSON document an HTTP API answers (parsed; what it returns is what the client gets). ``commit``
+is not about one session: it asks an addon that records (the audit) to
 make durable everything it has recorded so far. The protocol glue calls it before it releases any
 result to a client, once for all the sessions served in one turn of the event loop (group
 commit). An addon overrides only the hooks it needs; the pipeline notes which, so that a
@@ -17,6 +18,7 @@ be masked or an access that could not be audited must not reach the client.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from wardgate.core.model import (
     ALLOW,
@@ -60,6 +62,11 @@ class Addon:
         which may echo stored values; return the fields to send instead."""
         return fields
 
+    def document(self, request: Request, body: Any) -> Any:
+        """A JSON document an HTTP API answered (parsed: dicts, lists, str, numbers, None);
+        return the document to send instead. Called only while the response is held whole."""
+        return body
+
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         pass
 
@@ -72,8 +79,8 @@ class Addon:
 
 
 HOOKS = (
-    "connect", "request", "result_header", "row", "result_end", "diagnostic", "disconnect",
-    "commit",
+    "connect", "request", "result_header", "row", "result_end", "diagnostic", "document",
+    "disconnect", "commit",
 )  # fmt: skip
 
 
@@ -89,6 +96,7 @@ class Pipeline:
         self.wants_columns = self.wants_rows or bool(self._by_hook["result_header"])
         self.wants_commit = bool(self._by_hook["commit"])
         self.wants_diagnostics = bool(self._by_hook["diagnostic"])
+        self.wants_documents = bool(self._by_hook["document"])
         self.commit_blocks = any(a.commit_blocks for a in self._by_hook["commit"])
 
     def connect(self, attempt: ConnectAttempt) -> None:
@@ -130,6 +138,15 @@ class Pipeline:
                 log.exception("addon %s failed on an error or notice", addon.name)
                 raise PipelineFailure(f"{addon.name} failed on an error or notice") from exc
         return fields
+
+    def document(self, request: Request, body: Any) -> Any:
+        for addon in self._by_hook["document"]:
+            try:
+                body = addon.document(request, body)
+            except Exception as exc:
+                log.exception("addon %s failed on a document", addon.name)
+                raise PipelineFailure(f"{addon.name} failed on a response document") from exc
+        return body
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._notify("disconnect", session, reason)

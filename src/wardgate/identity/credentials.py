@@ -137,8 +137,11 @@ class CredentialRefused(Exception):
         self.claimed = claimed
 
 
-def verify(store: StateStore, password: str, user: str, now: float | None = None) -> Identity:
-    """The identity a credential stands for, or ``CredentialRefused`` saying why not."""
+def verify(
+    store: StateStore, password: str, user: str | None, now: float | None = None
+) -> Identity:
+    """The identity a credential stands for, or ``CredentialRefused`` saying why not.
+    ``user`` is the name the client signed in as; None where there is none (``bearer``)."""
     match = _SHAPE.match(password)
     if match is None:
         raise CredentialRefused("malformed gateway credential")
@@ -158,12 +161,17 @@ def verify(store: StateStore, password: str, user: str, now: float | None = None
         raise CredentialRefused(f"owner {record.owner!r} is unknown", claimed)
     if not owner.active:
         raise CredentialRefused(f"owner {record.owner!r} is revoked", claimed)
-    if user not in _logins(record, owner):
+    if user is not None and user not in _logins(record, owner):
         raise CredentialRefused(f"credential is for {record.subject!r}", claimed)
     roles = effective_roles(owner, record.roles)
     if record.kind == "human":
         return Identity(owner.subject, roles, method=METHOD)
     return Identity(record.subject, roles, on_behalf_of=(owner.subject,), method=METHOD)
+
+
+def bearer(store: StateStore, secret: str, now: float | None = None) -> Identity:
+    """The identity of a credential sent as an HTTP bearer token: no user name to match."""
+    return verify(store, secret, None, now)
 
 
 def _logins(record: CredentialRecord, owner: Human) -> set[str]:

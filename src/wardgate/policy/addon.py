@@ -84,6 +84,16 @@ class PolicyAddon(Addon):
                 return _deny("a function call message names its function by OID only")
             facts = [Facts(frozenset({"admin"}), frozenset(), False, False, False, True)]
             return self._apply(request, self.rules.decide(roles, target, agent, facts), 1, False)
+        if request.kind == "http":
+            # An API call (protocols/http): the rules by role and target (the API's name), as a
+            # read for GET and HEAD and a write otherwise; table and PHI conditions are SQL's and
+            # match no call; a row cap has no rows to count here.
+            kind = "read" if request.method in ("GET", "HEAD") else "write"
+            facts = [Facts(frozenset({kind}), frozenset(), False, False, False, False)]
+            answer = self.rules.decide(roles, target, agent, facts)
+            if answer.verdict is RuleVerdict.CAP:
+                return None
+            return self._apply(request, answer, 1, False)
         if not self._needs_parse and _plain(request.text):
             return None
         found = self.classify(request.text)

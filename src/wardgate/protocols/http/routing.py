@@ -1,0 +1,126 @@
+"""Where a request goes and which headers cross the gateway: no I/O.
+
+``https://gateway/<api>/<rest>?<query>`` goes to ``<api url>/<rest>?<query>``. The path is
+forwarded as sent (not decoded and re-encoded); a segment that is, or decodes to, ``.`` or
+``..`` (or hides a ``/`` or ``\\``) is refused, so that no request reaches a path outside the
+API's base URL however the upstream normalises it.
+
+Headers: hop-by-hop headers (RFC 9110 7.6.1, and those the Connection header names) never cross.
+The caller's ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` stay at the gateway (they
+are the caller's credentials to wardgate, not to the API), and so does any header the gateway
+injects itself. From the API, ``Set-Cookie`` is dropped: every API shares the gateway's origin,
+so a cookie one sets would be sent on to the others' paths by browsers, and the gateway keeps no
+cookie state for its callers. ``Alt-Svc`` (which would send the client around the gateway) is
+dropped too; ``Location`` and ``Content-Location`` under the API's base are rewritten to the
+gateway's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from wardgate.protocols.http.codec import CodecError
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Never forwarded to the API: the caller's credentials, and what the gateway sets itself.
+_REQUEST_DROP = frozenset(
+    {"authorization", "cookie", "host", "content-length", "expect", "accept-encoding"}
+)
+# Never forwarded to the client. Length and encoding are the gateway's to set: it may have
+# changed the body (a masked document) and it always sends it decoded.
+_RESPONSE_DROP = frozenset(
+    {"set-cookie", "set-cookie2", "alt-svc", "content-length", "content-encoding"}
+)
+_REWRITTEN = frozenset({"location", "content-location"})
+
+
+@dataclass(frozen=True)
+class Route:
+    api: str
+    rest: str  # the path under the API's base, without a leading "/", as sent
+    query: str  # without "?"; "" if none
+
+    @property
+    def path(self) -> str:
+        """The path as the client sent it, without the query."""
+        return f"/{self.api}/{self.rest}" if self.rest else f"/{self.api}"
+
+    @property
+    def first_segment(self) -> str:
+        """The first segment of ``rest`` (a FHIR resource type, ``metadata``, ``$export``)."""
+        return unquote(self.rest.split("/", 1)[0])
+
+    def upstream_url(self, base: str) -> str:
+        url = base.rstrip("/") + ("/" + self.rest if self.rest else "")
+        return f"{url}?{self.query}" if self.query else url
+
+
+def route(target: str) -> Route:
+    """The route of an origin-form request-target; ``CodecError`` 400 or 404 if there is none."""
+    if not target.startswith("/"):
+        raise CodecError(400, "the request target must be a path (origin form)")
+    path, _, query = target.partition("?")
+    if "#" in target:
+        raise CodecError(400, "the request target has a fragment")
+    api, _, rest = path[1:].partition("/")
+    if not api:
+        raise CodecError(404, "name an API: /<api>/<path>")
+    for segment in (api, *rest.split("/")):
+        decoded = unquote(segment)
+        if decoded in (".", "..") or "/" in decoded or "\\" in decoded:
+            raise CodecError(400, "the path has a dot segment or an encoded separator")
+    return Route(unquote(api), rest, query)
+
+
+def connection_named(headers: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> set[str]:
+    """The headers the Connection header says are hop-by-hop."""
+    named: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            named.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return named
+
+
+def request_headers(
+    headers: tuple[tuple[str, str], ...], injected: frozenset[str]
+) -> list[tuple[str, str]]:
+    """The caller's headers to forward to the API (before the gateway adds its credential)."""
+    drop = HOP_BY_HOP | _REQUEST_DROP | injected | connection_named(headers)
+    return [(k, v) for k, v in headers if k.lower() not in drop]
+
+
+def response_headers(
+    headers: list[tuple[str, str]], upstream_base: str, public_base: str
+) -> list[tuple[str, str]]:
+    """The API's headers to send to the client."""
+    drop = HOP_BY_HOP | _RESPONSE_DROP | connection_named(headers)
+    out: list[tuple[str, str]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in drop:
+            continue
+        if lower in _REWRITTEN:
+            value = rebase(value, upstream_base, public_base)
+        out.append((lower, value))
+    return out
+
+
+def rebase(url: str, upstream_base: str, public_base: str) -> str:
+    """``url`` under the gateway's base for the API if it is under the API's own, else as is."""
+    base = upstream_base.rstrip("/")
+    if url == base or url.startswith((base + "/", base + "?")):
+        return public_base.rstrip("/") + url[len(base) :]
+    return url

@@ -1,0 +1,101 @@
+"""The sans-io pieces without sockets: the h11 codec with its limits, routing, documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from wardgate.protocols.http import documents
+from wardgate.protocols.http.codec import (
+    NEED_DATA,
+    BodyChunk,
+    CodecError,
+    RequestEnd,
+    RequestHead,
+    ServerCodec,
+)
+from wardgate.protocols.http.routing import request_headers, response_headers, route
+
+
+def test_keep_alive_and_chunked_bodies() -> None:
+    codec = ServerCodec(max_body_bytes=100)
+    codec.receive(b"POST /a/b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    head = codec.next_event()
+    assert isinstance(head, RequestHead) and head.method == "POST" and head.target == "/a/b"
+    assert codec.next_event() is NEED_DATA
+    codec.receive(b"3\r\nabc\r\n0\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert codec.next_event() == BodyChunk(b"abc")
+    assert codec.next_event() == RequestEnd()
+    out = codec.response(200, [("content-type", "text/plain")], b"ok")
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\nok")
+    assert codec.next_cycle()
+    assert isinstance(codec.next_event(), RequestHead)
+
+
+def test_body_limit_and_malformed() -> None:
+    codec = ServerCodec(max_body_bytes=4)
+    codec.receive(b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabcdef")
+    assert isinstance(codec.next_event(), RequestHead)
+    with pytest.raises(CodecError) as exc:
+        codec.next_event()
+    assert exc.value.status == 413
+    bad = ServerCodec()
+    bad.receive(b"NOT HTTP\r\n\r\n")
+    with pytest.raises(CodecError) as exc:
+        bad.next_event()
+    assert exc.value.status == 400
+    assert bad.error_response(400, [], b"bad").startswith(b"HTTP/1.1 400 ")
+
+
+def test_unread_body_closes() -> None:
+    codec = ServerCodec()
+    codec.receive(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+    assert isinstance(codec.next_event(), RequestHead)
+    assert b"connection: close" in codec.response(401, [], b"")
+    assert not codec.next_cycle()
+
+
+@pytest.mark.parametrize(
+    ("target", "api", "rest", "query"),
+    [("/fhir", "fhir", "", ""), ("/fhir/Patient/1?x=1", "fhir", "Patient/1", "x=1"),
+     ("/fhir/Patient?a=..%2f", "fhir", "Patient", "a=..%2f")],
+)  # fmt: skip
+def test_routes(target: str, api: str, rest: str, query: str) -> None:
+    found = route(target)
+    assert (found.api, found.rest, found.query) == (api, rest, query)
+    assert found.upstream_url("https://u/base/") == "https://u/base" + (
+        f"/{rest}" if rest else ""
+    ) + (f"?{query}" if query else "")
+
+
+@pytest.mark.parametrize(
+    "target", ["/fhir/../x", "/fhir/%2e%2E/x", "/fhir/a%2fb", "/fhir/a%5Cb", "http://x/fhir", "/"]
+)
+def test_refused_routes(target: str) -> None:
+    with pytest.raises(CodecError):
+        route(target)
+
+
+def test_headers_that_never_cross() -> None:
+    sent = (
+        ("authorization", "Bearer mine"), ("cookie", "a=1"), ("connection", "x-hop"),
+        ("x-hop", "1"), ("x-api-key", "forged"), ("accept", "application/fhir+json"),
+    )  # fmt: skip
+    assert request_headers(sent, frozenset({"x-api-key"})) == [("accept", "application/fhir+json")]
+    got = response_headers(
+        [("Set-Cookie", "s=1"), ("Location", "https://u/base/Patient/1"), ("ETag", 'W/"1"'),
+         ("Transfer-Encoding", "chunked"), ("Content-Encoding", "gzip")],
+        "https://u/base", "https://gw/fhir",
+    )  # fmt: skip
+    assert got == [("location", "https://gw/fhir/Patient/1"), ("etag", 'W/"1"')]
+
+
+def test_documents() -> None:
+    assert documents.is_json("application/fhir+json; charset=utf-8")
+    assert not documents.is_json("text/html")
+    bundle = {"resourceType": "Bundle", "link": [{"url": "https://u/base/Patient?page=2"}],
+              "entry": [{"fullUrl": "https://u/base-other/x"}]}  # fmt: skip
+    documents.rewrite_links(bundle, "https://u/base", "https://gw/fhir")
+    assert bundle["link"] == [{"url": "https://gw/fhir/Patient?page=2"}]
+    assert bundle["entry"] == [{"fullUrl": "https://u/base-other/x"}]  # not under the base
+    scan = documents.SecretScan(("s3cret-value",))
+    assert not scan.found_in(b"...s3cret") and scan.found_in(b"-value...")

@@ -40,6 +40,7 @@ from wardgate.identity.revocation import LiveSession, RevocationWatcher, sign_in
 from wardgate.identity.state import StateStore
 from wardgate.masking.addon import MaskingAddon
 from wardgate.masking.catalogs import Catalogs
+from wardgate.masking.documents import Documents
 from wardgate.masking.policy import Labels, Policy
 from wardgate.policy.addon import PolicyAddon
 from wardgate.policy.rules import RuleSet
@@ -359,9 +360,9 @@ def run(coro_factory: Callable[[], object]) -> None:
 
 
 def _masking(config: Config) -> MaskingAddon | None:
-    """The masking addon, if any target has PHI labels."""
+    """The masking addon, if any target has PHI labels or any HTTP API is configured."""
     labelled = [t for t in config.targets if t.phi]
-    if not labelled:
+    if not labelled and not config.apis:
         return None
     settings = config.masking
     policy = Policy(
@@ -371,14 +372,14 @@ def _masking(config: Config) -> MaskingAddon | None:
     )
     key = masking_key(settings.key or config.health_path().parent / "masking.key")
     labels = {t.name: Labels.from_config(t.phi) for t in labelled}
-    return MaskingAddon(
-        labels,
-        policy,
-        Catalogs(labelled, settings.catalog_refresh, labels),
-        key,
-        unresolved=settings.unresolved,
-        mrn_patterns=settings.mrn_patterns,
-    )
+    catalogs = Catalogs(labelled, settings.catalog_refresh, labels)
+    addon = MaskingAddon(
+        labels, policy, catalogs, key,
+        unresolved=settings.unresolved, mrn_patterns=settings.mrn_patterns,
+    )  # fmt: skip
+    if config.apis:
+        addon.documents = Documents({a.name: a for a in config.apis}, policy, key, addon.scanner)
+    return addon
 
 
 def masking_key(path: Path) -> bytes:

@@ -208,6 +208,10 @@ class ApiTarget(_Model):
     auth: ApiAuth | None = None
     timeout: float = Field(default=30.0, gt=0, description="connect, and between bytes")
     max_response_bytes: int | None = Field(default=None, ge=1024)
+    # Masking (masking/documents.py): FHIR answers by the resource model; other JSON by rules
+    # of JSON path -> entity (or TEXT), and optionally a content scan of every other string.
+    phi: dict[str, str] = Field(default_factory=dict, description="JSON path -> entity")
+    scan_strings: bool = False
 
     @model_validator(mode="after")
     def _loopback_only_in_clear(self) -> ApiTarget:
@@ -298,6 +302,10 @@ class PolicyRule(_Model):
     multi_statement: bool | None = None
     dangerous: bool | None = None
     agents: bool | None = Field(default=None, description="an identity acting for someone")
+    # HTTP APIs (FHIR): the resource type, operations named in the path, a bulk read
+    resources: tuple[str, ...] | None = Field(default=None, description="FHIR resource types")
+    operations: tuple[str, ...] | None = Field(default=None, description="$export, $everything")
+    bulk: bool | None = Field(default=None, description="a FHIR bulk read; see docs/policy.md")
     action: Literal["allow", "deny", "cap_rows", "require_approval"] | None = None
     reason: str = ""
     cap_rows: int | None = Field(default=None, ge=0)
@@ -335,6 +343,7 @@ class PolicySettings(_Model):
     default: Literal["allow", "deny"] = "allow"
     admin_roles: tuple[str, ...] = Field(default=(), description="may call dangerous functions")
     deny_dangerous: bool = Field(default=True, description="file, program, network functions")
+    bulk_count: int = Field(default=100, ge=1, description="a FHIR _count above this is bulk")
     deny_smuggled_for_agents: bool = Field(
         default=True, description="transaction control or DDL after another statement, agents"
     )

@@ -138,6 +138,9 @@ class Request:
     path: str = ""
     resource_type: str = ""
     status: int = 0
+    # Set by an addon that rewrites where an HTTP request goes (masking: pseudonymous patient
+    # ids back to the real ones): the request target ("/api/path?query") to forward instead.
+    forward_target: str = ""
 
     @property
     def duration_ms(self) -> float:

@@ -16,11 +16,13 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from wardgate.core.model import Column, Decision, Request, SessionInfo, Verdict
 from wardgate.core.pipeline import Addon
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
+from wardgate.masking.documents import Documents, UnknownPseudonym
 from wardgate.masking.plan import Planner, ResultPlan
 from wardgate.masking.policy import Labels, Policy, View
 from wardgate.masking.text import TextMasker
@@ -75,6 +77,7 @@ class MaskingAddon(Addon):
         *,
         unresolved: str = "redact",
         mrn_patterns: tuple[str, ...] = (),
+        documents: Documents | None = None,
     ) -> None:
         self.labels = labels
         self.policy = policy
@@ -82,11 +85,13 @@ class MaskingAddon(Addon):
         self.key = key
         self.unresolved = unresolved
         formats = tuple(MrnFormat(p) for p in mrn_patterns) or ScannerConfig().mrn_formats
+        self.scanner = Scanner(ScannerConfig(formats))  # for API documents
         self.scanners = {
             target: Scanner(ScannerConfig(formats, extra=(catalogs.known[target],)))
             for target in labels
         }
         self.cache = LineageCache()
+        self.documents = documents
         self._sessions: dict[str, _Session] = {}
         self._pending: dict[int, _Pending] = {}
 
@@ -112,6 +117,8 @@ class MaskingAddon(Addon):
     # ---- requests -------------------------------------------------------------------------------
 
     def request(self, request: Request) -> Decision | None:
+        if request.kind == "http":
+            return self._http_request(request)
         info = request.session
         if info.target not in self.labels:
             return None
@@ -235,6 +242,32 @@ class MaskingAddon(Addon):
         plans = [p for p in pending.plans if p]
         if pending.counts or plans:
             request.masking = {"masked": dict(sorted(pending.counts.items())), "plan": plans}
+
+    # ---- HTTP APIs -------------------------------------------------------------------------------
+
+    def _http_request(self, request: Request) -> Decision | None:
+        """Pseudonymous patient ids the client sends back go to the API as the real ones."""
+        if self.documents is None:
+            return None
+        target = request.text.partition(" ")[2]
+        try:
+            decoded = self.documents.decode_target(target)
+        except UnknownPseudonym as exc:
+            return _deny(str(exc))
+        if decoded != target:
+            request.forward_target = decoded
+        return None
+
+    def document(self, request: Request, body: Any) -> Any:
+        if self.documents is None or request.kind != "http":
+            return body
+        info = request.session
+        masked, counts = self.documents.mask(info.target, info.identity, body)
+        if counts:
+            previous = (request.masking or {}).get("masked", {})
+            merged = {k: previous.get(k, 0) + counts.get(k, 0) for k in {*previous, *counts}}
+            request.masking = {"masked": dict(sorted(merged.items()))}
+        return masked
 
     # ---- errors and notices ---------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import re
 from wardgate.core.model import Decision, Identity, Request, Verdict
 from wardgate.core.pipeline import Addon
 from wardgate.masking.policy import Labels
+from wardgate.policy.http import http_facts
 from wardgate.policy.rules import Answer, Facts, RuleSet
 from wardgate.policy.rules import Verdict as RuleVerdict
 from wardgate.sql.classify import Classification, StatementClass, classify
@@ -85,12 +86,14 @@ class PolicyAddon(Addon):
             facts = [Facts(frozenset({"admin"}), frozenset(), False, False, False, True)]
             return self._apply(request, self.rules.decide(roles, target, agent, facts), 1, False)
         if request.kind == "http":
-            # An API call (protocols/http): the rules by role and target (the API's name), as a
-            # read for GET and HEAD and a write otherwise; table and PHI conditions are SQL's and
-            # match no call; a row cap has no rows to count here.
-            kind = "read" if request.method in ("GET", "HEAD") else "write"
-            facts = [Facts(frozenset({kind}), frozenset(), False, False, False, False)]
-            answer = self.rules.decide(roles, target, agent, facts)
+            # An API call (protocols/http): the rules by role and target (the API's name), with
+            # the call's facts (policy/http.py); table and PHI conditions are SQL's and match no
+            # call; a row cap has no rows to count here.
+            http = http_facts(
+                request.method, request.text.partition(" ")[2], request.resource_type,
+                self.rules.settings.bulk_count,
+            )  # fmt: skip
+            answer = self.rules.decide(roles, target, agent, [http])
             if answer.verdict is RuleVerdict.CAP:
                 return None
             return self._apply(request, answer, 1, False)

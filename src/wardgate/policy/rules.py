@@ -33,6 +33,9 @@ class Facts:
     unfiltered: bool
     multi_statement: bool
     dangerous: bool
+    resource: str = ""  # HTTP: the FHIR resource type
+    operations: frozenset[str] = frozenset()  # HTTP: $export, $everything... in the path
+    bulk: bool = False  # HTTP: a FHIR bulk read
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,10 @@ class Rule:
             return False
         if c.tables is not None and not any(_names_table(t, facts.tables) for t in c.tables):
             return False
+        if c.resources is not None and facts.resource not in c.resources:
+            return False
+        if c.operations is not None and facts.operations.isdisjoint(c.operations):
+            return False
         return all(
             wanted is None or wanted == have
             for wanted, have in (
@@ -94,6 +101,7 @@ class Rule:
                 (c.unfiltered, facts.unfiltered),
                 (c.multi_statement, facts.multi_statement),
                 (c.dangerous, facts.dangerous),
+                (c.bulk, facts.bulk),
             )
         )
 

@@ -24,6 +24,7 @@ from wardgate.core.model import Decision, Hold, Request, Verdict
 from wardgate.core.pipeline import Addon
 from wardgate.identity.credentials import issue
 from wardgate.identity.state import StateStore
+from wardgate.masking.entities import Entity
 from wardgate.pki import ensure_dev_pki
 
 # Every answer any test got, to check the credentials never reached a client.
@@ -91,6 +92,10 @@ def gateway(
              "auth": {"api_key": {"header": "X-Api-Key", "value": API_KEY}}},
         ],
         "audit": {"path": str(tmp / "audit.jsonl")},
+        # These tests are about the proxy: the callers see every entity raw, so what reaches
+        # them is what the probe addon made (masking of API answers: test_fhir_gateway.py).
+        "masking": {"roles": {"engineer": {"raw": [e.value for e in Entity] + ["TEXT"]}},
+                    "agents_see_raw": True},
     }  # fmt: skip
     path = tmp / "wardgate.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -321,6 +321,8 @@ class HttpConnection:
                 status = 408 if expired else 403
                 request.outcome = Outcome.DENIED
                 raise HttpError(status, decision.reason or "refused by policy")
+            if request.forward_target:  # an addon rewrote where it goes (pseudonymous ids)
+                found = route(request.forward_target)
             return await self._forward(request, head, api, found, body)
         except CodecError as exc:
             return await self._fail(request, kind, HttpError(exc.status, exc.message))

@@ -127,6 +127,21 @@ def test_demo_prints_working_psql_line_and_stops_cleanly(
         assert int(count) >= 10_000
         assert ssn == "[SSN]" and first_name and "[" not in first_name  # bob, clinician
 
+        # The patient-record API: the printed curl lines, alice's masked, bob's with names.
+        curls = [line for line in lines if line.startswith("curl ")]
+        assert len(curls) == 2 and all("/ehr/Patient?_count=2" in c for c in curls)
+        bundles = []
+        for line in curls:
+            answer = subprocess.run(
+                ["bash", "-c", line + " -s --fail-with-body"],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert answer.returncode == 0, answer.stdout + answer.stderr
+            bundles.append(json.loads(answer.stdout))
+        alice_patient, bob_patient = (b["entry"][0]["resource"] for b in bundles)
+        assert alice_patient["id"].startswith("pid-")
+        assert alice_patient["name"][0]["family"] == "[NAME]"
+        assert bob_patient["name"][0]["family"] != "[NAME]"
         check = subprocess.run(
             [sys.executable, "-m", "wardgate", "check"],
             env={**os.environ, "WARDGATE_CONFIG": str(config_file)},

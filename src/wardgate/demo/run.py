@@ -26,6 +26,7 @@ import yaml
 
 from wardgate.app import Gateway, run, serve
 from wardgate.config import load
+from wardgate.demo.fhir import FhirServer
 from wardgate.demo.idp import DevProviderServer, start_dev_provider
 from wardgate.demo.idp_keys import demo_users
 from wardgate.demo.idp_tokens import CLIENT_ID, GATEWAY_AUDIENCE, DevProvider
@@ -41,6 +42,8 @@ DEMO_USERS = (("alice", "engineer"), ("bob", "clinician"), ("carol", "compliance
 ROLE_MAPPING = {"engineering": "engineer", "clinicians": "clinician", "compliance": "compliance"}
 IDP_PORT = 15490
 API_PORT = 15480
+HTTP_PORT = 15443
+FHIR_API = "ehr"
 TOKEN_LIFETIME = 8 * 3600.0  # the ID tokens of the printed psql lines last a working day
 
 
@@ -73,6 +76,8 @@ def write_config(
     issuer: str,
     api_port: int,
     work_dir: Path | None = None,
+    fhir: tuple[str, str] | None = None,
+    http_port: int = 0,
 ) -> Path:
     """``wardgate.yaml`` in ``work_dir`` (default ``data_dir``), which also holds the identity
     state and the audit; the certificates are always those of ``data_dir``."""
@@ -109,6 +114,7 @@ def write_config(
                 "compliance": {"raw": ["NAME", "DATE"]},
             }
         },
+        "approvals": {"approver_roles": ["compliance"]},
         "audit": {
             "path": str(work / "audit.jsonl"),
             "store": str(work / "audit" / "audit.db"),
@@ -126,6 +132,19 @@ def write_config(
             },
         },
     }
+    if fhir is not None:  # the patient-record API, behind the gateway's HTTP listener
+        url, key = fhir
+        config["listeners"]["http"] = {"host": "127.0.0.1", "port": http_port, "tls": tls}
+        config["apis"] = [
+            {"name": FHIR_API, "kind": "fhir", "url": url,
+             "auth": {"api_key": {"header": "X-API-Key", "value": key}}}
+        ]  # fmt: skip
+        # A bulk export of patient records waits for the compliance officer.
+        config["policy"] = {
+            "rules": [{"name": "bulk export", "operations": ["$export"],
+                       "action": "require_approval",
+                       "reason": "a bulk export of patient records"}]
+        }  # fmt: skip
     path = work / "wardgate.yaml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -180,6 +199,7 @@ def run_demo(data_dir: str | None, port: int, patients: int, story: bool = False
     print(f"wardgate demo: data in {base}", flush=True)
     pg = start_embedded(base / "postgres")
     idp: DevProviderServer | None = None
+    fhir: FhirServer | None = None
     try:
         create_database_if_missing(pg.dsn("postgres"), DATABASE)
         summary = seed(pg.dsn(DATABASE), patients=patients)
@@ -202,7 +222,12 @@ def run_demo(data_dir: str | None, port: int, patients: int, story: bool = False
             return 1
         issuer = idp.issuer
         api_port = 0 if port == 0 else API_PORT
-        config_file = write_config(base, pg, port, passwords, issuer=issuer, api_port=api_port)
+        fhir = FhirServer(secrets.token_urlsafe(24))  # its key stays in the gateway's config
+        fhir.start()
+        config_file = write_config(
+            base, pg, port, passwords, issuer=issuer, api_port=api_port,
+            fhir=(fhir.base_url, fhir.api_key), http_port=0 if port == 0 else HTTP_PORT,
+        )  # fmt: skip
         config = load(config_file)
         tokens = write_tokens(idp.provider, base / "tokens")
 
@@ -215,6 +240,15 @@ def run_demo(data_dir: str | None, port: int, patients: int, story: bool = False
             if "api" in gateway.addresses:
                 api_host, api_bound = gateway.addresses["api"]
                 print(f"gateway API: https://{api_host}:{api_bound}")
+            if "http" in gateway.addresses:
+                http_host, http_bound = gateway.addresses["http"]
+                api_url = f"https://{http_host}:{http_bound}/{FHIR_API}"
+                print(f"patient-record API (FHIR R4, Synthea patients): {api_url}")
+                for name in ("alice", "bob"):
+                    print(
+                        f'curl --cacert {shlex.quote(str(ca))} -H "Authorization: Bearer '
+                        f'$(cat {shlex.quote(str(tokens[name]))})" "{api_url}/Patient?_count=2"'
+                    )
             print(f"export WARDGATE_CONFIG={shlex.quote(str(config_file))}\n")
             for name, role in DEMO_USERS:
                 psql_line, uri = connection_lines(bound, name, passwords[name], ca)
@@ -233,6 +267,8 @@ def run_demo(data_dir: str | None, port: int, patients: int, story: bool = False
         with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
             run(lambda: serve(config, ready))
     finally:
+        if fhir is not None:
+            fhir.stop()
         if idp is not None:
             idp.stop()
         pg.stop()

@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wardgate.audit.events import who
 from wardgate.config import Config
@@ -102,6 +103,16 @@ class RecordingAddon(Addon):
             record = {"type": "diagnostic", "time": time.time(), "fields": fields}
             state.writer.add(encode(record))
         return fields
+
+    def document(self, request: Request, body: Any) -> Any:
+        """An HTTP API's JSON answer, after masking (the recorder comes after the masking addon):
+        recorded whole. Answers that stream (not JSON, or JSON no addon looks at) are not."""
+        state = self._sessions.get(request.session.id)
+        if state is not None:
+            self._announce(state, request)
+            record = {"type": "document", "seq": request.seq, "time": time.time(), "body": body}
+            state.writer.add(encode(record))
+        return body
 
     def result_end(self, request: Request) -> None:
         state = self._sessions.get(request.session.id)

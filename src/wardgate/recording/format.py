@@ -32,10 +32,11 @@ Upgrade = Callable[[State], State]
 UPGRADES: dict[int, Upgrade] = {}
 
 HEADER, REQUEST, COLUMNS, ROW, DIAGNOSTIC, RESULT_END, TRUNCATED, SESSION_END = range(1, 9)
+DOCUMENT = 9  # an HTTP API's JSON answer as the client got it (masked)
 TYPES = {
     HEADER: "header", REQUEST: "request", COLUMNS: "columns", ROW: "row",
     DIAGNOSTIC: "diagnostic", RESULT_END: "result_end", TRUNCATED: "truncated",
-    SESSION_END: "session_end",
+    SESSION_END: "session_end", DOCUMENT: "document",
 }  # fmt: skip
 CODES = {name: code for code, name in TYPES.items()}
 

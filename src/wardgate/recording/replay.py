@@ -122,6 +122,9 @@ def _text(data: dict[str, Any]) -> str:
         return "  | " + "\t".join(c["name"] for c in data["columns"]) + "\n"
     if kind == "row":
         return "  | " + "\t".join("NULL" if v is None else v for v in data["values"]) + "\n"
+    if kind == "document":
+        text = json.dumps(data["body"], ensure_ascii=False)
+        return "  " + (text if len(text) <= 2000 else text[:2000] + " ...") + "\n"
     if kind == "diagnostic":
         f = data["fields"]
         return f"  {f.get('S', f.get('V', 'NOTICE'))} {f.get('C', '')}: {f.get('M', '')}\n"

@@ -8,10 +8,12 @@ The engineer (alice) gets no raw identifier of any patient in the loaded bundles
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import fhirpy
 import httpx
@@ -21,12 +23,16 @@ import yaml
 from tests.gateway_harness import RunningGateway, running
 from tests.protocols.postgres.raw import wait_for_event
 from wardgate.approvals.store import Approval, ApprovalStore
+from wardgate.audit.events import identity_event
 from wardgate.config import loads
 from wardgate.demo.fhir import running_fhir_server
 from wardgate.demo.fhir_data import resources_of
 from wardgate.identity.credentials import issue
 from wardgate.identity.state import StateStore
 from wardgate.pki import ensure_dev_pki
+from wardgate.recording.addon import locations
+from wardgate.recording.keys import FileKeyProvider
+from wardgate.recording.reader import records, verify
 
 API_KEY = "fhir-upstream-key-" + "k" * 24
 
@@ -47,6 +53,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
                                   "action": "require_approval",
                                   "reason": "a bulk export of patient records"}]},
             "approvals": {"approver_roles": ["compliance"], "wait": 10},
+            "recording": {"enabled": True},
             "audit": {"path": str(tmp / "audit.jsonl")},
         }  # fmt: skip
         path = tmp / "wardgate.yaml"
@@ -62,7 +69,7 @@ def tokens(gateway: RunningGateway) -> dict[str, str]:
     out = {}
     for name, role in (("alice", "engineer"), ("bob", "clinician"), ("carol", "compliance")):
         human = store.add_human(name, None, (role,), source="test")
-        out[name] = issue(store, "human", name, human, 3600, {}).secret
+        out[name] = issue(store, "human", name, human, 3600, _created()).secret
     store.close()
     return out
 
@@ -211,3 +218,34 @@ def _pending(store: ApprovalStore, known: set[str], timeout: float = 10) -> Appr
             return fresh[0]
         time.sleep(0.05)
     raise AssertionError("no approval request appeared")
+
+
+def test_the_recording_holds_the_masked_answers(
+    gateway: RunningGateway, tokens: dict[str, str]
+) -> None:
+    with client(gateway, tokens["alice"]) as c:
+        answer = c.get("/Patient", params={"_count": 5})
+    assert answer.status_code == 200
+    keys = FileKeyProvider(locations(gateway.gateway.config)[1])
+    values = identifiers()
+    deadline = time.monotonic() + 5
+    while True:  # the session ends (and its recording closes) just after the connection
+        documents = []
+        for event in gateway.events():
+            if event.get("type") != "session.end" or "recording" not in event:
+                continue
+            if event["who"].get("subject") != "alice":
+                continue
+            path = Path(event["recording"]["path"])
+            assert verify(path, keys).sha256 == event["recording"]["sha256"]
+            states = list(records(path, keys))
+            documents += [s["body"] for s in states if s["type"] == "document"]
+            assert not leaks(json.dumps(states), values, ("id", "identifier", "name", "phone"))
+        if answer.json() in documents or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert answer.json() in documents  # recorded exactly as the client got it
+
+
+def _created() -> dict[str, object]:
+    return identity_event("credential.created", "test", time.time())

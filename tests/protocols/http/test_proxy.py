@@ -18,6 +18,7 @@ import yaml
 from tests.audit.siem.test_ocsf import _validate
 from tests.gateway_harness import RunningGateway, running
 from tests.protocols.http.upstream import API_KEY, BEARER, BIG, Seen, serving
+from wardgate.audit.events import identity_event
 from wardgate.audit.siem import to_ocsf
 from wardgate.config import loads
 from wardgate.core.model import Decision, Hold, Request, Verdict
@@ -110,9 +111,9 @@ def tokens(gateway: RunningGateway) -> dict[str, str]:
     alice = store.add_human("alice", "alice@example.com", ("engineer",), source="test")
     carol = store.add_human("carol", None, ("engineer",), source="test")
     out = {
-        "alice": issue(store, "human", "alice", alice, 3600, {}).secret,
-        "cursor": issue(store, "agent", "cursor", alice, 3600, {}).secret,
-        "carol": issue(store, "human", "carol", carol, 3600, {}).secret,
+        "alice": issue(store, "human", "alice", alice, 3600, _created()).secret,
+        "cursor": issue(store, "agent", "cursor", alice, 3600, _created()).secret,
+        "carol": issue(store, "human", "carol", carol, 3600, _created()).secret,
     }
     store.close()
     return out
@@ -401,3 +402,7 @@ def test_zz_credentials_never_reached_a_client() -> None:
     for answer in ANSWERS:
         assert API_KEY.encode() not in answer
         assert BEARER.encode() not in answer
+
+
+def _created() -> dict[str, object]:
+    return identity_event("credential.created", "test", time.time())

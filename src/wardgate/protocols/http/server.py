@@ -500,14 +500,14 @@ class HttpConnection:
             raise HttpError(
                 502, "the upstream answered with malformed JSON", f"malformed JSON: {exc}"
             ) from exc
+        if api.kind == "fhir":  # first: addons (masking, the recorder) see the client's links
+            documents.rewrite_links(doc, upstream.base, public)
         try:
             doc = self.server.pipeline.document(request, doc)
         except PipelineFailure as exc:
             raise HttpError(
                 502, "the gateway could not process the API's answer safely", str(exc)
             ) from exc
-        if api.kind == "fhir":
-            documents.rewrite_links(doc, upstream.base, public)
         out = documents.dump(doc)
         request.status = response.status_code
         request.bytes_out = len(out)

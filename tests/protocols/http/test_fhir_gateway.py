@@ -46,7 +46,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
             "listeners": {"http": {"host": "127.0.0.1", "port": 0, "tls": {
                 "cert": str(pki.server_cert), "key": str(pki.server_key)}}},
             "apis": [{"name": "ehr", "kind": "fhir", "url": fhir.base_url,
-                      "auth": {"api_key": {"header": "X-API-Key", "value": API_KEY}}}],
+                      "auth": {"api_key": {"header": "X-API-Key", "value": API_KEY}}},
+                     # the same server as a plain JSON API, masked by path rules alone
+                     {"name": "plain", "kind": "json", "url": fhir.base_url,
+                      "auth": {"api_key": {"header": "X-API-Key", "value": API_KEY}},
+                      "phi": {"$.entry[*].resource.name[*].family": "NAME"}}],
             "identity": {"state": "state.db"},
             "masking": {"roles": {"clinician": {"raw": ["NAME", "DATE"]}}},
             "policy": {"rules": [{"name": "bulk export", "operations": ["$export"],
@@ -249,3 +253,15 @@ def test_the_recording_holds_the_masked_answers(
 
 def _created() -> dict[str, object]:
     return identity_event("credential.created", "test", time.time())
+
+
+def test_a_json_api_is_masked_by_its_path_rules(
+    gateway: RunningGateway, tokens: dict[str, str]
+) -> None:
+    tls = ssl.create_default_context(cafile=str(gateway.ca))
+    url = f"https://127.0.0.1:{gateway.gateway.addresses['http'][1]}/plain/Patient?_count=3"
+    answer = httpx.get(url, headers={"Authorization": f"Bearer {tokens['alice']}"}, verify=tls)
+    assert answer.status_code == 200, answer.text
+    names = [e["resource"]["name"][0] for e in answer.json()["entry"]]
+    assert all(n["family"] == "[NAME]" for n in names)
+    assert all(n["given"][0] != "[NAME]" for n in names)  # only the rule's path is masked

@@ -19,100 +19,45 @@ answer.
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import logging
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from wardgate.api.asgi import AsgiListener
+from starlette.types import ASGIApp
+
 from wardgate.demo.idp_keys import DevUser, SigningKeys
 from wardgate.demo.idp_routes import create_app
 from wardgate.demo.idp_tokens import DevProvider, Lifetimes
+from wardgate.demo.threaded import ThreadedServer, require_loopback
 
 __all__ = ["DevProvider", "DevProviderServer", "create_app", "start_dev_provider"]
 
 log = logging.getLogger(__name__)
 
 
-def require_loopback(host: str) -> None:
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"the development provider binds loopback addresses only, not {host!r}")
-
-
-def issuer_for(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-class DevProviderServer:
+class DevProviderServer(ThreadedServer):
     """Serves a ``DevProvider`` on ``host`` (loopback only) from a thread of its own."""
 
+    name = "dev-idp"
+    what = "the development OpenID provider"
+
     def __init__(self, provider: DevProvider, host: str = "127.0.0.1", port: int = 0) -> None:
-        require_loopback(host)
+        super().__init__(host, port)
         self.provider = provider
-        self._host, self._port = host, port
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
 
     @property
     def issuer(self) -> str:
         return self.provider.issuer
 
-    def start(self, timeout: float = 15.0) -> str:
-        """Start serving (once); returns the issuer, ``http://127.0.0.1:PORT``."""
-        if self._thread is not None:
-            return self.issuer
-        self._thread = threading.Thread(target=self._run, name="dev-idp", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError("the development OpenID provider did not start")
-        if self._error is not None:
-            raise OSError(f"the development OpenID provider did not start: {self._error}")
-        return self.issuer
+    def app(self) -> ASGIApp:
+        return create_app(self.provider)
 
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
-
-    def __enter__(self) -> DevProviderServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported by start(); a thread has nobody else to tell
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        listener = AsgiListener("dev-idp", create_app(self.provider), self._host, self._port, None)
-        host, port = await listener.start()
-        self.provider.issuer = issuer_for(host, port)
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+    def started(self, url: str) -> None:
+        self.provider.issuer = url
         log.warning(
             "dev-idp: DEVELOPMENT ONLY OpenID provider at %s (known passwords; never expose it)",
-            self.provider.issuer,
+            url,
         )
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await listener.close()
 
 
 def start_dev_provider(

@@ -6,22 +6,24 @@ that blocks its own loop does not stop it from answering.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
 
-from wardgate.api.asgi import AsgiListener
+from starlette.types import ASGIApp
+
 from wardgate.demo.fhir.routes import create_app
 from wardgate.demo.fhir.store import FhirStore, synthea_store
-from wardgate.demo.idp import issuer_for, require_loopback
+from wardgate.demo.threaded import ThreadedServer
 
 log = logging.getLogger(__name__)
 
 
-class FhirServer:
+class FhirServer(ThreadedServer):
     """Serves ``store`` (the Synthea bundles unless given) on ``host`` (loopback only)."""
+
+    name = "dev-fhir"
+    what = "the development FHIR server"
 
     def __init__(
         self,
@@ -34,11 +36,9 @@ class FhirServer:
         port: int = 0,
         store: FhirStore | None = None,
     ) -> None:
-        require_loopback(host)
+        super().__init__(host, port)
         self.api_key, self.header, self.misbehave = api_key, header, misbehave
         self.store = store if store is not None else synthea_store()
-        # not bound to a loop until first awaited (on the server's), so made here
-        self._stop = asyncio.Event()
         self._app = create_app(
             self.store,
             api_key,
@@ -47,12 +47,10 @@ class FhirServer:
             misbehave=misbehave,
             stopping=self._stop,
         )
-        self._host, self._port = host, port
-        self.base_url = ""
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.url
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -61,55 +59,15 @@ class FhirServer:
             return {"Authorization": f"Bearer {self.api_key}"}
         return {self.header: self.api_key}
 
-    def start(self, timeout: float = 15.0) -> str:
-        """Start serving (once); returns the base URL, ``http://127.0.0.1:PORT``."""
-        if self._thread is not None:
-            return self.base_url
-        self._thread = threading.Thread(target=self._run, name="dev-fhir", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError("the development FHIR server did not start")
-        if self._error is not None:
-            raise OSError(f"the development FHIR server did not start: {self._error}")
-        return self.base_url
+    def app(self) -> ASGIApp:
+        return self._app
 
-    def stop(self) -> None:
-        if self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop has ended already
-                self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
-
-    def __enter__(self) -> FhirServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported by start(); a thread has nobody else to tell
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        listener = AsgiListener("dev-fhir", self._app, self._host, self._port, None)
-        host, port = await listener.start()
-        self.base_url = issuer_for(host, port)
-        self._loop = asyncio.get_running_loop()
+    def started(self, url: str) -> None:
         log.warning(
             "dev-fhir: DEVELOPMENT ONLY FHIR server at %s (synthetic data%s; never expose it)",
-            self.base_url,
+            url,
             ", test endpoints on" if self.misbehave else "",
         )
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await listener.close()
 
 
 @contextlib.contextmanager

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -495,7 +494,7 @@ class HttpConnection:
         if documents.SecretScan(upstream.secrets).found_in(bytes(data)):
             raise HttpError(502, CREDENTIAL_SEEN, "the API echoed the gateway's credential")
         try:
-            doc = json.loads(data)
+            doc = documents.parse(bytes(data))
         except (ValueError, UnicodeDecodeError) as exc:
             raise HttpError(
                 502, "the upstream answered with malformed JSON", f"malformed JSON: {exc}"

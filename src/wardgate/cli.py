@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     from wardgate.approvals import cli as approvals_cli
 
     approvals_cli.add_parsers(sub)
+    from wardgate.mcp import cli as mcp_cli
+
+    mcp_cli.add_parser(sub)
     return parser
 
 
@@ -110,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from wardgate.masking import cli as masking_cli
 
             return masking_cli.run(args)
+        if args.command == "mcp":
+            from wardgate.mcp import cli as mcp_cli
+
+            return mcp_cli.run(args)
         if args.command in ("sessions", "replay"):
             from wardgate.recording import cli as recording_cli
 

@@ -275,7 +275,7 @@ class Gateway:
             "time": time.time(),
             "healthy": bool(audit["healthy"]),
             "audit": audit,
-            "sessions": len(self.postgres.sessions) if self.postgres is not None else 0,
+            "sessions": len(self.live_sessions()),
         }
         if self.forwarder is not None:
             out["siem"] = self.forwarder.status()

@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wardgate import tls
 from wardgate.api.app import ApiContext, build_app
@@ -48,6 +49,9 @@ from wardgate.protocols.http.caller import CallerAuth
 from wardgate.protocols.http.server import HttpServer
 from wardgate.protocols.postgres.server import PostgresServer
 from wardgate.recording.addon import from_config as recording_addon
+
+if TYPE_CHECKING:
+    from wardgate.mcp.http import McpEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +136,7 @@ class Gateway:
         self.postgres: PostgresServer | None = None
         self.http: HttpServer | None = None
         self.api: AsgiListener | None = None
+        self.mcp: McpEndpoint | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
     def live_sessions(self) -> list[LiveSession]:
@@ -190,6 +195,13 @@ class Gateway:
                 self.config, self.record, self.health, self.state, self.oidc, self.revalidator,
                 self.approvals,
             )  # fmt: skip
+            if api.mcp:
+                from wardgate.mcp.http import McpEndpoint
+
+                self.mcp = McpEndpoint(
+                    self.config, self.state, self.oidc, self.record, self.addresses
+                )
+                context.extra.extend(self.mcp.routes())
             server_tls = tls.server_context(api.tls.cert, api.tls.key) if api.tls else None
             self.api = AsgiListener("api", build_app(context), api.host, api.port, server_tls)
             self.addresses["api"] = await self.api.start()
@@ -285,6 +297,8 @@ class Gateway:
         return out
 
     async def close(self) -> None:
+        if self.mcp is not None:  # first: its open streams would hold the API listener
+            await self.mcp.close()
         if self.api is not None:
             await self.api.close()
         for task in (

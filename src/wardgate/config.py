@@ -73,6 +73,10 @@ class ApiListener(_Model):
     port: Port = 15480
     tls: ListenerTLS | None = None
     max_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    mcp: bool = Field(
+        default=False,
+        description="serve MCP (Streamable HTTP) at /mcp, a client of the postgres/http listeners",
+    )
 
     @model_validator(mode="after")
     def _tls_off_loopback(self) -> ApiListener:
@@ -109,6 +113,12 @@ class Listeners(_Model):
     postgres: PostgresListener | None = None
     api: ApiListener | None = None
     http: HttpListener | None = None
+
+    @model_validator(mode="after")
+    def _mcp_reaches_data(self) -> Listeners:
+        if self.api is not None and self.api.mcp and self.postgres is None and self.http is None:
+            raise ValueError("api.mcp needs listeners.postgres or listeners.http to reach data")
+        return self
 
 
 class User(_Model):

@@ -1,8 +1,7 @@
 """`wardgate mcp` over stdio, driven with the MCP SDK's client, against a real gateway.
 
-The gateway has the demo schema (PHI labelled), a policy that holds an engineer's unfiltered PHI
-reads for a compliance officer, and the development FHIR server as the API `ehr`. The MCP server
-signs in as the agent `cursor` acting for alice (engineer); carol (compliance) decides.
+The gateway is conftest.py's. The MCP server signs in as the agent `cursor` acting for alice
+(engineer); carol (compliance) decides.
 """
 
 from __future__ import annotations
@@ -13,104 +12,17 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
-import psycopg
-import pytest
-import yaml
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from tests.databases import temporary_database
-from tests.gateway_harness import RunningGateway, build_config, running
-from tests.protocols.postgres.conftest import target_entry
+from tests.mcp.conftest import BULK, TOOLS, Setup
+from tests.mcp.conftest import call as _call
 from tests.protocols.postgres.raw import wait_for_event
-from wardgate.approvals.store import ApprovalStore
 from wardgate.audit.events import identity_event
-from wardgate.config import loads
-from wardgate.demo.fhir import running_fhir_server
-from wardgate.demo.postgres import LocalPostgres
-from wardgate.demo.seed import DEMO_LABELS, seed
-from wardgate.identity.credentials import issue
 from wardgate.identity.state import StateStore
-
-API_KEY = "fhir-upstream-key-" + "m" * 24
-BULK = "SELECT * FROM patients"
-TOOLS = {"list_targets", "describe", "query", "fhir_read", "fhir_search", "approval_status"}
-
-
-@dataclass
-class Setup:
-    gw: RunningGateway
-    config_path: Path
-    ssns: set[str]
-    credentials: dict[str, str]  # agent name -> wgc_...
-
-    @property
-    def store(self) -> ApprovalStore:
-        found = self.gw.gateway.approvals
-        assert found is not None
-        return found
-
-    @property
-    def state_path(self) -> Path:
-        path = self.gw.gateway.config.identity.state
-        assert path is not None
-        return path
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, pg_server: LocalPostgres) -> Iterator[Setup]:
-    with (
-        temporary_database(pg_server, "wardgate_mcp") as name,
-        running_fhir_server(API_KEY) as fhir,
-    ):
-        seed(pg_server.dsn(name), patients=20)
-        with psycopg.connect(pg_server.dsn(name)) as conn:
-            ssns = {row[0] for row in conn.execute("SELECT ssn FROM patients")}
-        tmp = tmp_path_factory.mktemp("mcp")
-        pki = tmp_path_factory.mktemp("pki")
-        build_config(tmp, pki, target_entry(pg_server, name), auth="password")
-        path = tmp / "wardgate.yaml"
-        raw = yaml.safe_load(path.read_text())
-        raw["users"].append({"name": "carol", "password": "carol-secret", "roles": ["compliance"]})
-        raw["targets"][0]["phi"] = DEMO_LABELS
-        raw["identity"] = {"state": "state.db"}
-        raw["listeners"]["http"] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "tls": raw["listeners"]["postgres"]["tls"],
-        }
-        raw["apis"] = [
-            {
-                "name": "ehr",
-                "kind": "fhir",
-                "url": fhir.base_url,
-                "auth": {"api_key": {"header": "X-API-Key", "value": API_KEY}},
-            }
-        ]
-        raw["policy"] = {"rules": [
-            {"name": "bulk PHI", "roles": ["engineer"], "kinds": ["read"], "phi": True,
-             "unfiltered": True, "action": "require_approval",
-             "reason": "an unfiltered read of PHI"},
-        ]}  # fmt: skip
-        raw["approvals"] = {"approver_roles": ["compliance"], "wait": 60}
-        path.write_text(yaml.safe_dump(raw))
-        config = loads(path.read_text(), path)
-        assert config.identity.state is not None
-        state = StateStore(config.identity.state)
-        state.add_human("carol", roles=("compliance",), source="test")
-        credentials = {}
-        for agent, owner in (("cursor", "alice"), ("helper", "dave")):
-            human = state.add_human(owner, roles=("engineer",), source="test")
-            event = identity_event("credential.created", "test", time.time())
-            credentials[agent] = issue(state, "agent", agent, human, 3600, event).secret
-        state.close()
-        for gw in running(config, pki / "ca.pem"):
-            yield Setup(gw, path, ssns, credentials)
 
 
 def _params(s: Setup, agent: str = "cursor") -> StdioServerParameters:
@@ -132,12 +44,6 @@ async def _session(s: Setup, agent: str = "cursor") -> AsyncIterator[ClientSessi
     ):
         await session.initialize()
         yield session
-
-
-async def _call(session: ClientSession, tool: str, **arguments: object) -> tuple[bool, str]:
-    result = await session.call_tool(tool, arguments)
-    text = " ".join(getattr(c, "text", "") for c in result.content)
-    return bool(getattr(result, "is_error", getattr(result, "isError", False))), text
 
 
 def test_tools_and_targets(setup: Setup) -> None:

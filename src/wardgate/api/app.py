@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -54,6 +54,7 @@ class ApiContext:
     oidc: OidcVerifier | None = None
     revalidator: IdpRevalidator | None = None
     approvals: ApprovalStore | None = None
+    extra: list[BaseRoute] = field(default_factory=list)  # e.g. the MCP endpoint (mcp/http.py)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -105,6 +106,7 @@ class Api:
             mapping = oidc.role_mapping if oidc is not None else {}
             app = scim_app(self.ctx.state, scim, lambda e: self.ctx.record([e]), mapping)
             routes.append(Mount("/scim/v2", app=app))
+        routes.extend(self.ctx.extra)
         return routes
 
     async def health(self, request: Request) -> Response:

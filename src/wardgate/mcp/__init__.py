@@ -12,4 +12,6 @@ Glossary:
 - job: a call the gateway holds for approval, kept running in the background on its own
   connection, and collected with ``approval_status`` (``jobs.py``).
 - sql / fhir: the two clients of the gateway; server: the MCP tools over them.
+- http: the same tools served by the gateway itself over Streamable HTTP at ``/mcp`` on its API
+  listener (``listeners.api.mcp``), one server per bearer token, which signs in with that token.
 """

@@ -33,7 +33,7 @@ class FhirClient:
         if self._client is None:
             s = self._settings
             assert s.http_url is not None  # settings refuse APIs without it
-            tls = ssl.create_default_context(cafile=str(s.ca) if s.ca else None)
+            tls = s.http_tls or ssl.create_default_context(cafile=str(s.ca) if s.ca else None)
             self._client = httpx.AsyncClient(
                 base_url=s.http_url,
                 headers={"Authorization": f"Bearer {s.credential}"},

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     from mcp.server.mcpserver import MCPServer
@@ -18,6 +19,9 @@ from wardgate.mcp.fhir import FhirClient
 from wardgate.mcp.jobs import Jobs
 from wardgate.mcp.settings import Settings
 from wardgate.mcp.sql import Pending, SqlClient
+
+if TYPE_CHECKING:
+    from wardgate.config import Config
 
 MAX_WAIT = 50.0  # seconds approval_status may block; assistants time tool calls out near 60
 
@@ -34,10 +38,18 @@ human approver ("pending approval: apr_..."; then call approval_status), and eve
 recorded and audited. Prefer filtered queries (WHERE id = ...) over bulk reads."""
 
 
-def build(settings: Settings) -> MCPServer:
+def build(
+    settings: Settings,
+    closers: list[Callable[[], Awaitable[None]]] | None = None,
+    gateway: Config | None = None,
+) -> MCPServer:
+    """The tools; ``closers`` receives what closes the clients and withdraws held calls, and
+    ``gateway`` (the running gateway's own configuration) gives ``describe`` its PHI labels."""
     jobs = Jobs()
     pg = SqlClient(settings, jobs)
     fhir = FhirClient(settings, jobs)
+    if closers is not None:
+        closers.extend((jobs.close, pg.close, fhir.close))
     server = MCPServer("wardgate", instructions=INSTRUCTIONS)
 
     def database(target: str) -> str:
@@ -64,7 +76,10 @@ def build(settings: Settings) -> MCPServer:
             raise ToolError(str(exc)) from None
         if isinstance(found, Pending):
             raise ToolError("reading the schema was held for approval: " + found.text())
-        labels, source = _labels(settings.gateway_config, target)
+        if gateway is not None:
+            labels, source = _target_labels(gateway, target, "from the gateway configuration")
+        else:
+            labels, source = _labels(settings.gateway_config, target)
         tables: dict[str, list[dict[str, Any]]] = {}
         for schema, table, column, data_type in found.rows:
             label = labels.get(f"{schema}.{table}.{column}") or labels.get(f"{table}.{column}")
@@ -133,7 +148,11 @@ def _labels(path: Path | None, target: str) -> tuple[dict[str, str], str]:
         config = load(path)
     except (ConfigError, OSError):
         return {}, "unknown"
+    return _target_labels(config, target, f"from the gateway configuration {path}")
+
+
+def _target_labels(config: Config, target: str, source: str) -> tuple[dict[str, str], str]:
     for entry in config.targets:
         if entry.name == target:
-            return dict(entry.phi), f"from the gateway configuration {path}"
+            return dict(entry.phi), source
     return {}, "unknown"

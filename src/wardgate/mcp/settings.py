@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ class Settings:
     gateway_config: Path | None = None
     max_rows: int = 500
     hold_after: float = 3.0
+    # The gateway's own endpoint (mcp/http.py) reaches its listeners in the same process: it sets
+    # the PostgreSQL sslmode and the HTTP client's TLS context itself.
+    sslmode: str = "verify-full"
+    http_tls: ssl.SSLContext | None = field(default=None, repr=False)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

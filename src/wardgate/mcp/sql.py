@@ -126,8 +126,8 @@ class SqlClient:
                 user=s.user,
                 password=s.credential,
                 dbname=target,
-                sslmode="verify-full",
-                sslrootcert=str(s.ca) if s.ca else "system",
+                sslmode=s.sslmode,
+                sslrootcert=str(s.ca) if s.ca else _system_roots(s.sslmode),
                 connect_timeout=10,
                 application_name="wardgate-mcp",
                 autocommit=True,
@@ -148,3 +148,8 @@ class SqlClient:
         for conn in self._idle.values():
             await conn.close()
         self._idle.clear()
+
+
+def _system_roots(sslmode: str) -> str | None:
+    """libpq's own roots where it verifies; none for a weaker mode (it refuses the pair)."""
+    return "system" if sslmode.startswith("verify") else None

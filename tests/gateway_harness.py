@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +69,20 @@ def _noop() -> None:
     return None
 
 
-def build_config(tmp: Path, pki_dir: Path, target: dict[str, Any], **listener: Any) -> Config:
+Edit = Callable[[dict[str, Any]], None]
+
+
+def build_config(
+    tmp: Path,
+    pki_dir: Path,
+    target: dict[str, Any],
+    *,
+    edit: Edit | None = None,
+    **listener: Any,
+) -> Config:
+    """A configuration in ``tmp/wardgate.yaml``: a TLS PostgreSQL listener (``listener``
+    overrides its keys), users alice (engineer) and bob (clinician), ``target``, a JSON-lines
+    audit; ``edit`` changes the raw sections before the file is written (and loaded)."""
     from wardgate.pki import ensure_dev_pki
 
     pki = ensure_dev_pki(pki_dir)
@@ -79,7 +92,7 @@ def build_config(tmp: Path, pki_dir: Path, target: dict[str, Any], **listener: A
         "tls": {"cert": str(pki.server_cert), "key": str(pki.server_key)},
     }
     pg_listener.update(listener)
-    raw = {
+    raw: dict[str, Any] = {
         "listeners": {"postgres": pg_listener},
         "users": [
             {"name": "alice", "password": "alice-secret", "roles": ["engineer"]},
@@ -88,6 +101,8 @@ def build_config(tmp: Path, pki_dir: Path, target: dict[str, Any], **listener: A
         "targets": [target],
         "audit": {"path": str(tmp / "audit.jsonl")},
     }
+    if edit is not None:
+        edit(raw)
     path = tmp / "wardgate.yaml"
     path.write_text(yaml.safe_dump(raw))
     return loads(path.read_text(), path)

@@ -13,14 +13,12 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from tests.databases import temporary_database
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
 from tests.protocols.postgres.raw import wait_for_event
 from wardgate.approvals.store import Approval, ApprovalError, ApprovalStore
-from wardgate.config import loads
 from wardgate.demo.postgres import LocalPostgres
 from wardgate.demo.seed import DEMO_LABELS, seed
 from wardgate.identity.state import StateStore
@@ -35,29 +33,29 @@ def gateway(
 ) -> Iterator[RunningGateway]:
     with temporary_database(pg_server, "wardgate_hold") as name:
         seed(pg_server.dsn(name), patients=20)
-        tmp = tmp_path_factory.mktemp("hold")
         pki = tmp_path_factory.mktemp("pki")
-        build_config(tmp, pki, target_entry(pg_server, name))
-        path = tmp / "wardgate.yaml"
-        raw = yaml.safe_load(path.read_text())
-        raw["users"].append({"name": "carol", "password": "carol-secret", "roles": ["compliance"]})
-        raw["targets"][0]["phi"] = DEMO_LABELS
-        raw["identity"] = {"state": "state.db"}
-        raw["policy"] = {
-            "rules": [
-                {"name": "bulk PHI", "roles": ["engineer"], "kinds": ["read"], "phi": True,
-                 "unfiltered": True, "action": "require_approval",
-                 "reason": "an unfiltered read of PHI"},
-            ]
-        }  # fmt: skip
-        raw["approvals"] = {"approver_roles": ["compliance"], "wait": WAIT}
-        path.write_text(yaml.safe_dump(raw))
-        config = loads(path.read_text(), path)
+        target = target_entry(pg_server, name)
+        config = build_config(tmp_path_factory.mktemp("hold"), pki, target, edit=held_bulk_reads)
         assert config.identity.state is not None
         state = StateStore(config.identity.state)
         state.add_human("carol", roles=("compliance",), source="test")
         state.close()
         yield from running(config, pki / "ca.pem")
+
+
+def held_bulk_reads(raw: dict[str, Any]) -> None:
+    """carol approves; an engineer's unfiltered read of PHI waits for her."""
+    raw["users"].append({"name": "carol", "password": "carol-secret", "roles": ["compliance"]})
+    raw["targets"][0]["phi"] = DEMO_LABELS
+    raw["identity"] = {"state": "state.db"}
+    raw["policy"] = {
+        "rules": [
+            {"name": "bulk PHI", "roles": ["engineer"], "kinds": ["read"], "phi": True,
+             "unfiltered": True, "action": "require_approval",
+             "reason": "an unfiltered read of PHI"},
+        ]
+    }  # fmt: skip
+    raw["approvals"] = {"approver_roles": ["compliance"], "wait": WAIT}
 
 
 @pytest.fixture

@@ -16,12 +16,11 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
-from tests.gateway_harness import RunningGateway, build_config, running
+from tests.gateway_harness import Edit, RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
 from tests.protocols.postgres.raw import wait_for_event
-from wardgate.config import loads
+from wardgate.config import Config
 from wardgate.demo.postgres import LocalPostgres
 
 
@@ -30,22 +29,26 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pki")
 
 
-def identity_config(tmp: Path, pki_dir: Path, pg: LocalPostgres, **listener: Any) -> Path:
-    config = build_config(tmp, pki_dir, target_entry(pg, "postgres"), auth="password", **listener)
-    del config  # build_config wrote the file; add the identity section to it
-    path = tmp / "wardgate.yaml"
-    raw = yaml.safe_load(path.read_text())
-    raw["identity"] = {"state": "state.db", "credential_max_ttl": "12h", "watch_interval": 0.5}
-    path.write_text(yaml.safe_dump(raw))
-    return path
+def identity_config(
+    tmp: Path, pki_dir: Path, pg: LocalPostgres, edit: Edit | None = None
+) -> Config:
+    """A TLS listener taking passwords, and the identity state in ``tmp``; ``edit`` after."""
+
+    def identity(raw: dict[str, Any]) -> None:
+        raw["identity"] = {"state": "state.db", "credential_max_ttl": "12h", "watch_interval": 0.5}
+        if edit is not None:
+            edit(raw)
+
+    target = target_entry(pg, "postgres")
+    return build_config(tmp, pki_dir, target, auth="password", edit=identity)
 
 
 @pytest.fixture(scope="module")
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, pki_dir: Path, pg_server: LocalPostgres
 ) -> Iterator[RunningGateway]:
-    path = identity_config(tmp_path_factory.mktemp("gw"), pki_dir, pg_server)
-    yield from running(loads(path.read_text(), path), pki_dir / "ca.pem")
+    config = identity_config(tmp_path_factory.mktemp("gw"), pki_dir, pg_server)
+    yield from running(config, pki_dir / "ca.pem")
 
 
 def cli(gw: RunningGateway, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -188,12 +191,12 @@ def test_credential_over_plaintext_is_refused(
     tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, gateway: RunningGateway
 ) -> None:
     secret = cli(gateway, "credential", "--user", "bob").stdout.strip()
-    path = identity_config(tmp_path, pki_dir, pg_server)
-    raw = yaml.safe_load(path.read_text())
-    raw["listeners"]["postgres"]["tls"]["required"] = False
-    raw["identity"]["state"] = str(gateway.gateway.config.identity.state)
-    path.write_text(yaml.safe_dump(raw))
-    plain = running(loads(path.read_text(), path), pki_dir / "ca.pem")
+
+    def plaintext(raw: dict[str, Any]) -> None:  # beside the module's gateway, on its state
+        raw["listeners"]["postgres"]["tls"]["required"] = False
+        raw["identity"]["state"] = str(gateway.gateway.config.identity.state)
+
+    plain = running(identity_config(tmp_path, pki_dir, pg_server, plaintext), pki_dir / "ca.pem")
     gw = next(plain)
     try:
         with pytest.raises(psycopg.OperationalError, match="requires an encrypted connection"):

@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import yaml
 
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.identity import tokens
@@ -34,7 +33,6 @@ from tests.idp import signin
 from tests.idp.server import TestIdp
 from tests.protocols.postgres.conftest import target_entry
 from tests.protocols.postgres.raw import wait_for_event
-from wardgate.config import loads
 from wardgate.demo.postgres import LocalPostgres
 from wardgate.sql.fingerprint import statement_digest
 
@@ -54,30 +52,31 @@ def gateway(
     pg_server: LocalPostgres,
     oidc_provider: TestIdp,
 ) -> Iterator[RunningGateway]:
-    tmp = tmp_path_factory.mktemp("gw")
-    build_config(tmp, pki_dir, target_entry(pg_server, "postgres"), auth="password")
-    path = tmp / "wardgate.yaml"
-    raw = yaml.safe_load(path.read_text())
-    raw["listeners"]["api"] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "tls": raw["listeners"]["postgres"]["tls"],
-    }
-    raw["identity"] = {
-        "state": "state.db",
-        "watch_interval": 0.5,
-        "revalidate_interval": 1,
-        "oidc": {
-            "issuer": oidc_provider.issuer,
-            "client_id": "wardgate",
-            "audiences": [tokens.AUDIENCE],
-            "role_mapping": {k: list(v) for k, v in tokens.ROLE_MAPPING.items()},
-        },
-        "scim": {"token": SCIM_TOKEN},
-    }
-    raw["approvals"] = {"approver_roles": ["compliance-officer"]}
-    path.write_text(yaml.safe_dump(raw))
-    yield from running(loads(path.read_text(), path), pki_dir / "ca.pem")
+    def identity(raw: dict[str, Any]) -> None:
+        raw["listeners"]["api"] = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "tls": raw["listeners"]["postgres"]["tls"],
+        }
+        raw["identity"] = {
+            "state": "state.db",
+            "watch_interval": 0.5,
+            "revalidate_interval": 1,
+            "oidc": {
+                "issuer": oidc_provider.issuer,
+                "client_id": "wardgate",
+                "audiences": [tokens.AUDIENCE],
+                "role_mapping": {k: list(v) for k, v in tokens.ROLE_MAPPING.items()},
+            },
+            "scim": {"token": SCIM_TOKEN},
+        }
+        raw["approvals"] = {"approver_roles": ["compliance-officer"]}
+
+    target = target_entry(pg_server, "postgres")
+    config = build_config(
+        tmp_path_factory.mktemp("gw"), pki_dir, target, auth="password", edit=identity
+    )
+    yield from running(config, pki_dir / "ca.pem")
 
 
 def trust(gw: RunningGateway) -> ssl.SSLContext:

@@ -14,13 +14,11 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from tests.databases import temporary_database
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
 from tests.protocols.postgres.raw import wait_for_event
-from wardgate.config import loads
 from wardgate.demo.postgres import LocalPostgres
 from wardgate.demo.seed import DEMO_LABELS, seed
 
@@ -76,15 +74,17 @@ def seeded(pg_server: LocalPostgres, database: str) -> Seeded:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, pg_server: LocalPostgres, database: str
 ) -> Iterator[RunningGateway]:
-    tmp = tmp_path_factory.mktemp("mask")
     pki = tmp_path_factory.mktemp("pki")
-    build_config(tmp, pki, target_entry(pg_server, database))
-    path = tmp / "wardgate.yaml"
-    raw = yaml.safe_load(path.read_text())
+    config = build_config(
+        tmp_path_factory.mktemp("mask"), pki, target_entry(pg_server, database), edit=demo_masking
+    )
+    yield from running(config, pki / "ca.pem")
+
+
+def demo_masking(raw: dict[str, Any]) -> None:
+    """The demo's labels on the target; the clinician sees names and dates raw."""
     raw["targets"][0]["phi"] = DEMO_LABELS
     raw["masking"] = {"roles": {"clinician": {"raw": ["NAME", "DATE"]}}}
-    path.write_text(yaml.safe_dump(raw))
-    yield from running(loads(path.read_text(), path), pki / "ca.pem")
 
 
 EVASIONS = [

@@ -12,21 +12,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-import yaml
 from mcp import ClientSession
 
+from tests.approvals.test_hold_gateway import held_bulk_reads
 from tests.databases import temporary_database
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
 from wardgate.approvals.store import ApprovalStore
 from wardgate.audit.events import identity_event
-from wardgate.config import loads
 from wardgate.demo.fhir import running_fhir_server
 from wardgate.demo.postgres import LocalPostgres
-from wardgate.demo.seed import DEMO_LABELS, seed
+from wardgate.demo.seed import seed
 from wardgate.identity.credentials import issue
 from wardgate.identity.state import StateStore
 
@@ -66,40 +66,26 @@ def setup(tmp_path_factory: pytest.TempPathFactory, pg_server: LocalPostgres) ->
             ssns = {row[0] for row in conn.execute("SELECT ssn FROM patients")}
         tmp = tmp_path_factory.mktemp("mcp")
         pki = tmp_path_factory.mktemp("pki")
-        build_config(tmp, pki, target_entry(pg_server, name), auth="password")
+
+        def mcp(raw: dict[str, Any]) -> None:
+            held_bulk_reads(raw)
+            raw["approvals"]["wait"] = 60
+            tls = raw["listeners"]["postgres"]["tls"]
+            raw["listeners"]["http"] = {"host": "127.0.0.1", "port": 0, "tls": tls}
+            raw["apis"] = [
+                {
+                    "name": "ehr",
+                    "kind": "fhir",
+                    "url": fhir.base_url,
+                    "auth": {"api_key": {"header": "X-API-Key", "value": API_KEY}},
+                }
+            ]
+            # the Streamable HTTP endpoint (test_http.py); test_stdio.py does not use it
+            raw["listeners"]["api"] = {"host": "127.0.0.1", "port": 0, "tls": tls, "mcp": True}
+
+        target = target_entry(pg_server, name)
+        config = build_config(tmp, pki, target, auth="password", edit=mcp)
         path = tmp / "wardgate.yaml"
-        raw = yaml.safe_load(path.read_text())
-        raw["users"].append({"name": "carol", "password": "carol-secret", "roles": ["compliance"]})
-        raw["targets"][0]["phi"] = DEMO_LABELS
-        raw["identity"] = {"state": "state.db"}
-        raw["listeners"]["http"] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "tls": raw["listeners"]["postgres"]["tls"],
-        }
-        raw["apis"] = [
-            {
-                "name": "ehr",
-                "kind": "fhir",
-                "url": fhir.base_url,
-                "auth": {"api_key": {"header": "X-API-Key", "value": API_KEY}},
-            }
-        ]
-        raw["policy"] = {"rules": [
-            {"name": "bulk PHI", "roles": ["engineer"], "kinds": ["read"], "phi": True,
-             "unfiltered": True, "action": "require_approval",
-             "reason": "an unfiltered read of PHI"},
-        ]}  # fmt: skip
-        raw["approvals"] = {"approver_roles": ["compliance"], "wait": 60}
-        # the Streamable HTTP endpoint (test_http.py); test_stdio.py does not use it
-        raw["listeners"]["api"] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "tls": raw["listeners"]["postgres"]["tls"],
-            "mcp": True,
-        }
-        path.write_text(yaml.safe_dump(raw))
-        config = loads(path.read_text(), path)
         assert config.identity.state is not None
         state = StateStore(config.identity.state)
         state.add_human("carol", roles=("compliance",), source="test")

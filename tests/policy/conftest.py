@@ -11,12 +11,10 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from tests.databases import temporary_database
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
-from wardgate.config import loads
 from wardgate.demo.postgres import LocalPostgres
 from wardgate.demo.seed import DEMO_LABELS, seed
 from wardgate.identity.authenticator import (
@@ -96,14 +94,12 @@ def database(pg_server: LocalPostgres) -> Iterator[str]:
 def policy_gateway(
     tmp: Path, pki: Path, pg: LocalPostgres, database: str, policy: dict[str, Any]
 ) -> Iterator[RunningGateway]:
-    build_config(tmp, pki, target_entry(pg, database))
-    path = tmp / "wardgate.yaml"
-    raw = yaml.safe_load(path.read_text())
-    raw["targets"][0]["phi"] = DEMO_LABELS
-    raw["users"] += USERS
-    raw["policy"] = policy
-    path.write_text(yaml.safe_dump(raw))
-    config = loads(path.read_text(), path)
+    def with_policy(raw: dict[str, Any]) -> None:
+        raw["targets"][0]["phi"] = DEMO_LABELS
+        raw["users"] += USERS
+        raw["policy"] = policy
+
+    config = build_config(tmp, pki, target_entry(pg, database), edit=with_policy)
     users = [StaticUser(u.name, u.verifier(), u.roles) for u in config.users]
     for gw in running(config, pki / "ca.pem", authenticator=AgentAuthenticator(users)):
         gw.password.update({str(u["name"]): str(u["password"]) for u in USERS})

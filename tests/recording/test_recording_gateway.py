@@ -20,16 +20,14 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from tests.databases import temporary_database
 from tests.gateway_harness import RunningGateway, build_config, running
-from tests.masking.test_masking_gateway import EVASIONS, Seeded
+from tests.masking.test_masking_gateway import EVASIONS, Seeded, demo_masking
 from tests.protocols.postgres.conftest import target_entry
 from tests.protocols.postgres.raw import wait_for_event
-from wardgate.config import loads
 from wardgate.demo.postgres import LocalPostgres
-from wardgate.demo.seed import DEMO_LABELS, seed
+from wardgate.demo.seed import seed
 from wardgate.recording.addon import locations
 from wardgate.recording.keys import FileKeyProvider
 from wardgate.recording.reader import records, verify
@@ -55,17 +53,16 @@ def seeded(pg_server: LocalPostgres, database: str) -> Seeded:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, pg_server: LocalPostgres, database: str
 ) -> Iterator[RunningGateway]:
-    tmp = tmp_path_factory.mktemp("rec")
+    def recorded(raw: dict[str, Any]) -> None:
+        demo_masking(raw)
+        raw["recording"] = {"enabled": True}
+        raw["identity"] = {"state": "state.db", "watch_interval": 0.5}
+
     pki = tmp_path_factory.mktemp("pki")
-    build_config(tmp, pki, target_entry(pg_server, database))
-    path = tmp / "wardgate.yaml"
-    raw = yaml.safe_load(path.read_text())
-    raw["targets"][0]["phi"] = DEMO_LABELS
-    raw["masking"] = {"roles": {"clinician": {"raw": ["NAME", "DATE"]}}}
-    raw["recording"] = {"enabled": True}
-    raw["identity"] = {"state": "state.db", "watch_interval": 0.5}
-    path.write_text(yaml.safe_dump(raw))
-    yield from running(loads(path.read_text(), path), pki / "ca.pem")
+    config = build_config(
+        tmp_path_factory.mktemp("rec"), pki, target_entry(pg_server, database), edit=recorded
+    )
+    yield from running(config, pki / "ca.pem")
 
 
 def cli(gw: RunningGateway, *args: str) -> subprocess.CompletedProcess[str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import psycopg
-import yaml
 
 from tests.gateway_harness import build_config, running
 from tests.protocols.postgres.conftest import target_entry
 from tests.wardgate_cli import wardgate
-from wardgate.config import load
 from wardgate.demo.postgres import LocalPostgres
 
 
@@ -20,18 +19,18 @@ def test_statements_reach_a_postgresql_store_and_the_log_verifies(
     tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, target_db: str, scratch_db: str
 ) -> None:
     url = pg_server.uri(scratch_db)
-    build_config(tmp_path, pki_dir, target_entry(pg_server, target_db))
+
+    def store(raw: dict[str, Any]) -> None:
+        raw["audit"] = {
+            "path": None,
+            "store": url,
+            "key": "keys/audit-signing.key",
+            "head_file": "anchors/heads.jsonl",
+            "checkpoint_entries": 50,
+        }
+
+    config = build_config(tmp_path, pki_dir, target_entry(pg_server, target_db), edit=store)
     path = tmp_path / "wardgate.yaml"
-    raw = yaml.safe_load(path.read_text())
-    raw["audit"] = {
-        "path": None,
-        "store": url,
-        "key": "keys/audit-signing.key",
-        "head_file": "anchors/heads.jsonl",
-        "checkpoint_entries": 50,
-    }
-    path.write_text(yaml.safe_dump(raw))
-    config = load(path)
     assert config.audit.store == url and config.health_path() == tmp_path / "keys" / "health.json"
     for gw in running(config, pki_dir / "ca.pem"):
         with psycopg.connect(gw.dsn(), autocommit=True) as conn:

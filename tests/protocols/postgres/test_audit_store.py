@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 
 from tests.gateway_harness import build_config, running
 from tests.protocols.postgres.conftest import target_entry
@@ -21,17 +20,16 @@ from wardgate.demo.postgres import LocalPostgres
 
 
 def _configure(tmp: Path, pki: Path, pg: LocalPostgres, db: str, **audit: Any) -> Path:
-    build_config(tmp, pki, target_entry(pg, db))
-    path = tmp / "wardgate.yaml"
-    raw = yaml.safe_load(path.read_text())
-    raw["audit"].update(
-        store=str(tmp / "store" / "audit.db"),
-        head_file=str(tmp / "anchors" / "heads.jsonl"),
-        checkpoint_entries=50,
-        **audit,
-    )
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    def store(raw: dict[str, Any]) -> None:
+        raw["audit"].update(
+            store=str(tmp / "store" / "audit.db"),
+            head_file=str(tmp / "anchors" / "heads.jsonl"),
+            checkpoint_entries=50,
+            **audit,
+        )
+
+    build_config(tmp, pki, target_entry(pg, db), edit=store)
+    return tmp / "wardgate.yaml"
 
 
 def _public_key(config: Path, tmp: Path) -> Path:

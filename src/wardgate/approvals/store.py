@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from wardgate.audit.events import identity_event
+from wardgate.identity.state import write_transaction
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS approval (
     id TEXT PRIMARY KEY,
@@ -117,15 +118,8 @@ class ApprovalStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with write_transaction(self._db, self._lock) as db:
+            yield db
 
     def _audit(self, db: sqlite3.Connection, kind: str, actor: str, approval: Approval,
                **details: Any) -> None:  # fmt: skip

@@ -165,6 +165,21 @@ def _credential(row: sqlite3.Row) -> CredentialRecord:
     )
 
 
+@contextmanager
+def write_transaction(db: sqlite3.Connection, lock: threading.Lock) -> Iterator[sqlite3.Connection]:
+    """One write transaction on a connection shared by threads: BEGIN IMMEDIATE (so it waits for
+    other writers up front, not at commit), COMMIT, or ROLLBACK on any exception."""
+    with lock:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
 class StateStore:
     """One connection, shared by the threads of one process (guarded by a lock)."""
 
@@ -190,16 +205,9 @@ class StateStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-                self.local_writes += 1
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with write_transaction(self._db, self._lock) as db:
+            yield db
+        self.local_writes += 1
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         try:

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import yaml
 
+from tests.protocols.postgres.conftest import target_entry
 from wardgate.demo.postgres import LocalPostgres
 from wardgate.demo.seed import DEMO_LABELS, seed
 from wardgate.masking import Scanner
@@ -210,17 +211,7 @@ def test_yaml_comments_cannot_break_the_mapping() -> None:
 
 
 def write_config(tmp: Path, pg: LocalPostgres, database: str, **target: Any) -> Path:
-    entry: dict[str, Any] = {
-        "name": "demo",
-        "host": pg.host,
-        "port": pg.port,
-        "database": database,
-        "user": pg.user,
-        "tls": "disable",
-        **target,
-    }
-    if pg.password:
-        entry.setdefault("password", pg.password)
+    entry = {**target_entry(pg, database, name="demo"), **target}
     path = tmp / "wardgate.yaml"
     path.write_text(yaml.safe_dump({"audit": {"path": "audit.jsonl"}, "targets": [entry]}))
     return path

@@ -6,7 +6,7 @@
 For each batch size: ``record`` that many statement events (built beforehand, as dictionaries),
 then one ``commit`` (one durable transaction: WAL, synchronous=FULL, fsync), repeated until
 ``--events`` are in; signed heads every 1000 entries, anchored to a head file, as in the default
-configuration. The second column does what the gateway does: the ``result_end`` hook for each
+configuration. The second column does what the gateway does: the ``statement_end`` hook for each
 request (the statement's event written straight to its canonical JSON), then ``commit``; its time
 includes making the events. Also reported: the cost of the hooks alone, which is what a statement
 pays on the event loop. Target: >= 50,000 events/s at the batch sizes group commit produces under
@@ -27,7 +27,7 @@ from pathlib import Path
 from wardgate.audit.chained import ChainedAudit
 from wardgate.audit.events import Event, statement_event
 from wardgate.audit.location import Location
-from wardgate.core.model import Identity, Outcome, Request, SessionInfo
+from wardgate.core.model import Identity, Outcome, Statement, SessionInfo
 
 _SESSIONS = [
     SessionInfo(
@@ -42,9 +42,9 @@ _SESSIONS = [
 ]
 
 
-def _request(i: int) -> Request:
+def _request(i: int) -> Statement:
     session = _SESSIONS[i % 50]  # fifty sessions, as a gateway serves them
-    request = Request(session, i, "query", f"SELECT * FROM patients WHERE id = {i}")
+    request = Statement(session, i, f"SELECT * FROM patients WHERE id = {i}")
     request.rows, request.bytes_out, request.outcome = 1, 240, Outcome.OK
     request.ended_mono = request.started_mono + 0.000321
     return request
@@ -52,7 +52,7 @@ def _request(i: int) -> Request:
 
 def _run(
     folder: Path,
-    events: list[Event] | list[Request],
+    events: list[Event] | list[Statement],
     batch: int,
     name: str,
     store: Location | None = None,
@@ -62,7 +62,7 @@ def _run(
         folder / "keys" / "audit.key",
         head_file=folder / f"heads-{name}-{batch}" / "heads.jsonl",
     )
-    add = audit.result_end if name == "hook" else audit.record
+    add = audit.statement_end if name == "hook" else audit.record
     try:
         started = time.perf_counter()
         for i in range(0, len(events), batch):
@@ -75,7 +75,7 @@ def _run(
     return len(events) / elapsed
 
 
-def _hook_cost(requests: list[Request]) -> tuple[float, float]:
+def _hook_cost(requests: list[Statement]) -> tuple[float, float]:
     audit = ChainedAudit.__new__(ChainedAudit)
     ChainedAudit.__init__(audit, store=None)  # type: ignore[arg-type]  # record() only
     event = statement_event(requests[0], 0.0)
@@ -85,7 +85,7 @@ def _hook_cost(requests: list[Request]) -> tuple[float, float]:
     record = (time.perf_counter() - started) / len(requests)
     started = time.perf_counter()
     for request in requests:
-        audit.result_end(request)
+        audit.statement_end(request)
     hook = (time.perf_counter() - started) / len(requests)
     return record * 1e6, hook * 1e6
 
@@ -99,10 +99,10 @@ def main() -> None:
     requests = [_request(i) for i in range(args.events)]
     events = [statement_event(r, 0.0) for r in requests]
     record_us, hook_us = _hook_cost(requests)
-    print(f"record(): {record_us:.2f} us/event; result_end hook (build + record): {hook_us:.2f} us")
+    print(f"record(): {record_us:.2f} us/event; statement_end hook (build + record): {hook_us:.2f} us")
     columns = 3 if args.postgres else 2
     pg_title = f" {'PostgreSQL record':>20}" if args.postgres else ""
-    print(f"{'':>15} {'record(event)':>20} {'result_end(request)':>20}{pg_title}")
+    print(f"{'':>15} {'record(event)':>20} {'statement_end(request)':>20}{pg_title}")
     print(f"{'batch':>6} {'events':>8}" + f" {'events/s':>10} {'us/event':>9}" * columns)
     with tempfile.TemporaryDirectory(prefix="wardgate-bench-") as tmp:
         for batch in (int(b) for b in args.batches.split(",")):

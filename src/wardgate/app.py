@@ -40,7 +40,9 @@ from wardgate.identity.revalidate import IdpRevalidator
 from wardgate.identity.revocation import LiveSession, RevocationWatcher, sign_in_check
 from wardgate.identity.state import StateStore
 from wardgate.masking.addon import MaskingAddon
+from wardgate.masking.api import DocumentMaskingAddon
 from wardgate.masking.catalogs import Catalogs
+from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
 from wardgate.masking.documents import Documents
 from wardgate.masking.policy import Labels, Policy
 from wardgate.policy.addon import PolicyAddon
@@ -49,6 +51,7 @@ from wardgate.protocols.http.caller import CallerAuth
 from wardgate.protocols.http.server import HttpServer
 from wardgate.protocols.postgres.server import PostgresServer
 from wardgate.recording.addon import from_config as recording_addon
+from wardgate.sql.analysis import Analyses
 
 if TYPE_CHECKING:
     from wardgate.mcp.http import McpEndpoint
@@ -84,8 +87,8 @@ class Gateway:
         if config.siem.sinks:
             self.forwarder = Forwarder.from_config(config.siem)
             recorders.append(SiemFeed(self.forwarder))
-        self.masking = _masking(config)
-        masking: list[Addon] = [self.masking] if self.masking is not None else []
+        self.masking, documents = _masking(config)
+        masking: list[Addon] = [a for a in (self.masking, documents) if a is not None]
         # Policy before masking: a statement refused by policy is not analysed for masking.
         self.policy = PolicyAddon(
             RuleSet(config.policy),
@@ -104,7 +107,8 @@ class Gateway:
         )
         holds: list[Addon] = [self.approval_addon] if self.approval_addon is not None else []
         self.pipeline = Pipeline(
-            [*(extra_addons or []), self.policy, *masking, *recording, *holds, *recorders]
+            [*(extra_addons or []), self.policy, *masking, *recording, *holds, *recorders],
+            Analyses(),
         )
         self._approvals_task: asyncio.Task[None] | None = None
         self._catalogs: asyncio.Task[None] | None = None
@@ -261,10 +265,11 @@ class Gateway:
 
     async def _poll_approvals(self, addon: ApprovalAddon) -> None:
         """Held statements go on (or fail) within half a second of their decision."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(0.5)
             try:
-                addon.poll()
+                addon.settle(await loop.run_in_executor(None, addon.check))
             except Exception:
                 log.exception("approvals: polling failed")
 
@@ -373,11 +378,12 @@ def run(coro_factory: Callable[[], object]) -> None:
         runner.run(coro_factory())  # type: ignore[arg-type]
 
 
-def _masking(config: Config) -> MaskingAddon | None:
-    """The masking addon, if any target has PHI labels or any HTTP API is configured."""
+def _masking(config: Config) -> tuple[MaskingAddon | None, DocumentMaskingAddon | None]:
+    """The masking addons: for SQL results if any target has PHI labels, for API documents if
+    any HTTP API is configured."""
     labelled = [t for t in config.targets if t.phi]
     if not labelled and not config.apis:
-        return None
+        return None, None
     settings = config.masking
     policy = Policy(
         settings.operators,
@@ -385,15 +391,21 @@ def _masking(config: Config) -> MaskingAddon | None:
         agents_see_raw=settings.agents_see_raw,
     )
     key = masking_key(settings.key or config.health_path().parent / "masking.key")
-    labels = {t.name: Labels.from_config(t.phi) for t in labelled}
-    catalogs = Catalogs(labelled, settings.catalog_refresh, labels)
-    addon = MaskingAddon(
-        labels, policy, catalogs, key,
-        unresolved=settings.unresolved, mrn_patterns=settings.mrn_patterns,
-    )  # fmt: skip
+    formats = tuple(MrnFormat(p) for p in settings.mrn_patterns) or ScannerConfig().mrn_formats
+    rows = None
+    if labelled:
+        labels = {t.name: Labels.from_config(t.phi) for t in labelled}
+        catalogs = Catalogs(labelled, settings.catalog_refresh, labels)
+        rows = MaskingAddon(
+            labels, policy, catalogs, key,
+            unresolved=settings.unresolved, mrn_patterns=settings.mrn_patterns,
+        )  # fmt: skip
+    documents = None
     if config.apis:
-        addon.documents = Documents({a.name: a for a in config.apis}, policy, key, addon.scanner)
-    return addon
+        scanner = Scanner(ScannerConfig(formats))
+        apis = {a.name: a for a in config.apis}
+        documents = DocumentMaskingAddon(Documents(apis, policy, key, scanner))
+    return rows, documents
 
 
 def masking_key(path: Path) -> bytes:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.audit.chain_helpers import event, make_log, verify_cli
 from wardgate.audit.store import AuditUnavailable
-from wardgate.core.model import ConnectAttempt, Identity, Outcome, Request, SessionInfo
+from wardgate.core.model import ConnectAttempt, Identity, Outcome, SessionInfo, Statement
 from wardgate.core.pipeline import Pipeline
 
 
@@ -22,9 +22,9 @@ def test_hooks_record_and_commit_appends_in_one_go(tmp_path: Path) -> None:
     session = SessionInfo("s1", "postgresql", "127.0.0.1:1", "postgres", target="clinic")
     session.identity = Identity("alice", ("engineer",), (), "scram-sha-256")
     pipeline.connect(ConnectAttempt(session, True))
-    request = Request(session, 1, "query", "SELECT 1")
+    request = Statement(session, 1, "SELECT 1")
     request.outcome = Outcome.OK
-    pipeline.result_end(request)
+    pipeline.statement_end(request)
     pipeline.disconnect(session, "client disconnected")
     assert audit.pending() and audit.store.last()[0] == 0  # nothing written yet
     pipeline.commit()

@@ -9,9 +9,10 @@ from wardgate.core.model import (
     Decision,
     Identity,
     Outcome,
-    Request,
+    Statement,
     SessionInfo,
     Verdict,
+    Via,
 )
 
 
@@ -43,7 +44,7 @@ CASES = [
 def test_fast_statement_line_equals_plain_encoding(
     case: dict[str, object], identity: Identity | None
 ) -> None:
-    request = Request(_session(identity), 7, "execute", str(case["text"]))
+    request = Statement(_session(identity), 7, str(case["text"]), Via.EXECUTE)
     request.started = float(case["started"])  # type: ignore[arg-type]
     request.rows, request.bytes_out = 3, 120
     request.ended_mono = request.started_mono + 0.0123456

@@ -12,7 +12,7 @@ import rfc8785
 from wardgate.audit.events import statement_event
 from wardgate.audit.prepared import StatementEntries, js_number
 from wardgate.audit.store import prepare
-from wardgate.core.model import Decision, Identity, Outcome, Request, SessionInfo, Verdict
+from wardgate.core.model import Decision, Identity, Outcome, SessionInfo, Statement, Verdict, Via
 
 IDENTITIES = [
     None,
@@ -34,7 +34,7 @@ CASES: list[dict[str, object]] = [
 ]
 
 
-def _request(case: dict[str, object], identity: Identity | None) -> Request:
+def _request(case: dict[str, object], identity: Identity | None) -> Statement:
     session = SessionInfo(
         "3f1c",
         "postgresql",
@@ -44,7 +44,7 @@ def _request(case: dict[str, object], identity: Identity | None) -> Request:
         target="clinic" if identity is None or identity.subject else "",
         identity=identity,
     )
-    request = Request(session, 7, "execute", str(case["text"]))
+    request = Statement(session, 7, str(case["text"]), Via.EXECUTE)
     request.started = float(case["started"])  # type: ignore[arg-type]
     request.rows, request.bytes_out = 3, 120
     request.ended_mono = request.started_mono + float(case.get("duration", 0.0123456)) / 1000.0  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from tests.protocols.postgres.test_relay import (
     rows,
     select_result,
 )
-from wardgate.core.model import Decision, Outcome, Request
+from wardgate.core.model import Decision, Outcome, Statement, Verdict
 from wardgate.protocols.postgres import wire
 
 TEXT_OID = 25
@@ -32,9 +32,9 @@ def capper(base: type[Recorder]) -> Recorder:
     class Capper(base):  # type: ignore[valid-type,misc]
         name = "capper"
 
-        def request(self, request: Request) -> Decision | None:
-            if "big" in request.text:
-                request.row_cap = 3
+        def statement(self, stmt: Statement) -> Decision | None:
+            if "big" in stmt.text:
+                return Decision(Verdict.CAP, by="capper", cap=3)
             return None
 
     return Capper()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from wardgate.config import PolicySettings
-from wardgate.core.model import Identity, Request, SessionInfo
+from wardgate.core.model import Identity, SessionInfo, Statement
 from wardgate.masking.policy import Labels
 from wardgate.policy import PolicyAddon, RuleSet
 
@@ -27,10 +27,12 @@ def decide(
     target: str = "clinic",
 ) -> tuple[bool, str, int | None]:
     identity = Identity("someone", roles, ("owner",) if agent else ())
-    request = Request(SessionInfo("s", "postgres", "", "", target=target, identity=identity), 1,
-                      "query", text)  # fmt: skip
-    decision = a.request(request)
-    return decision is None, decision.reason if decision else "", request.row_cap
+    stmt = Statement(SessionInfo("s", "postgres", "", "", target=target, identity=identity), 1,
+                     text)  # fmt: skip
+    decision = a.statement(stmt)
+    allowed = decision is None or decision.allowed
+    reason = "" if allowed or decision is None else decision.reason
+    return allowed, reason, decision.row_cap if decision else None
 
 
 def test_first_match_wins_then_default() -> None:

@@ -249,6 +249,7 @@ class ApprovalStore:
                 approval = _approval(row)
                 if approval.window > 0:
                     if approval.decided is not None and now < approval.decided + approval.window:
+                        self._audit(db, "approval.used", requester, approval)  # each use
                         return approval
                     continue
                 if approval.status == "approved":

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from wardgate.audit.anchors import Anchors
 from wardgate.audit.checkpoints import Checkpointer, load_or_create_key
-from wardgate.audit.events import Event
+from wardgate.audit.events import Event, api_call_event
 from wardgate.audit.location import Location
 from wardgate.audit.prepared import StatementEntries
 from wardgate.audit.recorder import EventRecorder
 from wardgate.audit.store import AuditStore, AuditUnavailable, Prepared, open_store, prepare
-from wardgate.core.model import Request, SessionInfo
+from wardgate.core.model import ApiCall, SessionInfo, Statement
 
 
 class ChainedAudit(EventRecorder):
@@ -68,8 +68,11 @@ class ChainedAudit(EventRecorder):
     def record(self, event: Event) -> None:
         self._pending.append(event)
 
-    def result_end(self, request: Request) -> None:
-        self._pending.append(self._statements.prepare(request))
+    def statement_end(self, stmt: Statement) -> None:
+        self._pending.append(self._statements.prepare(stmt))
+
+    def api_call_end(self, call: ApiCall) -> None:
+        self._pending.append(api_call_event(call))
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._statements.forget(session.id)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wardgate.core.model import ConnectAttempt, Identity, Request, SessionInfo
+from wardgate.core.model import ApiCall, ConnectAttempt, Identity, SessionInfo, Statement
 
 Event = dict[str, Any]
 # The string encoder json.dumps itself uses when ensure_ascii is false.
@@ -75,9 +75,7 @@ def _statement_context(s: SessionInfo) -> Event:
     }
 
 
-def statement_event(request: Request, now: float) -> Event:
-    if request.kind == "http":
-        return api_call_event(request)
+def statement_event(request: Statement, now: float) -> Event:
     event: Event = {
         "time": _time(request.started),
         "type": "statement",
@@ -95,15 +93,17 @@ def statement_event(request: Request, now: float) -> Event:
         event["reason"] = request.decision.reason
     if request.error_code:
         event["error"] = {"sqlstate": request.error_code, "message": request.error}
-    if request.masking:
-        event["masking"] = request.masking
+    if request.masked:
+        event["masking"] = request.masked
     if request.row_cap is not None:
         event["cap"] = {"limit": request.row_cap, "withheld": request.rows_withheld}
+    if request.decision.approval_id:
+        event["approval"] = request.decision.approval_id
     return event
 
 
-def api_call_event(request: Request) -> Event:
-    """An HTTP request through the gateway (kind "http"): OCSF API Activity."""
+def api_call_event(request: ApiCall) -> Event:
+    """An HTTP request through the gateway: OCSF API Activity."""
     s = request.session
     event: Event = {
         "time": _time(request.started),
@@ -134,10 +134,10 @@ def api_call_event(request: Request) -> Event:
         event["reason"] = request.decision.reason
     if request.error:
         event["error"] = {"code": request.error_code, "message": request.error}
-    if request.masking:
-        event["masking"] = request.masking
-    if request.approval_id:
-        event["approval"] = request.approval_id
+    if request.masked:
+        event["masking"] = request.masked
+    if request.decision.approval_id:
+        event["approval"] = request.decision.approval_id
     return event
 
 
@@ -212,9 +212,7 @@ class StatementLines:
     def forget(self, session_id: str) -> None:
         self._context.pop(session_id, None)
 
-    def line(self, request: Request) -> str:
-        if request.kind == "http":  # an api_call event, not a statement
-            return encode(statement_event(request, 0.0))
+    def line(self, request: Statement) -> str:
         s = request.session
         context = self._context.get(s.id)
         if context is None:
@@ -222,7 +220,12 @@ class StatementLines:
             self._context[s.id] = context
         started = self._time.of(request.started)
         # rare shapes take the slow, exact path
-        if started is None or request.masking or request.row_cap is not None:
+        if (
+            started is None
+            or request.masked
+            or request.row_cap is not None
+            or request.decision.approval_id
+        ):
             return encode(statement_event(request, 0.0))
         text = _quote(request.text)
         tail = ""

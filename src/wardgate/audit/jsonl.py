@@ -1,6 +1,6 @@
 """``AuditLog``: the audit addon writing one JSON object per line.
 
-Statements are recorded in memory by ``result_end`` and written by ``commit``, which the glue
+Statements are recorded in memory by ``statement_end`` and written by ``commit``, which the glue
 calls before it releases the result to the client: one write for every statement that ended in
 the same turn of the event loop. Session events are written at once. So a crash of the gateway
 loses no event of a result a client has seen; surviving a machine crash (fsync) is the job of the
@@ -20,11 +20,12 @@ from typing import IO
 from wardgate.audit.events import (
     Event,
     StatementLines,
+    api_call_event,
     connect_event,
     disconnect_event,
     encode,
 )
-from wardgate.core.model import ConnectAttempt, Request, SessionInfo
+from wardgate.core.model import ApiCall, ConnectAttempt, SessionInfo, Statement
 from wardgate.core.pipeline import Addon
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,11 @@ class AuditLog(Addon):
     def connect(self, attempt: ConnectAttempt) -> None:
         self.write(connect_event(attempt, time.time()))
 
-    def result_end(self, request: Request) -> None:
-        self._recorded.append(self._statements.line(request))
+    def statement_end(self, stmt: Statement) -> None:
+        self._recorded.append(self._statements.line(stmt))
+
+    def api_call_end(self, call: ApiCall) -> None:
+        self._recorded.append(encode(api_call_event(call)))
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._statements.forget(session.id)

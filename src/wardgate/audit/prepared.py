@@ -16,7 +16,7 @@ from json.encoder import encode_basestring as _quote  # JCS escapes strings alik
 
 from wardgate.audit.events import UtcText, statement_event
 from wardgate.audit.store import Prepared, prepare
-from wardgate.core.model import Identity, Request, SessionInfo
+from wardgate.core.model import Identity, SessionInfo, Statement
 
 
 def js_number(value: float) -> str | None:
@@ -86,18 +86,22 @@ class StatementEntries:
     def forget(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
 
-    def prepare(self, request: Request) -> Prepared:
-        if request.kind == "http":  # an api_call event, not a statement
-            return prepare(statement_event(request, 0.0))
+    def prepare(self, request: Statement) -> Prepared:
         s = request.session
         parts = self._sessions.get(s.id)
         if parts is None or not parts.fits(s):
             parts = self._sessions[s.id] = _parts(s)
         started = self._time.of(request.started)
         duration = js_number(round(request.duration_ms, 3))
-        if started is None or duration is None or request.masking or request.row_cap is not None:
-            return prepare(statement_event(request, 0.0))
         decision = request.decision
+        if (
+            started is None
+            or duration is None
+            or request.masked
+            or request.row_cap is not None
+            or decision.approval_id
+        ):
+            return prepare(statement_event(request, 0.0))
         verdict = decision.verdict.value
         tail = ',"reason":' + _quote(decision.reason) if decision.reason else ""
         error = (

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import time
 
-from wardgate.audit.events import Event, connect_event, disconnect_event, statement_event
-from wardgate.core.model import ConnectAttempt, Request, SessionInfo
+from wardgate.audit.events import (
+    Event,
+    api_call_event,
+    connect_event,
+    disconnect_event,
+    statement_event,
+)
+from wardgate.core.model import ApiCall, ConnectAttempt, SessionInfo, Statement
 from wardgate.core.pipeline import Addon
 
 
@@ -17,8 +23,11 @@ class EventRecorder(Addon):
     def connect(self, attempt: ConnectAttempt) -> None:
         self.record(connect_event(attempt, time.time()))
 
-    def result_end(self, request: Request) -> None:
-        self.record(statement_event(request, 0.0))
+    def statement_end(self, stmt: Statement) -> None:
+        self.record(statement_event(stmt, 0.0))
+
+    def api_call_end(self, call: ApiCall) -> None:
+        self.record(api_call_event(call))
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self.record(disconnect_event(session, reason, time.time()))

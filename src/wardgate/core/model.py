@@ -1,12 +1,28 @@
-"""The protocol-neutral model that policies, masking, recording and audit are written against."""
+"""The protocol-neutral model: sessions, decisions and the exchanges the pipeline carries.
+
+An exchange is one unit of work a client asks of a target and its result. ``Exchange`` holds
+what every kind has (session, sequence, decision, outcome, timing, bytes); ``Statement`` (a SQL
+statement, from PostgreSQL today and MySQL later) and ``ApiCall`` (an HTTP/FHIR request, and MCP
+through it) add only their own fields. Hooks are per exchange type (``core.pipeline``), so no
+addon asks an exchange what kind it is.
+
+Who writes what: the protocol glue fills the result fields (rows, bytes, outcome, status); the
+pipeline alone writes ``decision`` (from the typed decisions the addons return); a
+``Statement``'s ``analysis`` is computed once, on first use, by the analyser the pipeline was
+given, and read by every addon after that. ``masked`` (counts by label, and the plan) is written
+by the masking addons and read by the recorders.
+"""
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from wardgate.sql.analysis import Analysis, analyse
 
 
 @dataclass(frozen=True)
@@ -17,6 +33,10 @@ class Identity:
     roles: tuple[str, ...] = ()
     on_behalf_of: tuple[str, ...] = ()
     method: str = ""
+
+    @property
+    def agent(self) -> bool:
+        return bool(self.on_behalf_of)
 
 
 @dataclass
@@ -37,14 +57,34 @@ class SessionInfo:
     recording: dict[str, Any] | None = None
 
 
+# ---- decisions ----------------------------------------------------------------------------------
+
+
 class Verdict(enum.Enum):
     ALLOW = "allow"
+    CAP = "cap_rows"  # allowed, at most ``Decision.cap`` rows reach the client
+    APPROVE = "require_approval"  # a rule wants a human's approval; the approvals addon resolves
+    HOLD = "hold"  # waits for a human; ``Decision.hold`` says when it is decided
     DENY = "deny"
-    HOLD = "hold"  # waits for a human (an approval); ``Decision.hold`` says when it is decided
+
+
+# How strict each verdict is when addons (or the statements of one string) disagree.
+_RANK = {Verdict.ALLOW: 0, Verdict.CAP: 1, Verdict.APPROVE: 2, Verdict.HOLD: 3, Verdict.DENY: 4}
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRule:
+    """Who must approve an exchange a rule holds: the rule's name, the approver roles, how many
+    approvals, and how long a grant lasts (None: the configured default; 0: single use)."""
+
+    rule: str
+    approvers: tuple[str, ...] = ()
+    min_approvals: int | None = None
+    window: float | None = None
 
 
 class Hold:
-    """A decision that is not made yet: the protocol pauses the client's statement, shows it
+    """A decision that is not made yet: the protocol pauses the client's exchange, shows it
     ``notice``, and goes on when ``resolve`` gives the final decision (on the event loop)."""
 
     def __init__(self, notice: str) -> None:
@@ -69,14 +109,40 @@ class Hold:
 
 @dataclass(frozen=True)
 class Decision:
+    """What happens to an exchange. ``cap`` goes with CAP, ``approval`` with APPROVE, ``hold``
+    with HOLD; ``approval_id`` names the approval request a HOLD waits on or the grant an ALLOW
+    ran under."""
+
     verdict: Verdict
     reason: str = ""
     by: str = ""
+    cap: int | None = None
+    approval: ApprovalRule | None = None
+    approval_id: str = ""
     hold: Hold | None = field(default=None, compare=False)
 
     @property
     def allowed(self) -> bool:
-        return self.verdict is Verdict.ALLOW
+        """It may run now (a cap still lets it run)."""
+        return self.verdict is Verdict.ALLOW or self.verdict is Verdict.CAP
+
+    @property
+    def row_cap(self) -> int | None:
+        return self.cap if self.verdict is Verdict.CAP else None
+
+    def stricter(self, other: Decision) -> Decision:
+        """The stricter of two decisions: deny over hold over approval over cap over allow, the
+        smaller of two caps."""
+        mine, theirs = _RANK[self.verdict], _RANK[other.verdict]
+        if mine != theirs:
+            return other if theirs > mine else self
+        if self.verdict is Verdict.CAP and (other.cap or 0) < (self.cap or 0):
+            return other
+        return self
+
+    @staticmethod
+    def deny(reason: str, by: str) -> Decision:
+        return Decision(Verdict.DENY, reason, by)
 
 
 ALLOW = Decision(Verdict.ALLOW)
@@ -91,8 +157,55 @@ class Outcome(enum.Enum):
     ABORTED = "aborted"  # the session ended before the result did
 
 
-@dataclass(frozen=True)
-class Column:
+# ---- exchanges ----------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Exchange:
+    """What every exchange has. ``text`` is what the client asked, as the audit shows it."""
+
+    session: SessionInfo
+    seq: int
+    text: str
+    started: float = field(default_factory=time.time, kw_only=True)
+    started_mono: float = field(default_factory=time.monotonic, kw_only=True)
+    decision: Decision = field(default=ALLOW, kw_only=True)
+    outcome: Outcome = field(default=Outcome.PENDING, kw_only=True)
+    bytes_out: int = field(default=0, kw_only=True)
+    error_code: str = field(default="", kw_only=True)
+    error: str = field(default="", kw_only=True)
+    ended_mono: float = field(default=0.0, kw_only=True)
+    # Masked values by label and the plans used (the masking addons), for the audit record.
+    masked: dict[str, Any] | None = field(default=None, kw_only=True)
+
+    @property
+    def duration_ms(self) -> float:
+        end = self.ended_mono or time.monotonic()
+        return (end - self.started_mono) * 1000.0
+
+    @property
+    def kind(self) -> str:
+        """What the records call this kind of exchange (to report, not to branch on)."""
+        return "exchange"
+
+    @property
+    def digest(self) -> str:
+        """What an approval of this exchange is bound to."""
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+class Via(enum.Enum):
+    """The protocol message that runs a statement."""
+
+    QUERY = "query"  # a simple Query (one or more statements)
+    EXECUTE = "execute"  # an Execute of a prepared statement's portal
+    FUNCTION_CALL = "function_call"  # a FunctionCall message: a function by OID, no SQL
+
+
+@dataclass(frozen=True, slots=True)
+class ResultColumn:
+    """A column of a result as the server described it (a RowDescription field)."""
+
     name: str
     table_oid: int = 0
     column_number: int = 0
@@ -100,52 +213,59 @@ class Column:
     binary: bool = False
 
 
-@dataclass
-class Request:
-    """One statement (or API call) and, once it ends, what came back."""
+Analyser = Callable[[str], Analysis]
 
-    session: SessionInfo
-    seq: int
-    kind: str
-    text: str
-    started: float = field(default_factory=time.time)
-    started_mono: float = field(default_factory=time.monotonic)
-    decision: Decision = ALLOW
-    columns: tuple[Column, ...] = ()
+
+@dataclass(eq=False)
+class Statement(Exchange):
+    """One SQL statement string run by one protocol message, and its result."""
+
+    via: Via = Via.QUERY
+    columns: tuple[ResultColumn, ...] = ()
     rows: int = 0
-    bytes_out: int = 0
-    outcome: Outcome = Outcome.PENDING
-    error_code: str = ""
-    error: str = ""
-    ended_mono: float = 0.0
-    # Set by an addon that wants the rows of this request's COPY TO STDOUT: it knows (from the
-    # statement) that the data is in the default text format or binary, never CSV.
-    copy_rows: bool = False
-    # Set by the masking addon: masked values by label and the plan used, for the audit record.
-    masking: dict[str, Any] | None = None
-    # Set by the policy addon when a rule requires approval (the rule's settings); the approvals
-    # addon turns it into a hold, or lets it run on a grant (``approval_id`` then names it).
-    approval: Any = None
-    approval_id: str = ""
-    # Set by the policy addon: at most this many rows reach the client (see docs/policy.md);
-    # the relay counts those it withholds past the cap.
-    row_cap: int | None = None
-    rows_withheld: int = 0
-    # HTTP requests (kind "http", protocols/http/): the method, the path as the client sent it
-    # (``/<api>/<rest>``, no query), the FHIR resource type (the first segment of ``<rest>``),
-    # and the status code the client got.
+    rows_withheld: int = 0  # past a row cap
+    # The analyser the pipeline was built with; ``analysis`` asks it once, on first use.
+    analyser: Analyser | None = field(default=None, repr=False)
+    _analysis: Analysis | None = field(default=None, repr=False)
+
+    @property
+    def analysis(self) -> Analysis:
+        """The statement's one analysis (parse tree, kinds, tables, effects, lineage, digest).
+        Computed on first use, so that a statement no addon needs to read is never parsed."""
+        found = self._analysis
+        if found is None:
+            analyser = self.analyser or analyse  # uncached, where no pipeline gave one
+            found = self._analysis = analyser(self.text)
+        return found
+
+    @property
+    def kind(self) -> str:
+        return self.via.value
+
+    @property
+    def digest(self) -> str:
+        return self.analysis.digest
+
+    @property
+    def row_cap(self) -> int | None:
+        return self.decision.row_cap
+
+
+@dataclass(eq=False)
+class ApiCall(Exchange):
+    """One HTTP request to an API (``text``: the method and the request target as sent)."""
+
     method: str = ""
-    path: str = ""
-    resource_type: str = ""
-    status: int = 0
-    # Set by an addon that rewrites where an HTTP request goes (masking: pseudonymous patient
-    # ids back to the real ones): the request target ("/api/path?query") to forward instead.
+    path: str = ""  # as the client sent it (``/<api>/<rest>``, no query)
+    resource_type: str = ""  # FHIR: the first segment under the API
+    status: int = 0  # what the client got
+    # Set by the documents addon when the call must go elsewhere than the client said
+    # (pseudonymous patient ids back to the real ones): the request target to forward.
     forward_target: str = ""
 
     @property
-    def duration_ms(self) -> float:
-        end = self.ended_mono or time.monotonic()
-        return (end - self.started_mono) * 1000.0
+    def kind(self) -> str:
+        return "http"
 
 
 @dataclass(frozen=True)

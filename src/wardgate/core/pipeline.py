@@ -1,18 +1,33 @@
 """Addons on typed hooks, and the pipeline that calls them.
 
-Hooks, in the order a session meets them: ``connect`` (every attempt, failed ones too),
-``request`` (may return a ``Decision``), ``result_header``, ``row``, ``result_end`` and
-``disconnect``; ``diagnostic`` for each error or notice the server sends; ``document`` for each
-JSON document an HTTP API answers (parsed; what it returns is what the client gets). ``commit``
-is not about one session: it asks an addon that records (the audit) to
-make durable everything it has recorded so far. The protocol glue calls it before it releases any
-result to a client, once for all the sessions served in one turn of the event loop (group
-commit). An addon overrides only the hooks it needs; the pipeline notes which, so that a
-session with no ``row`` hook never decodes a row.
+Hooks are per exchange type, as mitmproxy's are per protocol.
 
-Failing closed: an exception in ``request`` turns into a denial; an exception anywhere else
-raises ``PipelineFailure`` and the protocol glue ends the session, because a result that could not
-be masked or an access that could not be audited must not reach the client.
+- ``connect(attempt)``: every session start, refused ones too.
+- SQL (``Statement``): ``statement(stmt)`` before it reaches the target (returns a ``Decision``
+  or None); ``result_header(stmt, columns)`` before a result's rows; ``row(stmt, values)`` for each
+  row, decoded (returns the values to send); ``statement_end(stmt)`` when its result is complete
+  or it was refused.
+- APIs (``ApiCall``): ``api_call(call)`` before it reaches the API; ``document(call, body)`` for
+  each JSON document the API answers (returns the document to send); ``api_call_end(call)``.
+- Either: ``approve(exchange, decision)`` resolves a ``Verdict.APPROVE``.
+- ``diagnostic(session, fields)``: each error or notice the server sends (returns the fields to
+  send); ``disconnect(session, reason)``: the session is over.
+- ``commit()``: make what was recorded durable before results are released (group commit);
+  ``unavailable()``: why no new session should start, or "".
+
+Deciding: the decisions returned by ``statement`` (or ``api_call``) are combined, the strictest
+winning (``Decision.stricter``); the first denial ends it. A ``Verdict.APPROVE`` must then be
+resolved by an ``approve`` hook (a grant: ALLOW with its ``approval_id``; a ``Hold``; a denial);
+with none, it is a denial. Only the pipeline writes ``exchange.decision``.
+
+An addon overrides only the hooks it needs; the pipeline notes which, so that a session with no
+``row`` hook never decodes a row, and a statement no addon reads is never parsed (its
+``analysis`` is computed on first use, by the analyser the pipeline was given).
+
+Failing closed: an exception in ``statement``, ``api_call`` or ``approve`` turns into a denial; an
+exception anywhere else raises ``PipelineFailure`` and the protocol glue ends the session, because
+a result that could not be masked or an access that could not be audited must not reach the
+client.
 """
 
 from __future__ import annotations
@@ -22,11 +37,14 @@ from typing import Any
 
 from wardgate.core.model import (
     ALLOW,
-    Column,
+    Analyser,
+    ApiCall,
     ConnectAttempt,
     Decision,
-    Request,
+    Exchange,
+    ResultColumn,
     SessionInfo,
+    Statement,
     Verdict,
 )
 
@@ -45,27 +63,43 @@ class Addon:
     def connect(self, attempt: ConnectAttempt) -> None:
         pass
 
-    def request(self, request: Request) -> Decision | None:
+    # ---- SQL statements ----
+
+    def statement(self, stmt: Statement) -> Decision | None:
         return None
 
-    def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
+    def result_header(self, stmt: Statement, columns: tuple[ResultColumn, ...]) -> None:
         pass
 
-    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+    def row(self, stmt: Statement, values: list[bytes | None]) -> list[bytes | None]:
         return values
 
-    def result_end(self, request: Request) -> None:
+    def statement_end(self, stmt: Statement) -> None:
         pass
+
+    # ---- API calls ----
+
+    def api_call(self, call: ApiCall) -> Decision | None:
+        return None
+
+    def document(self, call: ApiCall, body: Any) -> Any:
+        """A JSON document an HTTP API answered (parsed: dicts, lists, str, numbers, None);
+        return the document to send instead. Called only while the response is held whole."""
+        return body
+
+    def api_call_end(self, call: ApiCall) -> None:
+        pass
+
+    # ---- either ----
+
+    def approve(self, exchange: Exchange, decision: Decision) -> Decision | None:
+        """Resolve a ``Verdict.APPROVE`` decision: run on a grant, hold, or deny."""
+        return None
 
     def diagnostic(self, session: SessionInfo, fields: dict[str, str]) -> dict[str, str]:
         """An error or notice the server sends (its fields by code: M message, D detail, ...),
         which may echo stored values; return the fields to send instead."""
         return fields
-
-    def document(self, request: Request, body: Any) -> Any:
-        """A JSON document an HTTP API answered (parsed: dicts, lists, str, numbers, None);
-        return the document to send instead. Called only while the response is held whole."""
-        return body
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         pass
@@ -79,8 +113,8 @@ class Addon:
 
 
 HOOKS = (
-    "connect", "request", "result_header", "row", "result_end", "diagnostic", "document",
-    "disconnect", "commit",
+    "connect", "statement", "result_header", "row", "statement_end", "api_call", "document",
+    "api_call_end", "approve", "diagnostic", "disconnect", "commit",
 )  # fmt: skip
 
 
@@ -89,8 +123,9 @@ def _overrides(addon: Addon, hook: str) -> bool:
 
 
 class Pipeline:
-    def __init__(self, addons: list[Addon]) -> None:
+    def __init__(self, addons: list[Addon], analyser: Analyser | None = None) -> None:
         self.addons = list(addons)
+        self.analyser = analyser
         self._by_hook = {hook: [a for a in self.addons if _overrides(a, hook)] for hook in HOOKS}
         self.wants_rows = bool(self._by_hook["row"])
         self.wants_columns = self.wants_rows or bool(self._by_hook["result_header"])
@@ -102,33 +137,80 @@ class Pipeline:
     def connect(self, attempt: ConnectAttempt) -> None:
         self._notify("connect", attempt)
 
-    def request(self, request: Request) -> Decision:
-        for addon in self._by_hook["request"]:
+    # ---- deciding ----
+
+    def statement(self, stmt: Statement) -> Decision:
+        stmt.analyser = self.analyser
+        return self._settle(stmt, self._decide("statement", stmt))
+
+    def api_call(self, call: ApiCall) -> Decision:
+        return self._settle(call, self._decide("api_call", call))
+
+    @staticmethod
+    def _settle(exchange: Exchange, decision: Decision) -> Decision:
+        """The exchange's decision is this one; a hold's, the one it resolves to (before the
+        protocol, which registered later, hears of it)."""
+        exchange.decision = decision
+        hold = decision.hold
+        if decision.verdict is Verdict.HOLD and hold is not None:
+            hold.when_resolved(lambda final: setattr(exchange, "decision", final))
+        return decision
+
+    def _decide(self, hook: str, exchange: Exchange) -> Decision:
+        decision = ALLOW
+        for addon in self._by_hook[hook]:
             try:
-                decision = addon.request(request)
+                found = getattr(addon, hook)(exchange)
             except Exception:
-                log.exception("addon %s failed in request; denying", addon.name)
-                return Decision(
-                    Verdict.DENY, "the gateway could not evaluate its policy", addon.name
-                )
-            if decision is not None and not decision.allowed:
-                return decision
-        return ALLOW
+                log.exception("addon %s failed in %s; denying", addon.name, hook)
+                return Decision.deny("the gateway could not evaluate its policy", addon.name)
+            if found is not None:
+                decision = decision.stricter(found)
+                if decision.verdict is Verdict.DENY:
+                    return decision
+        if decision.verdict is not Verdict.APPROVE:
+            return decision
+        for addon in self._by_hook["approve"]:
+            try:
+                resolved = addon.approve(exchange, decision)
+            except Exception:
+                log.exception("addon %s failed in approve; denying", addon.name)
+                return Decision.deny("the gateway could not check for an approval", addon.name)
+            if resolved is not None:
+                return resolved
+        return Decision.deny(
+            f"{decision.reason or 'this needs approval'}, and this gateway keeps no approvals",
+            decision.by,
+        )
 
-    def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
-        self._notify("result_header", request, columns)
+    # ---- results ----
 
-    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+    def result_header(self, stmt: Statement, columns: tuple[ResultColumn, ...]) -> None:
+        self._notify("result_header", stmt, columns)
+
+    def row(self, stmt: Statement, values: list[bytes | None]) -> list[bytes | None]:
         for addon in self._by_hook["row"]:
             try:
-                values = addon.row(request, values)
+                values = addon.row(stmt, values)
             except Exception as exc:
                 log.exception("addon %s failed on a row", addon.name)
                 raise PipelineFailure(f"{addon.name} failed on a result row") from exc
         return values
 
-    def result_end(self, request: Request) -> None:
-        self._notify("result_end", request)
+    def statement_end(self, stmt: Statement) -> None:
+        self._notify("statement_end", stmt)
+
+    def document(self, call: ApiCall, body: Any) -> Any:
+        for addon in self._by_hook["document"]:
+            try:
+                body = addon.document(call, body)
+            except Exception as exc:
+                log.exception("addon %s failed on a document", addon.name)
+                raise PipelineFailure(f"{addon.name} failed on a response document") from exc
+        return body
+
+    def api_call_end(self, call: ApiCall) -> None:
+        self._notify("api_call_end", call)
 
     def diagnostic(self, session: SessionInfo, fields: dict[str, str]) -> dict[str, str]:
         for addon in self._by_hook["diagnostic"]:
@@ -138,15 +220,6 @@ class Pipeline:
                 log.exception("addon %s failed on an error or notice", addon.name)
                 raise PipelineFailure(f"{addon.name} failed on an error or notice") from exc
         return fields
-
-    def document(self, request: Request, body: Any) -> Any:
-        for addon in self._by_hook["document"]:
-            try:
-                body = addon.document(request, body)
-            except Exception as exc:
-                log.exception("addon %s failed on a document", addon.name)
-                raise PipelineFailure(f"{addon.name} failed on a response document") from exc
-        return body
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._notify("disconnect", session, reason)

@@ -1,13 +1,15 @@
-"""The masking addon: PHI masked in every result a session receives, per the identity's view.
+"""The masking addon for SQL: PHI masked in every result a session receives, per the identity's
+view. (API documents are masked by ``masking.api.DocumentMaskingAddon``.)
 
-``request``: the statement is analysed (lineage, cached by text) against the target's catalog.
-What does not parse is refused; so is a statement whose lineage is unknown when
-``masking.unresolved`` is ``deny``, and a COPY in a format whose rows cannot be masked (CSV, other
-delimiters). DECLARE and PREPARE are remembered per session so that FETCH and EXECUTE get their
-lineage. ``result_header``: the plan of the result, cross-checked with the server's
-RowDescription. ``row``: the plan applied. ``diagnostic``: errors and notices, which can echo
-stored values, are content-scanned and the values a constraint violation quotes are masked.
-``result_end``: masked values by label and the plan go into the audit record.
+``statement``: the lineage of the statement's one analysis (computed against the target's
+catalog under the session's search_path) is planned. What does not parse is refused; so is a
+statement whose lineage is unknown when ``masking.unresolved`` is ``deny``, and a COPY in a format
+whose rows cannot be masked (CSV, other delimiters). DECLARE and PREPARE are remembered per
+session so that FETCH and EXECUTE get their lineage. ``result_header``: the plan of the result,
+cross-checked with the server's RowDescription. ``row``: the plan applied. ``diagnostic``: errors
+and notices, which can echo stored values, are content-scanned and the values a constraint
+violation quotes are masked. ``statement_end``: masked values by label and the plan go into the
+exchange's ``masked`` summary for the audit record.
 """
 
 from __future__ import annotations
@@ -16,29 +18,24 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
-from wardgate.core.model import Column, Decision, Request, SessionInfo, Verdict
+from wardgate.core.model import Decision, ResultColumn, SessionInfo, Statement, Via
 from wardgate.core.pipeline import Addon
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
-from wardgate.masking.documents import Documents, UnknownPseudonym
 from wardgate.masking.plan import Planner, ResultPlan
 from wardgate.masking.policy import Labels, Policy, View
 from wardgate.masking.text import TextMasker
+from wardgate.sql.analysis import Analysis
+from wardgate.sql.classify import StatementKind
 from wardgate.sql.crosscheck import crosscheck
-from wardgate.sql.fingerprint import LineageCache
 from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, StatementLineage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_PATH = '"$user", public'
-_SET_PATH = re.compile(
-    r"^\s*set\s+(?:session\s+|local\s+)?search_path\s*(?:to|=)\s*(.+?)\s*;?\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
 # Constraint violations quote stored values: "Key (ssn)=(123-45-6789) already exists.",
-# "Failing row contains (1, MRN-..., Ann, ...)."
+# "Failing row contains (1, MRN-..., Ann, ...)." (server text, not SQL)
 _QUOTED_VALUES = re.compile(r"(Key \([^)]*\)=\()(.*)(\))|(Failing row contains \()(.*)(\))", re.S)
 _DIAGNOSTIC_FIELDS = ("M", "D", "W", "H", "q")
 
@@ -51,11 +48,12 @@ class _Session:
     search_path: str = DEFAULT_SEARCH_PATH
     cursors: dict[str, StatementLineage] = field(default_factory=dict)
     prepared: dict[str, StatementLineage] = field(default_factory=dict)
+    pending: dict[Statement, _Pending] = field(default_factory=dict)
 
 
 @dataclass
 class _Pending:
-    """A request's results in order, and the plan of the result in progress."""
+    """A statement's results in order, and the plan of the result in progress."""
 
     target: str
     results: list[StatementLineage]
@@ -77,7 +75,6 @@ class MaskingAddon(Addon):
         *,
         unresolved: str = "redact",
         mrn_patterns: tuple[str, ...] = (),
-        documents: Documents | None = None,
     ) -> None:
         self.labels = labels
         self.policy = policy
@@ -85,15 +82,11 @@ class MaskingAddon(Addon):
         self.key = key
         self.unresolved = unresolved
         formats = tuple(MrnFormat(p) for p in mrn_patterns) or ScannerConfig().mrn_formats
-        self.scanner = Scanner(ScannerConfig(formats))  # for API documents
         self.scanners = {
             target: Scanner(ScannerConfig(formats, extra=(catalogs.known[target],)))
             for target in labels
         }
-        self.cache = LineageCache()
-        self.documents = documents
         self._sessions: dict[str, _Session] = {}
-        self._pending: dict[int, _Pending] = {}
 
     # ---- per session ----------------------------------------------------------------------------
 
@@ -116,10 +109,8 @@ class MaskingAddon(Addon):
 
     # ---- requests -------------------------------------------------------------------------------
 
-    def request(self, request: Request) -> Decision | None:
-        if request.kind == "http":
-            return self._http_request(request)
-        info = request.session
+    def statement(self, stmt: Statement) -> Decision | None:
+        info = stmt.session
         if info.target not in self.labels:
             return None
         state = self._session(info)
@@ -129,25 +120,31 @@ class MaskingAddon(Addon):
         if catalog is None:
             why = self.catalogs.errors.get(info.target, "not loaded yet")
             return _deny(f"PHI masking is not ready for this target ({why})")
-        if request.kind == "function_call":
+        if stmt.via is Via.FUNCTION_CALL:
             return _deny("function calls cannot be masked")
+        analysis = stmt.analysis
         try:
-            statements = self.cache.analyze(request.text, catalog, search_path=state.search_path)
+            statements = analysis.lineage(catalog, state.search_path)
         except AnalysisError as exc:
             return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
         results: list[StatementLineage] = []
-        for statement in statements:
-            refused = self._note(statement, state, request)
+        for index, statement in enumerate(statements):
+            refused = self._note(statement, index, analysis, state, info)
             if refused is not None:
                 return refused
             resolved = self._resolve(statement, state)
             if resolved.returns_rows:
                 results.append(resolved)
-        self._pending[id(request)] = _Pending(info.target, results)
+        state.pending[stmt] = _Pending(info.target, results)
         return None
 
     def _note(
-        self, statement: StatementLineage, state: _Session, request: Request
+        self,
+        statement: StatementLineage,
+        index: int,
+        analysis: Analysis,
+        state: _Session,
+        info: SessionInfo,
     ) -> Decision | None:
         """Remember what later statements of the session refer to; refuse what cannot be
         masked."""
@@ -157,15 +154,15 @@ class MaskingAddon(Addon):
         elif kind is Kind.PREPARE and statement.name:
             state.prepared[statement.name] = statement
         elif kind is Kind.COPY:
-            if not _maskable_copy(statement.text):
+            copy = analysis.copy_out
+            if copy is None or copy.format not in ("text", "binary") or copy.other_options:
                 return _deny("COPY of PHI can be masked only in the default text or binary format")
-            request.copy_rows = True
         elif kind is Kind.OTHER:
-            found = _SET_PATH.match(statement.text)
-            if found:
-                state.search_path = found.group(1).strip()
-            elif _is_ddl(statement.text):
-                self.catalogs.stale(request.session.target)
+            path = analysis.search_path_set(index)
+            if path is not None:
+                state.search_path = path or DEFAULT_SEARCH_PATH
+            elif analysis.classification.statements[index].kind is StatementKind.DDL:
+                self.catalogs.stale(info.target)
         if self.unresolved == "deny" and any(c.unknown for c in statement.columns):
             return _deny("the statement's result cannot be traced to its source columns")
         return None
@@ -193,11 +190,11 @@ class MaskingAddon(Addon):
 
     # ---- results --------------------------------------------------------------------------------
 
-    def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
-        pending = self._pending.get(id(request))
+    def result_header(self, stmt: Statement, columns: tuple[ResultColumn, ...]) -> None:
+        state = self._sessions.get(stmt.session.id)
+        pending = state.pending.get(stmt) if state is not None else None
         if pending is None:
             return
-        state = self._sessions.get(request.session.id)
         planner = state.planner if state is not None else None
         catalog = self.catalogs.get(pending.target)
         if planner is None or catalog is None:
@@ -221,53 +218,25 @@ class MaskingAddon(Addon):
         pending.plan = plan
         pending.plans.append(plan.describe())
 
-    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
-        pending = self._pending.get(id(request))
+    def row(self, stmt: Statement, values: list[bytes | None]) -> list[bytes | None]:
+        state = self._sessions.get(stmt.session.id)
+        pending = state.pending.get(stmt) if state is not None else None
         if pending is None or pending.plan is None:
-            if request.session.target in self.labels and self._masks(request.session):
+            if state is not None and state.planner is not None:
                 raise RuntimeError("a row arrived without a masking plan")  # fail closed
             return values
         return pending.plan.apply(values)
 
-    def _masks(self, info: SessionInfo) -> bool:
-        state = self._sessions.get(info.id)
-        return state is not None and state.planner is not None
-
-    def result_end(self, request: Request) -> None:
-        pending = self._pending.pop(id(request), None)
+    def statement_end(self, stmt: Statement) -> None:
+        state = self._sessions.get(stmt.session.id)
+        pending = state.pending.pop(stmt, None) if state is not None else None
         if pending is None:
             return
         if pending.plan is not None:
             pending.plan.tally()
         plans = [p for p in pending.plans if p]
         if pending.counts or plans:
-            request.masking = {"masked": dict(sorted(pending.counts.items())), "plan": plans}
-
-    # ---- HTTP APIs -------------------------------------------------------------------------------
-
-    def _http_request(self, request: Request) -> Decision | None:
-        """Pseudonymous patient ids the client sends back go to the API as the real ones."""
-        if self.documents is None:
-            return None
-        target = request.text.partition(" ")[2]
-        try:
-            decoded = self.documents.decode_target(target)
-        except UnknownPseudonym as exc:
-            return _deny(str(exc))
-        if decoded != target:
-            request.forward_target = decoded
-        return None
-
-    def document(self, request: Request, body: Any) -> Any:
-        if self.documents is None or request.kind != "http":
-            return body
-        info = request.session
-        masked, counts = self.documents.mask(info.target, info.identity, body)
-        if counts:
-            previous = (request.masking or {}).get("masked", {})
-            merged = {k: previous.get(k, 0) + counts.get(k, 0) for k in {*previous, *counts}}
-            request.masking = {"masked": dict(sorted(merged.items()))}
-        return masked
+            stmt.masked = {"masked": dict(sorted(pending.counts.items())), "plan": plans}
 
     # ---- errors and notices ---------------------------------------------------------------------
 
@@ -292,31 +261,5 @@ def _masked_quote(match: re.Match[str]) -> str:
     return f"{match.group(4)}[MASKED]{match.group(6)}"
 
 
-def _maskable_copy(text: str) -> bool:
-    """COPY ... TO STDOUT in the default text format or binary: rows the relay can decode."""
-    import pglast
-
-    try:
-        (raw,) = pglast.parse_sql(text)
-    except (pglast.parser.ParseError, ValueError):
-        return False
-    for option in raw.stmt.options or ():
-        name = option.defname
-        value = getattr(option.arg, "sval", None) or getattr(option.arg, "boolval", None)
-        if name == "format" and str(value).lower() in ("text", "binary"):
-            continue
-        if name == "binary" or (name == "format" and value is None):
-            continue
-        return False  # csv, delimiter, null, header, quote, escape, encoding...
-    return True
-
-
 def _deny(reason: str) -> Decision:
-    return Decision(Verdict.DENY, reason, "masking")
-
-
-_DDL = re.compile(r"^\s*(create|alter|drop|comment|grant|revoke)\b", re.I)
-
-
-def _is_ddl(text: str) -> bool:
-    return bool(_DDL.match(text))
+    return Decision.deny(reason, "masking")

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wardgate.core.model import Column
+from wardgate.core.model import ResultColumn
 from wardgate.masking.column import ColumnMasker
 from wardgate.masking.operators import OperatorSpec, Redact, operator_config
 from wardgate.masking.pgtypes import Family, Format, family_of
@@ -100,7 +100,7 @@ class Planner:
     def plan(
         self,
         lineage: Sequence[ColumnLineage],
-        columns: Sequence[Column],
+        columns: Sequence[ResultColumn],
         catalog: Catalog,
         *,
         suspect: frozenset[int] = frozenset(),
@@ -115,11 +115,11 @@ class Planner:
                 plans.append(self._column(line, column, catalog))
         return ResultPlan(plans)
 
-    def _whole(self, column: Column, why: str) -> ColumnPlan:
+    def _whole(self, column: ResultColumn, why: str) -> ColumnPlan:
         operator: OperatorSpec | ContentScan = self.scan if self.unresolved == "scan" else MASKED
         return ColumnPlan(self._masker(column, operator), ("UNRESOLVED",), why)
 
-    def _column(self, line: ColumnLineage, column: Column, catalog: Catalog) -> ColumnPlan:
+    def _column(self, line: ColumnLineage, column: ResultColumn, catalog: Catalog) -> ColumnPlan:
         if line.unknown:
             return self._whole(column, "lineage unknown")
         labels = sorted({lab for s in line.sources if (lab := self.labels.label(s)) is not None})
@@ -137,7 +137,7 @@ class Planner:
 
     def _masker(
         self,
-        column: Column,
+        column: ResultColumn,
         operator: OperatorSpec | ContentScan,
         line: ColumnLineage | None = None,
         catalog: Catalog | None = None,

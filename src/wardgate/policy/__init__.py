@@ -6,14 +6,14 @@ Glossary:
   kinds, the tables it touches, PHI, unfiltered, multi-statement, dangerous; or of the identity:
   an agent acting for someone.
 - action: allow; deny, with a reason the client is shown; cap_rows, at most N rows reach the
-  client and the relay withholds the rest (`Request.row_cap`).
+  client and the relay withholds the rest (`Decision.cap`).
 - protections: what is refused before any rule is read, unless the configuration turns it off:
   statements that do not parse, dangerous functions (but for `admin_roles`), and transaction
   control or DDL smuggled after another statement by an agent.
-- the addon: the pipeline's `request` hook that applies all of this (`addon.py`).
+- the addon: the pipeline's `statement` and `api_call` hooks that apply all of this (`addon.py`).
 """
 
 from wardgate.policy.addon import PolicyAddon
-from wardgate.policy.rules import Facts, Rule, RuleSet, Verdict
+from wardgate.policy.rules import Facts, Rule, RuleSet
 
-__all__ = ["Facts", "PolicyAddon", "Rule", "RuleSet", "Verdict"]
+__all__ = ["Facts", "PolicyAddon", "Rule", "RuleSet"]

@@ -16,25 +16,26 @@ function or a smuggled statement; a statement in which neither can hide (one sta
 dangerous name or COPY or LOAD anywhere in its text, no Unicode-escaped identifier) is allowed
 without being parsed: on the hot path, parsing costs more than relaying.
 
-A cap is set on the request for the relay (``Request.row_cap``); it is refused instead where the
-relay could not keep it exactly: a string of several statements, and COPY.
+Every answer is a typed ``Decision`` (allow, deny with a reason, cap N rows, require approval by
+rule R); the pipeline combines them, the approvals addon resolves an approval, and the relay keeps
+a cap (``Decision.cap``). A cap is refused instead where the relay could not keep it exactly: a
+string of several statements, and COPY. The statement is read from its one ``Analysis``; nothing
+here parses SQL.
 """
 
 from __future__ import annotations
 
 import re
 
-from wardgate.core.model import Decision, Identity, Request, Verdict
+from wardgate.core.model import ApiCall, Decision, Identity, Statement, Verdict, Via
 from wardgate.core.pipeline import Addon
 from wardgate.masking.policy import Labels
 from wardgate.policy.http import http_facts
-from wardgate.policy.rules import Answer, Facts, RuleSet
-from wardgate.policy.rules import Verdict as RuleVerdict
-from wardgate.sql.classify import Classification, StatementClass, classify
+from wardgate.policy.rules import Facts, RuleSet
+from wardgate.sql.classify import Classification, StatementClass
 from wardgate.sql.functions import OPAQUE
 from wardgate.sql.model import AnalysisError
 
-CACHE_SIZE = 4096
 # Words in which a dangerous function or statement could be named; a statement without any of
 # them (and without dblink or a Unicode-escaped identifier) cannot be one.
 _SUSPECT = frozenset(OPAQUE) | {"copy", "load"}
@@ -57,51 +58,27 @@ class PolicyAddon(Addon):
     def __init__(self, rules: RuleSet, labels: dict[str, Labels] | None = None) -> None:
         self.rules = rules
         self.labels = labels or {}
-        self._cache: dict[str, Classification | str] = {}
         self._needs_parse = bool(rules.rules) or rules.settings.default != "allow"
 
-    def classify(self, text: str) -> Classification | str:
-        """The classification of ``text``, or why it does not parse; cached by text."""
-        found = self._cache.get(text)
-        if found is None:
-            try:
-                found = classify(text)
-            except AnalysisError as exc:
-                found = str(exc) or "syntax error"
-            if len(self._cache) >= CACHE_SIZE:
-                self._cache.clear()
-            self._cache[text] = found
-        return found
-
-    def request(self, request: Request) -> Decision | None:
-        identity = request.session.identity
+    def statement(self, stmt: Statement) -> Decision | None:
+        identity = stmt.session.identity
         roles = identity.roles if identity is not None else ()
         agent = _is_agent(identity)
-        target = request.session.target
+        target = stmt.session.target
         settings = self.rules.settings
         admin = self.rules.is_admin(roles)
-        if request.kind == "function_call":
+        if stmt.via is Via.FUNCTION_CALL:
             if settings.deny_dangerous and not admin:
                 return _deny("a function call message names its function by OID only")
             facts = [Facts(frozenset({"admin"}), frozenset(), False, False, False, True)]
-            return self._apply(request, self.rules.decide(roles, target, agent, facts), 1, False)
-        if request.kind == "http":
-            # An API call (protocols/http): the rules by role and target (the API's name), with
-            # the call's facts (policy/http.py); table and PHI conditions are SQL's and match no
-            # call; a row cap has no rows to count here.
-            http = http_facts(
-                request.method, request.text.partition(" ")[2], request.resource_type,
-                self.rules.settings.bulk_count,
-            )  # fmt: skip
-            answer = self.rules.decide(roles, target, agent, [http])
-            if answer.verdict is RuleVerdict.CAP:
-                return None
-            return self._apply(request, answer, 1, False)
-        if not self._needs_parse and _plain(request.text):
+            return self._apply(self.rules.decide(roles, target, agent, facts), 1, False)
+        if not self._needs_parse and _plain(stmt.text):
             return None
-        found = self.classify(request.text)
-        if isinstance(found, str):
-            return _deny(f"the statement cannot be parsed, so it cannot be checked: {found}")
+        try:
+            found = stmt.analysis.classification
+        except AnalysisError as exc:
+            why = str(exc) or "syntax error"
+            return _deny(f"the statement cannot be parsed, so it cannot be checked: {why}")
         if settings.deny_dangerous and found.dangerous and not admin:
             return _deny(f"the statement {found.dangerous[0]}")
         if settings.deny_smuggled_for_agents and agent and found.smuggled:
@@ -110,28 +87,39 @@ class PolicyAddon(Addon):
         labels = self.labels.get(target)
         facts = [_facts(s, found, labels) for s in found.statements]
         answer = self.rules.decide(roles, target, agent, facts)
-        return self._apply(request, answer, len(found.statements), found.copy)
+        return self._apply(answer, len(found.statements), found.copy)
+
+    def api_call(self, call: ApiCall) -> Decision | None:
+        """The rules by role and target (the API's name), with the call's facts
+        (policy/http.py); table and PHI conditions are SQL's and match no call; a row cap has
+        no rows to count here."""
+        identity = call.session.identity
+        roles = identity.roles if identity is not None else ()
+        http = http_facts(
+            call.method, call.text.partition(" ")[2], call.resource_type,
+            self.rules.settings.bulk_count,
+        )  # fmt: skip
+        answer = self.rules.decide(roles, call.session.target, _is_agent(identity), [http])
+        if answer.verdict is Verdict.CAP:
+            return None
+        return self._apply(answer, 1, False)
 
     @staticmethod
-    def _apply(request: Request, answer: Answer, statements: int, copy: bool) -> Decision | None:
-        if answer.verdict is RuleVerdict.DENY:
-            return _deny(answer.reason, answer.rule)
-        if answer.verdict is RuleVerdict.APPROVE:
-            request.approval = (answer.reason, answer.conditions)  # the approvals addon holds it
-            return None
-        if answer.verdict is RuleVerdict.CAP:
+    def _apply(answer: Decision, statements: int, copy: bool) -> Decision | None:
+        if answer.verdict is Verdict.CAP:
             if statements > 1:
                 return _deny(
-                    f"a row cap applies to this statement ({answer.rule}); send the statements"
-                    " one at a time", answer.rule,
+                    f"a row cap applies to this statement ({answer.by}); send the statements"
+                    " one at a time", answer.by,
                 )  # fmt: skip
             if copy:
                 return _deny(
-                    f"COPY cannot be row-capped ({answer.rule}); use SELECT with a filter or"
-                    " a LIMIT", answer.rule,
+                    f"COPY cannot be row-capped ({answer.by}); use SELECT with a filter or"
+                    " a LIMIT", answer.by,
                 )  # fmt: skip
-            request.row_cap = answer.cap
-        return None
+        if answer.verdict is Verdict.ALLOW:
+            return None
+        return answer
 
 
 def _facts(statement: StatementClass, whole: Classification, labels: Labels | None) -> Facts:
@@ -147,8 +135,8 @@ def _facts(statement: StatementClass, whole: Classification, labels: Labels | No
 
 
 def _is_agent(identity: Identity | None) -> bool:
-    return identity is not None and bool(identity.on_behalf_of)
+    return identity is not None and identity.agent
 
 
 def _deny(reason: str, by: str = "policy") -> Decision:
-    return Decision(Verdict.DENY, reason, by)
+    return Decision.deny(reason, by)

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
 
 from wardgate.config import PolicyRule, PolicySettings
+from wardgate.core.model import ApprovalRule, Decision, Verdict
 
 ANY = "*"
-
-
-class Verdict(Enum):
-    ALLOW = "allow"
-    CAP = "cap_rows"
-    APPROVE = "require_approval"
-    DENY = "deny"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,29 +32,12 @@ class Facts:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    verdict: Verdict
-    reason: str = ""
-    cap: int | None = None
-    rule: str = ""  # which rule decided, for logs and the decision's ``by``
-    conditions: PolicyRule | None = None  # require_approval: approvers, count, window
-
-    def stricter(self, other: Answer) -> Answer:
-        rank = {Verdict.ALLOW: 0, Verdict.CAP: 1, Verdict.APPROVE: 2, Verdict.DENY: 3}
-        if rank[other.verdict] != rank[self.verdict]:
-            return other if rank[other.verdict] > rank[self.verdict] else self
-        if self.verdict is Verdict.CAP and (other.cap or 0) < (self.cap or 0):
-            return other
-        return self
-
-
-@dataclass(frozen=True, slots=True)
 class Rule:
     name: str
     roles: frozenset[str]
     targets: frozenset[str]
     conditions: PolicyRule
-    answer: Answer
+    answer: Decision
 
     @classmethod
     def from_config(cls, rule: PolicyRule, index: int) -> Rule:
@@ -72,7 +48,11 @@ class Rule:
             reason = f"the policy does not allow this statement ({name})"
         if action is Verdict.APPROVE and not reason:
             reason = f"this statement needs approval ({name})"
-        answer = Answer(action, reason, rule.cap_rows, name, rule)
+        approval = None
+        if action is Verdict.APPROVE:
+            approvers = tuple(rule.approvers or ())
+            approval = ApprovalRule(name, approvers, rule.min_approvals, rule.window)
+        answer = Decision(action, reason, name, rule.cap_rows, approval)
         return cls(name, frozenset(rule.roles), frozenset(rule.targets), rule, answer)
 
     def applies(self, roles: Iterable[str], target: str, agent: bool) -> bool:
@@ -119,24 +99,24 @@ class RuleSet:
     def __init__(self, settings: PolicySettings) -> None:
         self.settings = settings
         self.rules = tuple(Rule.from_config(r, i) for i, r in enumerate(settings.rules))
-        self.default = Answer(
+        self.default = Decision(
             Verdict(settings.default),
             "" if settings.default == "allow" else "no policy rule allows this statement",
-            rule="default",
+            "default",
         )
         self.admin_roles = frozenset(settings.admin_roles)
 
     def decide(
         self, roles: Iterable[str], target: str, agent: bool, statements: Iterable[Facts]
-    ) -> Answer:
+    ) -> Decision:
         """The strictest answer over the statements (allow for none at all)."""
         roles = tuple(roles)
         mine = [r for r in self.rules if r.applies(roles, target, agent)]
-        answer: Answer | None = None
+        answer: Decision | None = None
         for facts in statements:
             found = next((r.answer for r in mine if r.matches(facts)), self.default)
             answer = found if answer is None else answer.stricter(found)
-        return answer or Answer(Verdict.ALLOW, rule="no statement")
+        return answer or Decision(Verdict.ALLOW, by="no statement")
 
     def is_admin(self, roles: Iterable[str]) -> bool:
         return not self.admin_roles.isdisjoint(roles)

@@ -19,7 +19,16 @@ from typing import Any
 
 from wardgate.audit.events import who
 from wardgate.config import Config
-from wardgate.core.model import Column, ConnectAttempt, Decision, Outcome, Request, SessionInfo
+from wardgate.core.model import (
+    ApiCall,
+    ConnectAttempt,
+    Decision,
+    Exchange,
+    Outcome,
+    ResultColumn,
+    SessionInfo,
+    Statement,
+)
 from wardgate.core.pipeline import Addon
 from wardgate.recording.format import encode, row_record
 from wardgate.recording.keys import FileKeyProvider, KeyProvider
@@ -71,13 +80,20 @@ class RecordingAddon(Addon):
         writer = SessionWriter(path, self.keys, header_of(info), max_bytes=self.max_bytes)
         self._sessions[info.id] = _Session(writer)
 
-    def request(self, request: Request) -> Decision | None:
-        state = self._sessions.get(request.session.id)
-        if state is not None:
-            self._announce(state, request)
+    def statement(self, stmt: Statement) -> Decision | None:
+        self._begin(stmt)
         return None
 
-    def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
+    def api_call(self, call: ApiCall) -> Decision | None:
+        self._begin(call)
+        return None
+
+    def _begin(self, exchange: Exchange) -> None:
+        state = self._sessions.get(exchange.session.id)
+        if state is not None:
+            self._announce(state, exchange)
+
+    def result_header(self, request: Statement, columns: tuple[ResultColumn, ...]) -> None:
         state = self._sessions.get(request.session.id)
         if state is None:
             return
@@ -89,7 +105,7 @@ class RecordingAddon(Addon):
         ]  # fmt: skip
         state.writer.add(encode({"type": "columns", "seq": request.seq, "columns": described}))
 
-    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+    def row(self, request: Statement, values: list[bytes | None]) -> list[bytes | None]:
         state = self._sessions.get(request.session.id)
         if state is not None:
             if request.seq not in state.announced:
@@ -104,7 +120,7 @@ class RecordingAddon(Addon):
             state.writer.add(encode(record))
         return fields
 
-    def document(self, request: Request, body: Any) -> Any:
+    def document(self, request: ApiCall, body: Any) -> Any:
         """An HTTP API's JSON answer, after masking (the recorder comes after the masking addon):
         recorded whole. Answers that stream (not JSON, or JSON no addon looks at) are not."""
         state = self._sessions.get(request.session.id)
@@ -114,10 +130,19 @@ class RecordingAddon(Addon):
             state.writer.add(encode(record))
         return body
 
-    def result_end(self, request: Request) -> None:
+    def statement_end(self, stmt: Statement) -> None:
+        record = self._end(stmt, stmt.rows)
+        if record is not None and stmt.row_cap is not None:
+            record["cap"] = {"limit": stmt.row_cap, "withheld": stmt.rows_withheld}
+        self._write_end(stmt, record)
+
+    def api_call_end(self, call: ApiCall) -> None:
+        self._write_end(call, self._end(call, 0))
+
+    def _end(self, request: Exchange, rows: int) -> dict[str, object] | None:
         state = self._sessions.get(request.session.id)
         if state is None:
-            return
+            return None
         self._announce(state, request)
         state.announced.discard(request.seq)
         record: dict[str, object] = {
@@ -125,7 +150,7 @@ class RecordingAddon(Addon):
             "seq": request.seq,
             "time": time.time(),
             "outcome": request.outcome.value,
-            "rows": request.rows,
+            "rows": rows,
             "duration_ms": round(request.duration_ms, 3),
             "decision": request.decision.verdict.value,
         }
@@ -136,9 +161,12 @@ class RecordingAddon(Addon):
             record["error"] = {"sqlstate": "42501", "message": f"wardgate: {reason}"}
         elif request.error_code:
             record["error"] = {"sqlstate": request.error_code, "message": request.error}
-        if request.row_cap is not None:
-            record["cap"] = {"limit": request.row_cap, "withheld": request.rows_withheld}
-        state.writer.add(encode(record))
+        return record
+
+    def _write_end(self, request: Exchange, record: dict[str, object] | None) -> None:
+        state = self._sessions.get(request.session.id)
+        if state is not None and record is not None:
+            state.writer.add(encode(record))
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         state = self._sessions.pop(session.id, None)
@@ -153,7 +181,7 @@ class RecordingAddon(Addon):
         self._sessions.clear()
 
     @staticmethod
-    def _announce(state: _Session, request: Request) -> None:
+    def _announce(state: _Session, request: Exchange) -> None:
         if request.seq in state.announced:
             return
         state.announced.add(request.seq)

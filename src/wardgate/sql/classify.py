@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from pglast import ast, enums
 
-from wardgate.sql.resolve import parse
-
 if TYPE_CHECKING:
     from wardgate.masking.policy import Labels
 
@@ -145,12 +143,16 @@ class Classification:
 
 def classify(text: str) -> Classification:
     """Raises `AnalysisError` if `text` does not parse."""
-    out = []
-    for raw in parse(text):
-        start = raw.stmt_location or 0
-        piece = text[start : start + raw.stmt_len if raw.stmt_len else len(text)].strip()
-        out.append(_classify(raw.stmt, piece))
-    return Classification(tuple(out))
+    from wardgate.sql.analysis import parse_tree
+
+    return classify_tree(text, parse_tree(text))
+
+
+def classify_tree(text: str, tree: tuple[Any, ...]) -> Classification:
+    """The classification of ``text`` from its parse tree (``analysis.parse_tree``)."""
+    from wardgate.sql.analysis import pieces
+
+    return Classification(tuple(_classify(stmt, piece) for stmt, piece in pieces(text, tree)))
 
 
 def _classify(stmt: Any, text: str) -> StatementClass:

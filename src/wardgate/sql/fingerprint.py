@@ -8,14 +8,11 @@ text (cheaper too: no parse on a hit) with the catalog version, search_path and 
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from pglast import parse_sql
 from pglast.parser import ParseError
 from pglast.parser import fingerprint as _fingerprint
-from pglast.stream import RawStream
 
 from wardgate.sql.catalog import DEFAULT_SEARCH_PATH, Catalog
 from wardgate.sql.lineage import analyze
@@ -34,11 +31,9 @@ def statement_digest(text: str) -> str:
     """SHA-256 of the statement as PostgreSQL's parser reads it, printed back: the same for any
     spelling of the same statement (spacing, case of keywords, comments), different for other
     constants or another select list. What an approval is bound to. Raises `AnalysisError`."""
-    try:
-        printed = RawStream()(parse_sql(text))  # type: ignore[no-untyped-call]
-    except ParseError as exc:
-        raise AnalysisError(f"statement does not parse: {exc}") from exc
-    return hashlib.sha256(str(printed).encode()).hexdigest()
+    from wardgate.sql.analysis import analyse
+
+    return analyse(text).digest
 
 
 @dataclass(frozen=True, slots=True)

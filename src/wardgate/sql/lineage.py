@@ -28,15 +28,32 @@ def analyze(
     options: Options = _NO_OPTIONS,
 ) -> tuple[StatementLineage, ...]:
     """Lineage of each statement in `text`, in order; `AnalysisError` if it does not parse."""
+    from wardgate.sql.analysis import parse_tree
+
+    tree = parse_tree(text)
+    return analyze_tree(
+        text, tree, catalog, search_path=search_path, user=user, options=options
+    )  # fmt: skip
+
+
+def analyze_tree(
+    text: str,
+    tree: tuple[Any, ...],
+    catalog: Catalog,
+    *,
+    search_path: str = DEFAULT_SEARCH_PATH,
+    user: str | None = None,
+    options: Options = _NO_OPTIONS,
+) -> tuple[StatementLineage, ...]:
+    """`analyze` of a string already parsed (``analysis.parse_tree``)."""
+    from wardgate.sql.analysis import pieces
+
     path = catalog.effective_path(search_path, user)
     results = []
-    for raw in parse(text):
-        start = raw.stmt_location or 0
-        end = start + raw.stmt_len if raw.stmt_len else len(text)
-        piece = text[start:end].strip()
+    for stmt, piece in pieces(text, tree):
         analyser = Analyser(catalog, path, options)
         try:
-            results.append(_statement(raw.stmt, piece, analyser))
+            results.append(_statement(stmt, piece, analyser))
         except RecursionError as exc:
             raise AnalysisError("statement nests too deeply to analyse") from exc
     return tuple(results)

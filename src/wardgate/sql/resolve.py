@@ -8,6 +8,7 @@ columns past the known ones. Whatever cannot be resolved becomes unknown, never 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from pglast.parser import ParseError, parse_sql
 
 from wardgate.sql import catalog as cat
 from wardgate.sql.functions import FROM_FUNCTIONS, OPAQUE
-from wardgate.sql.model import AnalysisError, Options, SourceColumn
+from wardgate.sql.model import Options, SourceColumn
 
 # Column types whose values are copies of other columns' values: pg_statistic's histograms and
 # most-common values (anyarray) and extended statistics' MCV lists.
@@ -334,7 +335,7 @@ class Analyser:
             self.catalog, ("pg_catalog", relation.schema), self.options, self.depth + 1
         )
         try:
-            (raw,) = parse_sql(relation.definition)
+            (raw,) = _view_tree(relation.definition)
             shape = inner.query(raw.stmt, None)
         except (ParseError, ValueError):
             shape = Shape([], complete=False)
@@ -653,8 +654,14 @@ def _column_name(node: Any) -> str:
     return "?column?"
 
 
+@functools.lru_cache(maxsize=1024)
+def _view_tree(definition: str) -> tuple[Any, ...]:
+    """A view's definition parsed, once per definition: catalog data, not a statement, and the
+    same for every statement that reads the view."""
+    return tuple(parse_sql(definition))
+
+
 def parse(text: str) -> tuple[Any, ...]:
-    try:
-        return parse_sql(text)
-    except ParseError as exc:
-        raise AnalysisError(f"statement does not parse: {exc}") from exc
+    from wardgate.sql.analysis import parse_tree
+
+    return parse_tree(text)

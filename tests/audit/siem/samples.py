@@ -8,9 +8,10 @@ from wardgate.core.model import (
     Decision,
     Identity,
     Outcome,
-    Request,
+    Statement,
     SessionInfo,
     Verdict,
+    Via,
 )
 
 NOW = 1764400000.25
@@ -36,8 +37,8 @@ def session(identity: Identity | None, client_addr: str = "127.0.0.1:49086") -> 
 AGENT = Identity("triage-bot", ("reader", "agent"), ("dr.bob", "clinic-owner"), "scram-sha-256")
 
 
-def request(text: str, *, kind: str = "query", outcome: Outcome = Outcome.OK) -> Request:
-    r = Request(session(AGENT), 3, kind, text, started=NOW)
+def request(text: str, *, kind: str = "query", outcome: Outcome = Outcome.OK) -> Statement:
+    r = Statement(session(AGENT), 3, text, Via(kind), started=NOW)
     r.rows, r.bytes_out, r.outcome = 12, 4096, outcome
     r.ended_mono = r.started_mono + 0.0042
     return r

@@ -21,7 +21,7 @@ from tests.protocols.http.upstream import API_KEY, BEARER, BIG, Seen, serving
 from wardgate.audit.events import identity_event
 from wardgate.audit.siem import to_ocsf
 from wardgate.config import loads
-from wardgate.core.model import Decision, Hold, Request, Verdict
+from wardgate.core.model import ApiCall, Decision, Hold, Verdict
 from wardgate.core.pipeline import Addon
 from wardgate.identity.credentials import issue
 from wardgate.identity.state import StateStore
@@ -41,7 +41,7 @@ class Probe(Addon):
         self.holds: list[Hold] = []
         self.documents: list[Any] = []
 
-    def request(self, request: Request) -> Decision | None:
+    def api_call(self, request: ApiCall) -> Decision | None:
         if "forbidden" in request.path:
             return Decision(Verdict.DENY, "forbidden things are forbidden", "probe")
         if "held" in request.text:
@@ -50,7 +50,7 @@ class Probe(Addon):
             return Decision(Verdict.HOLD, "needs a human", "probe", hold=hold)
         return None
 
-    def document(self, request: Request, body: Any) -> Any:
+    def document(self, request: ApiCall, body: Any) -> Any:
         self.documents.append(body)
         if isinstance(body, dict) and body.get("resourceType") == "Patient":
             return {**body, "name": [{"family": "MASKED"}]}

@@ -12,7 +12,7 @@ import pytest
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
 from tests.protocols.postgres.raw import wait_for_event
-from wardgate.core.model import Request
+from wardgate.core.model import Statement
 from wardgate.core.pipeline import Addon
 from wardgate.demo.postgres import LocalPostgres
 
@@ -27,7 +27,7 @@ class Durable(Addon):
         self.durable: list[str] = []
         self.broken = False
 
-    def result_end(self, request: Request) -> None:
+    def statement_end(self, request: Statement) -> None:
         self.recorded.append(request.text)
 
     def commit(self) -> None:

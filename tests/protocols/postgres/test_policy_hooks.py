@@ -17,7 +17,7 @@ from psycopg import errors
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
 from tests.protocols.postgres.raw import extended, fields, login, message, query, wait_for_event
-from wardgate.core.model import Decision, Request, Verdict
+from wardgate.core.model import Decision, Statement, Verdict
 from wardgate.core.pipeline import Addon
 from wardgate.demo.postgres import LocalPostgres, pg_bin
 
@@ -27,7 +27,7 @@ REASON = "statements about forbidden things are not allowed"
 class DenyForbidden(Addon):
     name = "deny-forbidden"
 
-    def request(self, request: Request) -> Decision | None:
+    def statement(self, request: Statement) -> Decision | None:
         if re.search(r"\bforbidden\b", request.text, re.IGNORECASE):
             return Decision(Verdict.DENY, REASON, self.name)
         return None
@@ -38,7 +38,7 @@ class Uppercase(Addon):
 
     name = "uppercase"
 
-    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+    def row(self, request: Statement, values: list[bytes | None]) -> list[bytes | None]:
         assert len(request.columns) == len(values)
         return [
             v if v is None or column.binary else v.decode().upper().encode()
@@ -49,7 +49,7 @@ class Uppercase(Addon):
 class BrokenPolicy(Addon):
     name = "broken-policy"
 
-    def request(self, request: Request) -> Decision | None:
+    def statement(self, request: Statement) -> Decision | None:
         if "explode" in request.text:
             raise RuntimeError("policy engine fell over")
         return None
@@ -58,7 +58,7 @@ class BrokenPolicy(Addon):
 class BrokenRecorder(Addon):
     name = "broken-recorder"
 
-    def result_end(self, request: Request) -> None:
+    def statement_end(self, request: Statement) -> None:
         if "boom" in request.text:
             raise RuntimeError("could not record")
 
@@ -320,7 +320,7 @@ def test_failing_result_end_terminates_the_session(broken_gw: RunningGateway) ->
         assert [kind for kind, _ in got] == ["E"]  # no row, no completion: only the FATAL
         assert fields(got[0][1])["C"] == "XX000"
     event = wait_for_event(broken_gw, type="session.end", session__client_addr=raw.addr)
-    assert event["reason"] == "broken-recorder failed in result_end"
+    assert event["reason"] == "broken-recorder failed in statement_end"
 
 
 def test_failing_result_end_in_a_pipeline_ends_the_session_audited(
@@ -335,4 +335,4 @@ def test_failing_result_end_in_a_pipeline_ends_the_session_audited(
     # 'boom 2' is still in flight when the session ends, and its hook fails too; the end of the
     # session must be recorded all the same.
     event = wait_for_event(broken_gw, type="session.end", session__client_addr=raw.addr)
-    assert event["reason"] == "broken-recorder failed in result_end"
+    assert event["reason"] == "broken-recorder failed in statement_end"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from wardgate.core.model import Decision, Outcome, Request, SessionInfo, Verdict
+from wardgate.core.model import Decision, Outcome, SessionInfo, Statement, Verdict
 from wardgate.core.pipeline import Addon, Pipeline
 from wardgate.protocols.postgres import wire
 from wardgate.protocols.postgres.relay import Relay
@@ -89,9 +89,9 @@ class Recorder(Addon):
     name = "recorder"
 
     def __init__(self) -> None:
-        self.ended: list[Request] = []
+        self.ended: list[Statement] = []
 
-    def result_end(self, request: Request) -> None:
+    def statement_end(self, request: Statement) -> None:
         self.ended.append(request)
 
 
@@ -100,14 +100,14 @@ class RowCopier(Recorder):
 
     name = "row-copier"
 
-    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+    def row(self, request: Statement, values: list[bytes | None]) -> list[bytes | None]:
         return list(values)
 
 
 class DenyForbidden(Recorder):
     name = "deny-forbidden"
 
-    def request(self, request: Request) -> Decision | None:
+    def statement(self, request: Statement) -> Decision | None:
         if "forbidden" in request.text:
             return Decision(Verdict.DENY, "no forbidden things", self.name)
         return None
@@ -202,7 +202,7 @@ class ColumnsSeen(Recorder):
         super().__init__()
         self.columns: list[list[str]] = []
 
-    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+    def row(self, request: Statement, values: list[bytes | None]) -> list[bytes | None]:
         self.columns.append([c.name for c in request.columns])
         return values
 
@@ -420,7 +420,7 @@ class FormatsSeen(Recorder):
         super().__init__()
         self.formats: list[list[bool]] = []
 
-    def row(self, request: Request, values: list[bytes | None]) -> list[bytes | None]:
+    def row(self, request: Statement, values: list[bytes | None]) -> list[bytes | None]:
         self.formats.append([c.binary for c in request.columns])
         return values
 

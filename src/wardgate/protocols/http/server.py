@@ -25,7 +25,7 @@ import httpx
 
 from wardgate import tls
 from wardgate.config import ApiTarget, HttpListener
-from wardgate.core.model import ConnectAttempt, Decision, Identity, Outcome, Request, SessionInfo
+from wardgate.core.model import ApiCall, ConnectAttempt, Decision, Identity, Outcome, SessionInfo
 from wardgate.core.model import Verdict as V
 from wardgate.core.pipeline import Pipeline, PipelineFailure
 from wardgate.protocols.http import documents
@@ -158,7 +158,7 @@ class HttpConnection:
         self.info = self._new_info(None, "")
         self.busy = False
         self.seq = 0
-        self._current: Request | None = None
+        self._current: ApiCall | None = None
         self._end_reason = ""
 
     # ---- life cycle -----------------------------------------------------------------------------
@@ -297,9 +297,10 @@ class HttpConnection:
         """Answer one request; False if the connection must close after it."""
         self.seq += 1
         anonymous = self._new_info(None, "")
-        request = Request(anonymous, self.seq, "http", f"{head.method} {head.target}")
-        request.method = head.method
-        request.path = head.target.partition("?")[0]
+        request = ApiCall(
+            anonymous, self.seq, f"{head.method} {head.target}",
+            method=head.method, path=head.target.partition("?")[0],
+        )  # fmt: skip
         self._current = request
         kind = "json"
         try:
@@ -334,7 +335,7 @@ class HttpConnection:
             raise
 
     async def _authorize(
-        self, request: Request, head: RequestHead, api: ApiTarget | None, name: str
+        self, request: ApiCall, head: RequestHead, api: ApiTarget | None, name: str
     ) -> None:
         """The caller's identity, checked at every request; the request joins its session."""
         unavailable = self.server.pipeline.unavailable()
@@ -353,9 +354,8 @@ class HttpConnection:
             return
         request.session = self._session_for(identity, api.name)
 
-    async def _decide(self, request: Request) -> Decision:
-        decision = self.server.pipeline.request(request)
-        request.decision = decision
+    async def _decide(self, request: ApiCall) -> Decision:
+        decision = self.server.pipeline.api_call(request)
         if decision.verdict is V.HOLD and decision.hold is not None:
             loop = asyncio.get_running_loop()
             resolved: asyncio.Future[Decision] = loop.create_future()
@@ -369,10 +369,9 @@ class HttpConnection:
 
             decision.hold.when_resolved(resolved_elsewhere)
             decision = await resolved  # the client waits; the loop does not
-            request.decision = decision
         return decision
 
-    async def _fail(self, request: Request, kind: str, exc: HttpError) -> bool:
+    async def _fail(self, request: ApiCall, kind: str, exc: HttpError) -> bool:
         """Record and send an answer the gateway makes itself."""
         request.status = exc.status
         if request.outcome is Outcome.PENDING:
@@ -394,17 +393,17 @@ class HttpConnection:
         await self._write(self.codec.response(exc.status, headers, body, close=exc.close))
         return not exc.close and self.codec.request_complete
 
-    def _finish(self, request: Request) -> None:
+    def _finish(self, request: ApiCall) -> None:
         request.ended_mono = time.monotonic()
         try:
-            self.server.pipeline.result_end(request)
+            self.server.pipeline.api_call_end(request)
         except PipelineFailure as exc:
             log.error("http session %s: %s", request.session.id, exc)
 
     # ---- the API's answer -----------------------------------------------------------------------
 
     async def _forward(
-        self, request: Request, head: RequestHead, api: ApiTarget, found: Route, body: bytes
+        self, request: ApiCall, head: RequestHead, api: ApiTarget, found: Route, body: bytes
     ) -> bool:
         upstream = self.server.upstreams[api.name]
         headers = request_headers(head.headers, upstream.injected)
@@ -428,7 +427,7 @@ class HttpConnection:
 
     async def _relay(
         self,
-        request: Request,
+        request: ApiCall,
         head: RequestHead,
         api: ApiTarget,
         upstream: Upstream,
@@ -470,7 +469,7 @@ class HttpConnection:
 
     async def _document(
         self,
-        request: Request,
+        request: ApiCall,
         api: ApiTarget,
         upstream: Upstream,
         response: httpx.Response,
@@ -518,7 +517,7 @@ class HttpConnection:
 
     async def _stream(
         self,
-        request: Request,
+        request: ApiCall,
         response: httpx.Response,
         headers: list[tuple[str, str]],
         scan: documents.SecretScan,
@@ -573,7 +572,7 @@ class HttpConnection:
 
     async def _refuse_malformed(self, exc: CodecError) -> None:
         """A request that could not be read: answered, recorded with what is known, closed."""
-        request = Request(self.info, self.seq + 1, "http", "(unreadable request)")
+        request = ApiCall(self.info, self.seq + 1, "(unreadable request)")
         request.status = exc.status
         request.outcome = Outcome.ERROR
         request.error_code = str(exc.status)

@@ -11,7 +11,7 @@ case each row is decoded, handed to the pipeline and re-encoded.
 With a ``diagnostic`` hook, every ErrorResponse and NoticeResponse is decoded too, because
 their message, detail and context may echo stored values (a unique violation's detail echoes the
 key). A COPY TO STDOUT's data is decoded into rows only when an addon asked for them
-(``Request.copy_rows``, see ``copy``).
+(the statement's analysis says a COPY in the text or binary format, see ``copy``).
 
 Requests are a Query or an Execute (and the rare FunctionCall). The server answers the client's
 messages strictly in order, so every message that will be answered is queued as an ``_Expect`` when
@@ -29,7 +29,7 @@ made one of that name the Parse fails all the same). The server's error arrives 
 client expects the answer to its request, aborts the batch or transaction the way a real error
 would, and is replaced by the denial on its way back.
 
-A row cap (``Request.row_cap``, set by the policy addon) lets that many rows through and
+A row cap (``Decision.cap``, set by the policy addon) lets that many rows through and
 swallows the rest, counting them (``rows_withheld``); the result's CommandComplete (or
 PortalSuspended) becomes an ErrorResponse 54000 and ReadyForQuery passes with the status the
 server sends. In a simple Query, anything else the server sends before its ReadyForQuery is
@@ -50,7 +50,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wardgate.core.model import Column, Decision, Outcome, Request, SessionInfo, Verdict
+from wardgate.core.model import (
+    Decision,
+    Outcome,
+    ResultColumn,
+    SessionInfo,
+    Statement,
+    Verdict,
+    Via,
+)
 from wardgate.core.pipeline import Pipeline, PipelineFailure
 from wardgate.protocols.postgres import wire
 from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
@@ -82,7 +90,7 @@ class _Expect:
     name: str = ""  # statement or portal
     statement: str = ""  # Bind: the statement bound
     formats: tuple[int, ...] = ()  # Bind: result format codes
-    request: Request | None = None
+    request: Statement | None = None
     denied: bool = False
     described: bool = False  # the request's columns are known and announced
 
@@ -92,9 +100,9 @@ class _Result:
     """The rows of the result in progress (a Query may return several results)."""
 
     rows: int = 0
-    columns: tuple[Column, ...] = field(default=())
+    columns: tuple[ResultColumn, ...] = field(default=())
 
-    def start(self, columns: tuple[Column, ...]) -> None:
+    def start(self, columns: tuple[ResultColumn, ...]) -> None:
         self.rows = 0
         self.columns = columns
 
@@ -177,8 +185,8 @@ class Relay:
         self._statements: dict[str, str] = {}
         self._portals: dict[str, str] = {}
         # Server order: the columns each statement and portal returns, as the server described them.
-        self._statement_columns: dict[str, tuple[Column, ...]] = {}
-        self._portal_columns: dict[str, tuple[Column, ...]] = {}
+        self._statement_columns: dict[str, tuple[ResultColumn, ...]] = {}
+        self._portal_columns: dict[str, tuple[ResultColumn, ...]] = {}
         self._client = _Stream()
         self._server = _Stream()
         # The COPY TO STDOUT in progress whose rows an addon looks at, if any.
@@ -194,7 +202,7 @@ class Relay:
         self._swallow = False
         # A statement held for approval: (request, what, name, poison); the message itself is
         # ``_held_message`` and what the client sends after it waits in ``_held``.
-        self._approval: tuple[Request, int, str, bytes] | None = None
+        self._approval: tuple[Statement, int, str, bytes] | None = None
         self._held_message = b""
 
     # ---- client to server ----------------------------------------------------------------------
@@ -249,7 +257,7 @@ class Relay:
             return self._skipped(kind, body)
         expect = self._expected.append
         if kind == wire.F_QUERY:
-            return self._decide(QUERY, "", "query", wire.parse_query(body), _POISON_QUERY)
+            return self._decide(QUERY, "", Via.QUERY, wire.parse_query(body), _POISON_QUERY)
         if kind == wire.F_PARSE:
             name, text = wire.parse_parse(body)
             self._statements[name] = text
@@ -267,7 +275,7 @@ class Relay:
         elif kind == wire.F_EXECUTE:
             portal, _ = wire.parse_execute(body)
             text = self._portals.get(portal, "")
-            poison = self._decide(EXECUTE, portal, "execute", text, _POISON_PARSE)
+            poison = self._decide(EXECUTE, portal, Via.EXECUTE, text, _POISON_PARSE)
             capped = self._expected[-1].request
             if poison is None and capped is not None and capped.row_cap is not None:
                 self._held = bytearray()  # what the client sends next waits for the result
@@ -284,25 +292,23 @@ class Relay:
         elif kind == wire.F_FUNCTION_CALL:
             oid = struct.unpack_from("!i", body)[0] if len(body) >= 4 else 0
             text = f"<function call oid {oid}>"
-            return self._decide(CALL, "", "function_call", text, _POISON_QUERY)
+            return self._decide(CALL, "", Via.FUNCTION_CALL, text, _POISON_QUERY)
         elif kind == wire.F_TERMINATE:
             self.terminated = True
         return None
 
-    def _decide(self, what: int, name: str, kind: str, text: str, poison: bytes) -> bytes | None:
+    def _decide(self, what: int, name: str, via: Via, text: str, poison: bytes) -> bytes | None:
         self._seq += 1
-        request = Request(self.session, self._seq, kind, text)
-        request.decision = self.pipeline.request(request)
-        hold = request.decision.hold
-        if request.decision.verdict is Verdict.HOLD and hold is not None:
+        request = Statement(self.session, self._seq, text, via)
+        decision = self.pipeline.statement(request)
+        hold = decision.hold
+        if decision.verdict is Verdict.HOLD and hold is not None:
             self._approval = (request, what, name, poison)
             self.send_client(wire.notice_response(hold.notice))
             hold.when_resolved(self._resolved)
             return None
-        denied = not request.decision.allowed
-        if denied:
-            request.row_cap = None
-        elif request.row_cap is not None:
+        denied = not decision.allowed
+        if not denied and request.row_cap is not None:
             self._caps += 1
         self._expected.append(_Expect(what, name, request=request, denied=denied))
         return poison if denied else None
@@ -315,7 +321,6 @@ class Relay:
         request, what, name, poison = self._approval
         message, self._held_message = self._held_message, b""
         self._approval = None
-        request.decision = decision
         denied = not decision.allowed
         self._expected.append(_Expect(what, name, request=request, denied=denied))
         self.send_server(poison if denied else message)
@@ -338,7 +343,7 @@ class Relay:
             portal, _ = wire.parse_execute(body)
             self._seq += 1
             text = dropped.get("P" + portal, self._portals.get(portal, ""))
-            request = Request(self.session, self._seq, "execute", text)
+            request = Statement(self.session, self._seq, text, Via.EXECUTE)
             self._finish(_Expect(EXECUTE, portal, request=request), Outcome.SKIPPED)
         return b""
 
@@ -473,7 +478,7 @@ class Relay:
             copying = head.request
             if copying is not None and copying.row_cap is not None:
                 raise PipelineFailure("a row-capped statement started a COPY")
-            if copying is not None and copying.copy_rows and self.pipeline.wants_rows:
+            if copying is not None and self.pipeline.wants_rows and _rows_readable(copying):
                 self._start_copy(copying, head, body)
         elif kind == wire.B_ERROR:
             self._copy = None
@@ -491,7 +496,7 @@ class Relay:
                 self._finish(entry, Outcome.SKIPPED)
         return None
 
-    def _cap_reached(self, head: _Expect, request: Request) -> bytes:
+    def _cap_reached(self, head: _Expect, request: Statement) -> bytes:
         """The end of a capped result that had more rows: an error in its place."""
         text = (
             f"wardgate: row cap of {request.row_cap} reached;"
@@ -517,9 +522,9 @@ class Relay:
             self.send_server(wire.message(wire.F_COPY_FAIL, wire.cstr("wardgate: row cap reached")))
         return b""
 
-    def _start_copy(self, request: Request, head: _Expect, body: bytes) -> None:
+    def _start_copy(self, request: Statement, head: _Expect, body: bytes) -> None:
         binary, formats = parse_copy_out(body)
-        columns = tuple(Column("", 0, i + 1, 0, f) for i, f in enumerate(formats))
+        columns = tuple(ResultColumn("", 0, i + 1, 0, f) for i, f in enumerate(formats))
         head.described = True
         request.columns = columns
         self.pipeline.result_header(request, columns)
@@ -602,7 +607,7 @@ class Relay:
         request.ended_mono = time.monotonic()
         if request.row_cap is not None:
             self._caps -= 1
-        self.pipeline.result_end(request)
+        self.pipeline.statement_end(request)
 
     def close(self) -> None:
         """The session is over: whatever is still in flight ends as aborted."""
@@ -614,14 +619,25 @@ class Relay:
             self._finish(_Expect(what, name, request=request), Outcome.ABORTED)
 
 
-def _columns(body: bytes) -> tuple[Column, ...]:
+def _rows_readable(stmt: Statement) -> bool:
+    """A COPY TO STDOUT whose data the codec can read as rows: the text or binary format with no
+    other options (the analysis says which; a statement that does not parse is never read)."""
+    if not stmt.analysis.parsed:
+        return False
+    copy = stmt.analysis.copy_out
+    return copy is not None and copy.format in ("text", "binary") and not copy.other_options
+
+
+def _columns(body: bytes) -> tuple[ResultColumn, ...]:
     return tuple(
-        Column(name, table, col, typ, fmt == 1)
+        ResultColumn(name, table, col, typ, fmt == 1)
         for name, table, col, typ, fmt in wire.parse_row_description(body)
     )
 
 
-def _with_formats(columns: tuple[Column, ...], formats: tuple[int, ...]) -> tuple[Column, ...]:
+def _with_formats(
+    columns: tuple[ResultColumn, ...], formats: tuple[int, ...]
+) -> tuple[ResultColumn, ...]:
     """A statement's columns as a Bind's result format codes deliver them."""
     if not formats:
         binary = [False] * len(columns)
@@ -630,6 +646,6 @@ def _with_formats(columns: tuple[Column, ...], formats: tuple[int, ...]) -> tupl
     else:
         binary = [f == 1 for f in formats]
     return tuple(
-        Column(c.name, c.table_oid, c.column_number, c.type_oid, b)
+        ResultColumn(c.name, c.table_oid, c.column_number, c.type_oid, b)
         for c, b in zip(columns, binary, strict=False)
     )

@@ -1,0 +1,201 @@
+"""One analysis per statement string: parsed once, read by every addon.
+
+``Analyses`` is the analyser the pipeline is given: a statement string in, its ``Analysis`` out,
+from a least-recently-used cache keyed by the exact text (a fingerprint would group statements
+that differ in constants or the order of their select list, which lineage depends on; and it
+costs a parse to compute). On a miss the text is parsed once, with PostgreSQL's own grammar
+(``parse_tree``, the only place anything in wardgate parses SQL); everything else is derived
+from that tree on first use and kept: the classification (kinds, tables, functions, what is
+dangerous), the COPY options, the digest an approval is bound to, and the lineage of each
+result column, which also depends on the target's catalog and the session's search_path and is
+kept per (catalog version, search_path, user).
+
+An analysis never changes once made; the lazily derived parts are computed from the immutable
+tree, so computing them twice would give the same answer. A string that does not parse gets an
+analysis too, with ``error`` saying why: every reader refuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from pglast import ast
+from pglast.parser import ParseError, parse_sql
+from pglast.stream import RawStream
+
+from wardgate.sql.catalog import DEFAULT_SEARCH_PATH, Catalog
+from wardgate.sql.classify import Classification, classify_tree
+from wardgate.sql.model import AnalysisError, Options, StatementLineage
+
+_NO_OPTIONS = Options()
+
+
+class ParseCounter:
+    """How many times SQL text was parsed (tests prove that a statement is parsed once)."""
+
+    count = 0
+
+
+def parse_tree(text: str) -> tuple[Any, ...]:
+    """The statements of ``text`` as pglast ``RawStmt`` nodes. Raises `AnalysisError`."""
+    ParseCounter.count += 1
+    try:
+        return tuple(parse_sql(text))
+    except ParseError as exc:
+        raise AnalysisError(f"statement does not parse: {exc}") from exc
+
+
+def pieces(text: str, tree: tuple[Any, ...]) -> list[tuple[Any, str]]:
+    """Each statement's node with its own slice of ``text``."""
+    out = []
+    for raw in tree:
+        start = raw.stmt_location or 0
+        end = start + raw.stmt_len if raw.stmt_len else len(text)
+        out.append((raw.stmt, text[start:end].strip()))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOut:
+    """A COPY ... TO STDOUT: its format, and whether it sets options beyond the format
+    (delimiter, null, header, quote, escape, encoding...)."""
+
+    format: str  # "text", "csv" or "binary"
+    other_options: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    text: str
+    tree: tuple[Any, ...] = ()
+    error: str = ""  # why the text does not parse; "" if it does
+    options: Options = field(default=_NO_OPTIONS, repr=False)
+    _lineage: dict[tuple[str, str, str | None], tuple[StatementLineage, ...] | AnalysisError] = (
+        field(default_factory=dict, repr=False)
+    )
+
+    @property
+    def parsed(self) -> bool:
+        return not self.error
+
+    def _check(self) -> None:
+        if self.error:
+            raise AnalysisError(self.error)
+
+    @cached_property
+    def classification(self) -> Classification:
+        """Kinds, tables, functions, what is dangerous. Raises `AnalysisError`."""
+        self._check()
+        return classify_tree(self.text, self.tree)
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the statement as PostgreSQL's parser reads it, printed back: the same for
+        any spelling (spacing, keyword case, comments), different for other constants or another
+        select list. What an approval is bound to. Raises `AnalysisError`."""
+        self._check()
+        printed = RawStream()(self.tree)  # type: ignore[no-untyped-call]
+        return hashlib.sha256(str(printed).encode()).hexdigest()
+
+    @cached_property
+    def copy_out(self) -> CopyOut | None:
+        """The options of a single COPY ... TO STDOUT, or None for anything else."""
+        if self.error or len(self.tree) != 1:
+            return None
+        stmt = self.tree[0].stmt
+        if not isinstance(stmt, ast.CopyStmt) or stmt.is_from or stmt.filename is not None:
+            return None
+        if stmt.is_program:
+            return None
+        fmt, other = "text", False
+        for option in stmt.options or ():
+            name = option.defname
+            value = getattr(option.arg, "sval", None)
+            if name == "format" and value is not None:
+                fmt = str(value).lower()
+            elif name == "binary":  # the pre-9.0 spelling
+                fmt = "binary"
+            else:
+                other = True
+        return CopyOut(fmt, other)
+
+    def search_path_set(self, index: int) -> str | None:
+        """The search_path statement ``index`` sets (SET, SET LOCAL, SET SESSION), as a
+        setting's text; "" for RESET or SET ... TO DEFAULT; None if it sets none."""
+        if self.error or index >= len(self.tree):
+            return None
+        stmt = self.tree[index].stmt
+        if not isinstance(stmt, ast.VariableSetStmt) or stmt.name != "search_path":
+            return None
+        values = []
+        for arg in stmt.args or ():
+            value = getattr(getattr(arg, "val", None), "sval", None)
+            if value is None:
+                return ""  # not a list of names: the default, as the server would refuse it
+            values.append('"' + str(value).replace('"', '""') + '"')
+        return ", ".join(values)
+
+    def lineage(
+        self, catalog: Catalog, search_path: str = DEFAULT_SEARCH_PATH, user: str | None = None
+    ) -> tuple[StatementLineage, ...]:
+        """Lineage of each statement under this catalog and search_path (kept per both).
+        Raises `AnalysisError`."""
+        self._check()
+        key = (catalog.version, search_path, user)
+        found = self._lineage.get(key)
+        if found is None:
+            from wardgate.sql.lineage import analyze_tree
+
+            try:
+                found = analyze_tree(
+                    self.text, self.tree, catalog, search_path=search_path, user=user,
+                    options=self.options,
+                )  # fmt: skip
+            except AnalysisError as exc:
+                found = exc
+            if len(self._lineage) >= 8:  # catalogs and search paths seen lately
+                self._lineage.clear()
+            self._lineage[key] = found
+        if isinstance(found, AnalysisError):
+            raise AnalysisError(*found.args)
+        return found
+
+
+def analyse(text: str, options: Options = _NO_OPTIONS) -> Analysis:
+    """A fresh analysis of ``text`` (one parse), uncached."""
+    try:
+        tree = parse_tree(text)
+    except AnalysisError as exc:
+        return Analysis(text, error=str(exc) or "syntax error", options=options)
+    except RecursionError:
+        return Analysis(text, error="statement nests too deeply to analyse", options=options)
+    return Analysis(text, tree, options=options)
+
+
+class Analyses:
+    """The analyser of a pipeline: ``analyses(text)``, cached by text. Not thread-safe: one per
+    event loop."""
+
+    def __init__(self, maxsize: int = 4096, options: Options | None = None) -> None:
+        self.maxsize = maxsize
+        self.options = options or _NO_OPTIONS
+        self._entries: OrderedDict[str, Analysis] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(self, text: str) -> Analysis:
+        found = self._entries.get(text)
+        if found is not None:
+            self.hits += 1
+            self._entries.move_to_end(text)
+            return found
+        self.misses += 1
+        found = analyse(text, self.options)
+        self._entries[text] = found
+        if len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+        return found

@@ -27,7 +27,7 @@ from pathlib import Path
 from wardgate.audit.chained import ChainedAudit
 from wardgate.audit.events import Event, statement_event
 from wardgate.audit.location import Location
-from wardgate.core.model import Identity, Outcome, Statement, SessionInfo
+from wardgate.core.model import Identity, Outcome, SessionInfo, Statement
 
 _SESSIONS = [
     SessionInfo(
@@ -99,7 +99,9 @@ def main() -> None:
     requests = [_request(i) for i in range(args.events)]
     events = [statement_event(r, 0.0) for r in requests]
     record_us, hook_us = _hook_cost(requests)
-    print(f"record(): {record_us:.2f} us/event; statement_end hook (build + record): {hook_us:.2f} us")
+    print(
+        f"record(): {record_us:.2f} us/event; statement_end hook (build + record): {hook_us:.2f} us"
+    )
     columns = 3 if args.postgres else 2
     pg_title = f" {'PostgreSQL record':>20}" if args.postgres else ""
     print(f"{'':>15} {'record(event)':>20} {'statement_end(request)':>20}{pg_title}")

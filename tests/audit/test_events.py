@@ -9,8 +9,8 @@ from wardgate.core.model import (
     Decision,
     Identity,
     Outcome,
-    Statement,
     SessionInfo,
+    Statement,
     Verdict,
     Via,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wardgate.masking.policy import Labels
+from wardgate.policy.phi import touched_phi
 from wardgate.sql import StatementKind, classify
 
 FILTERS = [
@@ -90,5 +91,5 @@ LABELS = Labels.from_config(
     ],
 )  # fmt: skip
 def test_phi(text: str, tables: set[tuple[str, str]], columns: set[str]) -> None:
-    found_tables, found_columns = classify(text).phi(LABELS)
+    found_tables, found_columns = touched_phi(classify(text).statements, LABELS)
     assert (set(found_tables), set(found_columns)) == (tables, columns)

@@ -31,6 +31,7 @@ from wardgate.core.model import ApiCall, Decision, Identity, Statement, Verdict,
 from wardgate.core.pipeline import Addon
 from wardgate.masking.policy import Labels
 from wardgate.policy.http import http_facts
+from wardgate.policy.phi import touched_phi
 from wardgate.policy.rules import Facts, RuleSet
 from wardgate.sql.classify import Classification, StatementClass
 from wardgate.sql.functions import OPAQUE
@@ -126,7 +127,7 @@ def _facts(statement: StatementClass, whole: Classification, labels: Labels | No
     kinds = {statement.kind.value} | ({"copy"} if statement.copy else set())
     phi = False
     if labels is not None:
-        tables, _ = Classification((statement,)).phi(labels)
+        tables, _ = touched_phi((statement,), labels)
         phi = bool(tables)
     return Facts(
         frozenset(kinds), statement.tables, phi, statement.unfiltered, whole.multi_statement,

@@ -18,12 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pglast import ast, enums
-
-if TYPE_CHECKING:
-    from wardgate.masking.policy import Labels
 
 
 class StatementKind(StrEnum):
@@ -114,31 +111,6 @@ class Classification:
         `SELECT 1; COMMIT; CREATE TABLE ...` escapes a read-only transaction its sender opened."""
         risky = (StatementKind.TRANSACTION, StatementKind.DDL, StatementKind.DCL)
         return tuple(s for s in self.statements[1:] if s.kind in risky)
-
-    def phi(self, labels: Labels) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
-        """The labelled tables this touches, and the labelled columns (``table.column``) it
-        names or reaches through a star or a whole-row reference. By name: a table without a
-        schema matches a labelled table of that name in any schema (search_path is not
-        followed, so this errs towards PHI)."""
-        by_name: dict[str, list[tuple[str, str]]] = {}
-        for schema, table in labels.tables:
-            by_name.setdefault(table, []).append((schema, table))
-        tables: set[tuple[str, str]] = set()
-        columns: set[str] = set()
-        for statement in self.statements:
-            touched = [
-                t
-                for schema, name in statement.tables
-                for t in by_name.get(name, ())
-                if schema is None or schema == t[0]
-            ]
-            tables.update(touched)
-            for source in labels.columns:
-                if (source.schema, source.table) in touched and (
-                    source.column in statement.columns or "*" in statement.columns
-                ):
-                    columns.add(f"{source.table}.{source.column}")
-        return frozenset(tables), frozenset(columns)
 
 
 def classify(text: str) -> Classification:

@@ -39,6 +39,7 @@ from wardgate.identity.oidc_auth import OidcAuthenticator
 from wardgate.identity.revalidate import IdpRevalidator
 from wardgate.identity.revocation import LiveSession, RevocationWatcher, sign_in_check
 from wardgate.identity.state import StateStore
+from wardgate.keyfile import read_or_create
 from wardgate.masking.addon import MaskingAddon
 from wardgate.masking.api import DocumentMaskingAddon
 from wardgate.masking.catalogs import Catalogs
@@ -410,21 +411,7 @@ def _masking(config: Config) -> tuple[MaskingAddon | None, DocumentMaskingAddon 
 
 def masking_key(path: Path) -> bytes:
     """The pseudonym key: 32 random bytes, created 0600 on first start."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = os.urandom(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-        f.flush()
-        os.fsync(f.fileno())
-    return key
+    return read_or_create(path, lambda: os.urandom(32))
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from wardgate.keyfile import read_or_create
+
 KEY_BYTES = 32  # AES-256
 
 
@@ -61,16 +63,10 @@ def _read(path: Path) -> bytes:
 
 
 def _read_or_create(path: Path) -> bytes:
-    if path.exists():
-        return _read(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = os.urandom(KEY_BYTES)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return _read(path)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-        f.flush()
-        os.fsync(f.fileno())
+        key = read_or_create(path, lambda: os.urandom(KEY_BYTES))
+    except OSError as exc:
+        raise KeyUnavailable(f"{path}: cannot make or read the recording key: {exc}") from exc
+    if len(key) != KEY_BYTES:
+        raise KeyUnavailable(f"{path}: a recording key is {KEY_BYTES} bytes, not {len(key)}")
     return key

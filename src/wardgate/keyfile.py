@@ -2,7 +2,8 @@
 
 One way to make one: written with mode 0600 (its folder 0700) and fsynced under a temporary
 name, then linked into place, so nobody reads it half-written; when two processes race, the loser
-reads the winner's file, so both use the same key. An existing file is refused when others may read it.
+reads the winner's file, so both use the same key. An existing file is refused when others may
+read it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,106 @@
+"""The audit as a part of the running gateway: the ``audit`` and ``siem`` sections.
+
+It builds the recorders the pipeline ends with (the JSON-lines file, the signed store, the SIEM
+feed), hands them the events no session hook makes (``record``: identity changes,
+terminations), signs heads on time and commits what refused sessions recorded (once a second,
+off the event loop), and reports the store's and the SIEM's health.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from wardgate.audit.chained import ChainedAudit
+from wardgate.audit.events import Event
+from wardgate.audit.jsonl import AuditLog
+from wardgate.audit.siem.feed import SiemFeed
+from wardgate.audit.siem.forwarder import Forwarder
+from wardgate.audit.siem.spool import SpoolFull
+from wardgate.audit.store import AuditUnavailable
+from wardgate.config import Config
+from wardgate.core.pipeline import Addon
+from wardgate.lifespan import Component
+
+log = logging.getLogger(__name__)
+
+
+class AuditComponent(Component):
+    name = "audit"
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        audit = config.audit
+        self.log = AuditLog(audit.path) if audit.path is not None else None
+        self.chained: ChainedAudit | None = None
+        if audit.store is not None:
+            key = audit.key_path()
+            assert key is not None  # a store always has a key path
+            self.chained = ChainedAudit.open(
+                audit.store,
+                key,
+                head_file=audit.head_file,
+                webhook=audit.webhook,
+                every_entries=audit.checkpoint_entries,
+                every_seconds=audit.checkpoint_seconds,
+            )
+        self.forwarder = Forwarder.from_config(config.siem) if config.siem.sinks else None
+
+    def recorders(self) -> list[Addon]:
+        found: list[Addon] = [r for r in (self.log, self.chained) if r is not None]
+        if self.forwarder is not None:
+            found.append(SiemFeed(self.forwarder))
+        return found
+
+    def record(self, events: list[Event]) -> None:
+        """Events that belong to no session hook, to every recorder, made durable. Blocking:
+        call it off the event loop."""
+        for event in events:
+            if self.log is not None:
+                self.log.write(event)
+            if self.chained is not None:
+                self.chained.record(event)
+            if self.forwarder is not None:
+                try:
+                    self.forwarder.submit(event)
+                except SpoolFull as exc:
+                    log.error("%s", exc)
+        if self.chained is not None:
+            self.chained.commit()
+
+    async def start(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.start()
+        if self.chained is not None:
+            self.every(1.0, self._tick, blocking=True)
+
+    def _tick(self) -> None:
+        """Sign a head if one is due by time (so a quiet log is signed too); commit the events
+        of refused sessions, which wait for no result (and so find a failed store writable)."""
+        chained = self.chained
+        assert chained is not None
+        try:
+            if chained.pending() or not chained.healthy:
+                chained.commit()
+            chained.tick()
+        except AuditUnavailable as exc:
+            log.error("audit: %s", exc)
+
+    def health(self) -> dict[str, object]:
+        if self.chained is not None:
+            return self.chained.health()
+        return {"healthy": True, "reason": "", "pending": 0}
+
+    def siem_status(self) -> dict[str, object] | None:
+        return self.forwarder.status() if self.forwarder is not None else None
+
+    async def close(self) -> None:
+        await super().close()
+        if self.log is not None:
+            self.log.close()
+        if self.chained is not None:
+            try:
+                self.chained.close()
+            except AuditUnavailable as exc:
+                log.error("audit: could not close the store cleanly: %s", exc)
+        if self.forwarder is not None:
+            self.forwarder.stop()

@@ -16,7 +16,7 @@ from wardgate.demo.fhir_data import bundles
 from wardgate.masking.entities import Entity
 from wardgate.masking.fhir import FhirMasker
 from wardgate.masking.fhir_ids import Pseudonyms
-from wardgate.masking.jsonpath import JsonMasker, PathError, parse_path
+from wardgate.masking.jsonpath import JsonMasker, PathError, find, parse_path
 from wardgate.masking.policy import Policy, View
 from wardgate.masking.text import TextMasker
 
@@ -434,10 +434,10 @@ def test_json_path_rules() -> None:
 
 
 def test_json_path_syntax() -> None:
-    assert parse_path("$.a[*].b") == (("member", "a"), ("all", None), ("member", "b"))
-    assert parse_path("$..x[2]['y z'].*") == (
-        ("deep", "x"), ("index", 2), ("member", "y z"), ("all", None),
-    )  # fmt: skip
+    doc = {"a": [{"b": 1}, {"b": 2}], "q": {"x": [0, 1, {"y z": {"k": 3, "l": 4}}]}}
+    assert [c[k] for c, k in find(doc, parse_path("$.a[*].b"))] == [1, 2]
+    assert [c[k] for c, k in find(doc, parse_path("$..x[2]['y z'].*"))] == [3, 4]
+    assert [c[k] for c, k in find(doc, parse_path("$.a[-1]"))] == [{"b": 2}]
     for bad in ("a.b", "$.a[", "$.a b", "$[?(@.x)]"):
         with pytest.raises(PathError):
             parse_path(bad)

@@ -1,20 +1,23 @@
 """Masking JSON documents: one view's operators as functions of a JSON leaf (`Leaves`, shared
 with the FHIR masker), and rules by JSON path for APIs that are not FHIR (`JsonMasker`).
 
-A rule maps a path to a label: an entity (``SSN``...) or ``TEXT`` (content-scanned). Paths are a
-small subset of JSONPath: ``$`` the document, ``.name`` or ``['name']`` a member, ``[*]`` or
-``.*`` every element or member, ``[2]`` one element, ``..name`` a member at any depth.
+A rule maps a path to a label: an entity (``SSN``...) or ``TEXT`` (content-scanned). Paths are
+JSONPath as jsonpath-ng reads it: ``$`` the document, ``.name`` or ``['name']`` a member, ``[*]``
+or ``.*`` every element or member, ``[2]`` one element, ``..name`` a member at any depth.
 A rule on an object or array masks every string and number inside it. What no rule names is
 left alone, unless ``scan_strings`` content-scans every other string too.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from jsonpath_ng import JSONPath
+from jsonpath_ng.jsonpath import Fields, Index
+from jsonpath_ng.parser import parse as jsonpath_parse
 
 from wardgate.masking.entities import Entity
 from wardgate.masking.operators import Keep
@@ -98,48 +101,24 @@ def scan_all(value: Any, text: TextMasker) -> Any:
     return value
 
 
-# ---- paths
+# ---- paths (JSONPath, read by jsonpath-ng)
 
 
 class PathError(ValueError):
     pass
 
 
-Step = tuple[str, str | int | None]  # ("member", name), ("index", i), ("all", None), ("deep", name)
-
-_STEP = re.compile(
-    r"\.\.(?P<deep>[A-Za-z_$][\w$-]*|\*)"
-    r"|\.(?P<member>[A-Za-z_$][\w$-]*)"
-    r"|\.\*(?P<star>)"
-    r"|\[\s*(?:(?P<all>\*)|(?P<index>-?\d+)|'(?P<q1>[^']*)'|\"(?P<q2>[^\"]*)\")\s*\]"
-)
+Slot = tuple[Any, Any]  # (container, key or index): where one matched value lives
 
 
-def parse_path(path: str) -> tuple[Step, ...]:
+def parse_path(path: str) -> JSONPath:
     text = path.strip()
     if not text.startswith("$"):
         raise PathError(f"a JSON path starts with $: {path!r}")
-    steps: list[Step] = []
-    position = 1
-    while position < len(text):
-        m = _STEP.match(text, position)
-        if m is None:
-            raise PathError(f"cannot read the JSON path {path!r} at {text[position:]!r}")
-        position = m.end()
-        if m["deep"] is not None:
-            steps.append(("deep", None if m["deep"] == "*" else m["deep"]))
-        elif m["member"] is not None:
-            steps.append(("member", m["member"]))
-        elif m["star"] is not None or m["all"] is not None:
-            steps.append(("all", None))
-        elif m["index"] is not None:
-            steps.append(("index", int(m["index"])))
-        else:
-            steps.append(("member", m["q1"] if m["q1"] is not None else m["q2"]))
-    return tuple(steps)
-
-
-Slot = tuple[Any, Any]  # (container, key or index): where one matched value lives
+    try:
+        return jsonpath_parse(text)
+    except Exception as exc:  # the library's lexer and parser errors share no base class
+        raise PathError(f"cannot read the JSON path {path!r}: {exc}") from exc
 
 
 def _children(node: Any) -> Iterator[Slot]:
@@ -151,34 +130,18 @@ def _children(node: Any) -> Iterator[Slot]:
             yield node, i
 
 
-def _descendants(node: Any) -> Iterator[Slot]:
-    for container, k in _children(node):
-        yield container, k
-        yield from _descendants(container[k])
-
-
-def find(document: Any, steps: tuple[Step, ...]) -> list[Slot]:
+def find(document: Any, path: JSONPath) -> list[Slot]:
     """Where the path's values are in `document` (the root itself is not a slot)."""
-    current: list[Any] = [document]
     slots: list[Slot] = []
-    for kind, arg in steps:
-        slots = []
-        for node in current:
-            if kind == "member":
-                if isinstance(node, dict) and arg in node:
-                    slots.append((node, arg))
-            elif kind == "index":
-                if (
-                    isinstance(node, list)
-                    and isinstance(arg, int)
-                    and -len(node) <= arg < len(node)
-                ):
-                    slots.append((node, arg % len(node)))
-            elif kind == "all":
-                slots.extend(_children(node))
-            else:
-                slots.extend(s for s in _descendants(node) if arg is None or s[1] == arg)
-        current = [container[k] for container, k in slots]
+    for match in path.find(document):
+        parent = match.context
+        if parent is None:
+            continue  # the document itself
+        container, step = parent.value, match.path
+        if isinstance(step, Fields) and len(step.fields) == 1 and isinstance(container, dict):
+            slots.append((container, step.fields[0]))
+        elif isinstance(step, Index) and len(step.indices) == 1 and isinstance(container, list):
+            slots.append((container, step.indices[0] % len(container)))
     return slots
 
 
@@ -186,16 +149,15 @@ def find(document: Any, steps: tuple[Step, ...]) -> list[Slot]:
 class PathRule:
     path: str
     label: str  # an entity's name, or TEXT
-    steps: tuple[Step, ...]
+    steps: JSONPath
 
     @classmethod
     def of(cls, path: str, label: str) -> PathRule:
         if label != TEXT and label not in Entity.__members__:
             raise PathError(f"unknown label {label!r} for {path!r}: an entity or TEXT")
-        steps = parse_path(path)
-        if not steps:
+        if path.strip() == "$":
             raise PathError(f"a rule needs a path below the document: {path!r}")
-        return cls(path, label, steps)
+        return cls(path, label, parse_path(path))
 
 
 class JsonMasker:

@@ -250,6 +250,10 @@ class MaskingAddon(Addon):
         if self.documents is None:
             return None
         target = request.text.partition(" ")[2]
+        info = request.session
+        refused = self.documents.refusal(info.target, info.identity, request.method, target)
+        if refused is not None:
+            return _deny(refused)
         try:
             decoded = self.documents.decode_target(target)
         except UnknownPseudonym as exc:
@@ -262,7 +266,8 @@ class MaskingAddon(Addon):
         if self.documents is None or request.kind != "http":
             return body
         info = request.session
-        masked, counts = self.documents.mask(info.target, info.identity, body)
+        target = request.text.partition(" ")[2]  # its pseudonyms go back where echoed
+        masked, counts = self.documents.mask(info.target, info.identity, body, target)
         if counts:
             previous = (request.masking or {}).get("masked", {})
             merged = {k: previous.get(k, 0) + counts.get(k, 0) for k in {*previous, *counts}}

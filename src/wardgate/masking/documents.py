@@ -5,6 +5,13 @@ One masker per (API, view), kept for the gateway's life, so its caches of masked
 Patient ids go out as reversible ``pid-`` pseudonyms; ``decode_target`` turns the pseudonyms a
 client sends back (``GET /ehr/Patient/pid-...``, ``?patient=pid-...``) into the real ids
 before the request reaches the API, and refuses tokens the gateway did not make.
+
+For a view that masks anything, three more rules close the ways around the masker:
+``refusal`` turns away searches on masked elements (``fhir_search``) and POSTed searches whose
+parameters cannot be read; the real ids decoded from a request are put back as the caller's
+pseudonyms wherever the answer echoes them (an error's diagnostics: ``Patient/<id> is not
+known``); and an answer that is not JSON (``core.documents.opaque``) cannot be masked, so it is
+refused (``Unmaskable``) rather than passed.
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from wardgate.config import ApiTarget
+from wardgate.core.documents import Unmaskable, is_opaque
 from wardgate.core.model import Identity
+from wardgate.masking import fhir_search
 from wardgate.masking.detectors import Scanner
-from wardgate.masking.fhir import FhirMasker
+from wardgate.masking.fhir import ID_TYPES, FhirMasker
 from wardgate.masking.fhir_ids import PREFIX, Pseudonyms
 from wardgate.masking.jsonpath import JsonMasker
 from wardgate.masking.policy import Policy, View
@@ -61,16 +70,52 @@ class Documents:
             return None
         return JsonMasker(view, self.key, target.phi, text=text, scan_strings=target.scan_strings)
 
+    def refusal(self, api: str, identity: Identity | None, method: str, target: str) -> str | None:
+        """Why this call cannot run for the caller's view, or None (FHIR APIs)."""
+        found = self.apis.get(api)
+        if found is None or found.kind != "fhir" or self.masker(api, identity) is None:
+            return None
+        path = target.partition("?")[0]
+        if method == "POST" and path.rstrip("/").rsplit("/", 1)[-1].lower() == "_search":
+            return "a POSTed search cannot be checked for masked elements; search with GET"
+        segments = [s for s in path.split("/")[2:] if s]
+        resource = segments[0] if segments else ""
+        view = self.policy.view(identity)
+        real_id = len(segments) >= 2 and not segments[1].startswith(("$", "_", PREFIX))
+        if real_id and resource in ID_TYPES and fhir_search.masks_ids(view):
+            return f"a person's id must be one of the gateway's {PREFIX} pseudonyms"
+        return fhir_search.refusal(view, resource, target)
+
     def mask(
-        self, api: str, identity: Identity | None, document: Any
+        self, api: str, identity: Identity | None, document: Any, target: str = ""
     ) -> tuple[Any, dict[str, int]]:
-        """The masked document and what was masked, by label."""
+        """The masked document and what was masked, by label. ``target``: the request's, whose
+        pseudonyms were decoded on the way in; the real ids go back to them in the answer."""
         masker = self.masker(api, identity)
         if masker is None:
             return document, {}
+        if is_opaque(document):
+            kind = document[next(iter(document))].get("contentType") or "no content type"
+            raise Unmaskable(
+                f"the API answered {kind.split(';')[0]!r}, which the gateway cannot mask"
+                " for this caller"
+            )
         masked = masker.mask(document)
+        echoes = self.decoded(target)
+        if echoes:
+            masked = _unecho(masked, echoes)
         counts = masker.take_counts() if isinstance(masker, FhirMasker) else _take(masker.counts)
         return masked, {k: v for k, v in sorted(counts.items()) if v}
+
+    def decoded(self, target: str) -> dict[str, str]:
+        """The real ids behind the pseudonyms in ``target``, each to its pseudonym."""
+        out: dict[str, str] = {}
+        for match in _TOKEN.finditer(target):
+            token = unquote(match.group(0))
+            found = self.pseudonyms.decode(token)
+            if found:
+                out[found] = token
+        return out
 
     def decode_target(self, target: str) -> str:
         """The request target (path and query) with every pseudonym replaced by the real id."""
@@ -84,6 +129,20 @@ class Documents:
             return found
 
         return _TOKEN.sub(real, target)
+
+
+def _unecho(node: Any, echoes: dict[str, str]) -> Any:
+    """Every string in ``node`` with the real ids put back as their pseudonyms (any case)."""
+    if isinstance(node, str):
+        if any(real.lower() in node.lower() for real in echoes):
+            for real, token in echoes.items():
+                node = re.sub(re.escape(real), token, node, flags=re.IGNORECASE)
+        return node
+    if isinstance(node, dict):
+        return {k: _unecho(v, echoes) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_unecho(v, echoes) for v in node]
+    return node
 
 
 def _take(counts: Any) -> dict[str, int]:

@@ -1,9 +1,9 @@
 """Where a request goes and which headers cross the gateway: no I/O.
 
-``https://gateway/<api>/<rest>?<query>`` goes to ``<api url>/<rest>?<query>``. The path is
-forwarded as sent (not decoded and re-encoded); a segment that is, or decodes to, ``.`` or
-``..`` (or hides a ``/`` or ``\\``) is refused, so that no request reaches a path outside the
-API's base URL however the upstream normalises it.
+``https://gateway/<api>/<rest>?<query>`` goes to ``<api url>/<rest>?<query>``, in the one
+canonical spelling of ``canonical`` (decoded, ambiguous spellings refused, re-encoded): what
+policy judged is what the API receives, and no request reaches a path outside the API's base
+URL however the upstream normalises it.
 
 Headers: hop-by-hop headers (RFC 9110 7.6.1, and those the Connection header names) never cross.
 The caller's ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` stay at the gateway (they
@@ -17,9 +17,9 @@ gateway's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import unquote
+from dataclasses import dataclass, replace
 
+from wardgate.protocols.http import canonical
 from wardgate.protocols.http.codec import CodecError
 
 HOP_BY_HOP = frozenset(
@@ -50,18 +50,40 @@ _REWRITTEN = frozenset({"location", "content-location"})
 @dataclass(frozen=True)
 class Route:
     api: str
-    rest: str  # the path under the API's base, without a leading "/", as sent
-    query: str  # without "?"; "" if none
+    segments: tuple[str, ...]  # the path under the API's base, decoded
+    params: tuple[tuple[str, str], ...]  # the query, decoded
+
+    @property
+    def rest(self) -> str:
+        """The path under the API's base, canonical, without a leading "/"."""
+        return canonical.encode_path(list(self.segments))
+
+    @property
+    def query(self) -> str:
+        """The query, canonical, without "?"; "" if none."""
+        return canonical.encode_query(list(self.params))
 
     @property
     def path(self) -> str:
-        """The path as the client sent it, without the query."""
-        return f"/{self.api}/{self.rest}" if self.rest else f"/{self.api}"
+        """The canonical path, without the query."""
+        rest = self.rest
+        return f"/{self.api}/{rest}" if rest else f"/{self.api}"
+
+    @property
+    def target(self) -> str:
+        """The canonical request target (path and query)."""
+        query = self.query
+        return f"{self.path}?{query}" if query else self.path
 
     @property
     def first_segment(self) -> str:
-        """The first segment of ``rest`` (a FHIR resource type, ``metadata``, ``$export``)."""
-        return unquote(self.rest.split("/", 1)[0])
+        """The first segment under the API (a FHIR resource type, ``metadata``, ``$export``)."""
+        return self.segments[0] if self.segments else ""
+
+    def fhir(self) -> Route:
+        """The route in FHIR's own spelling (types, operations); CodecError 400 if it has a
+        segment FHIR cannot hold."""
+        return replace(self, segments=tuple(canonical.fhir_segments(list(self.segments))))
 
     def upstream_url(self, base: str) -> str:
         url = base.rstrip("/") + ("/" + self.rest if self.rest else "")
@@ -75,14 +97,11 @@ def route(target: str) -> Route:
     path, _, query = target.partition("?")
     if "#" in target:
         raise CodecError(400, "the request target has a fragment")
-    api, _, rest = path[1:].partition("/")
-    if not api:
+    segments = canonical.decode_path(path)
+    if not segments or not path[1:].split("/", 1)[0]:
         raise CodecError(404, "name an API: /<api>/<path>")
-    for segment in (api, *rest.split("/")):
-        decoded = unquote(segment)
-        if decoded in (".", "..") or "/" in decoded or "\\" in decoded:
-            raise CodecError(400, "the path has a dot segment or an encoded separator")
-    return Route(unquote(api), rest, query)
+    params = canonical.decode_query(query)
+    return Route(segments[0], tuple(segments[1:]), tuple(params))
 
 
 def connection_named(headers: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> set[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 import uuid
 from typing import Any
@@ -25,6 +26,7 @@ import httpx
 
 from wardgate import tls
 from wardgate.config import ApiTarget, HttpListener
+from wardgate.core import documents as hooked
 from wardgate.core.model import ConnectAttempt, Decision, Identity, Outcome, Request, SessionInfo
 from wardgate.core.model import Verdict as V
 from wardgate.core.pipeline import Pipeline, PipelineFailure
@@ -39,6 +41,7 @@ from wardgate.protocols.http.codec import (
     RequestHead,
     ServerCodec,
 )
+from wardgate.protocols.http.exports import ExportJobs
 from wardgate.protocols.http.routing import Route, request_headers, response_headers, route
 from wardgate.protocols.http.upstream import Upstream
 from wardgate.protocols.release import AUDIT_UNAVAILABLE
@@ -84,6 +87,8 @@ class HttpServer:
         )
         self._server: asyncio.Server | None = None
         self._commit_lock = asyncio.Lock()
+        self.exports = ExportJobs()
+        self.public_url = listener.public_url or ""  # set at start from the bound address
 
     async def start(self) -> tuple[str, int]:
         self._server = await asyncio.start_server(
@@ -96,6 +101,9 @@ class HttpServer:
             reuse_address=True,
         )
         host, port = self._server.sockets[0].getsockname()[:2]
+        if not self.public_url:
+            scheme = "https" if self._tls else "http"
+            self.public_url = default_public_url(scheme, self.listener.host, port)
         log.info("%s: listening on %s:%d%s", self.name, host, port, " (TLS)" if self._tls else "")
         return host, port
 
@@ -304,15 +312,19 @@ class HttpConnection:
         kind = "json"
         try:
             found = route(head.target)
-            request.path = found.path
             api = self.server.apis.get(found.api)
             if api is not None:
                 kind = api.kind
                 if api.kind == "fhir":
+                    found = found.fhir()
                     request.resource_type = found.first_segment
+            # Every addon reads the one canonical spelling, and the API receives it too.
+            request.text = f"{head.method} {found.target}"
+            request.path = found.path
             await self._authorize(request, head, api, found.api)
             if api is None:
                 raise HttpError(404, f"no API is named {found.api!r}")
+            self._check_export_owner(request, api, found)
             body = await self._body(head)
             decision = await self._decide(request)
             if not decision.allowed:
@@ -320,9 +332,12 @@ class HttpConnection:
                 status = 408 if expired else 403
                 request.outcome = Outcome.DENIED
                 raise HttpError(status, decision.reason or "refused by policy")
+            echoes: list[tuple[str, str]] = []
             if request.forward_target:  # an addon rewrote where it goes (pseudonymous ids)
-                found = route(request.forward_target)
-            return await self._forward(request, head, api, found, body)
+                forward = route(request.forward_target)
+                echoes = _rewritten(found, forward)
+                found = forward
+            return await self._forward(request, head, api, found, body, echoes)
         except CodecError as exc:
             return await self._fail(request, kind, HttpError(exc.status, exc.message))
         except HttpError as exc:
@@ -352,6 +367,14 @@ class HttpConnection:
             request.session = self._new_info(identity, name, identity.subject)
             return
         request.session = self._session_for(identity, api.name)
+
+    def _check_export_owner(self, request: Request, api: ApiTarget, found: Route) -> None:
+        """A bulk export's status and file URLs belong to the identity that was given them."""
+        owner = self.server.exports.owner(api.name, found.segments)
+        identity = request.session.identity
+        if owner is not None and (identity is None or identity.subject != owner):
+            request.outcome = Outcome.DENIED
+            raise HttpError(403, "this bulk export belongs to another caller")
 
     async def _decide(self, request: Request) -> Decision:
         decision = self.server.pipeline.request(request)
@@ -404,7 +427,13 @@ class HttpConnection:
     # ---- the API's answer -----------------------------------------------------------------------
 
     async def _forward(
-        self, request: Request, head: RequestHead, api: ApiTarget, found: Route, body: bytes
+        self,
+        request: Request,
+        head: RequestHead,
+        api: ApiTarget,
+        found: Route,
+        body: bytes,
+        echoes: list[tuple[str, str]],
     ) -> bool:
         upstream = self.server.upstreams[api.name]
         headers = request_headers(head.headers, upstream.injected)
@@ -422,7 +451,7 @@ class HttpConnection:
                 f"upstream unreachable: {type(exc).__name__}: {exc}",
             ) from exc  # fmt: skip
         try:
-            return await self._relay(request, head, api, upstream, response)
+            return await self._relay(request, head, api, upstream, response, echoes)
         finally:
             await response.aclose()
 
@@ -433,6 +462,7 @@ class HttpConnection:
         api: ApiTarget,
         upstream: Upstream,
         response: httpx.Response,
+        echoes: list[tuple[str, str]],
     ) -> bool:
         status = response.status_code
         if status >= 500:
@@ -447,8 +477,13 @@ class HttpConnection:
                 f"upstream answered {status}",
             )  # fmt: skip
         scan = documents.SecretScan(upstream.secrets)
-        public = self._public_base(head, api)
+        public = self._public_base(api)
         headers = response_headers(response.headers.multi_items(), upstream.base, public)
+        headers = [(k, _unecho(v, echoes)) for k, v in headers]
+        identity = request.session.identity
+        location = response.headers.get("content-location")
+        if status == 202 and location and identity is not None:  # an asynchronous job's status
+            self.server.exports.bind(api.name, location, upstream.base, identity.subject)
         if any(scan.in_text(v) for _, v in headers):
             raise HttpError(502, CREDENTIAL_SEEN, "the API echoed the gateway's credential")
         limit = api.max_response_bytes or self.server.listener.max_response_bytes
@@ -460,25 +495,26 @@ class HttpConnection:
         pipeline = self.server.pipeline
         has_body = head.method != "HEAD" and status not in (204, 304)
         content_type = response.headers.get("content-type", "")
-        if (
-            has_body
-            and documents.is_json(content_type)
-            and (pipeline.wants_documents or api.kind == "fhir")
-        ):
-            return await self._document(request, api, upstream, response, headers, public, limit)
+        json_answer = documents.is_json(content_type)
+        if has_body and json_answer and (pipeline.wants_documents or api.kind == "fhir"):
+            data = await self._hold(api, upstream, response, limit)
+            out = self._json(request, api, upstream, data, public)
+            return await self._send_held(request, response.status_code, headers, out)
+        if has_body and api.kind == "fhir" and pipeline.wants_documents:
+            # Whatever else a FHIR API answers goes past the document hook too, line by line
+            # (NDJSON) or as an opaque stand-in: a view that masks never gets it unread.
+            data = await self._hold(api, upstream, response, limit)
+            if documents.is_ndjson(content_type):
+                out = self._ndjson(request, data)
+            else:
+                out = self._opaque(request, content_type, data)
+            return await self._send_held(request, response.status_code, headers, out)
         return await self._stream(request, response, headers, scan, limit, has_body)
 
-    async def _document(
-        self,
-        request: Request,
-        api: ApiTarget,
-        upstream: Upstream,
-        response: httpx.Response,
-        headers: list[tuple[str, str]],
-        public: str,
-        limit: int,
-    ) -> bool:
-        """A JSON answer held whole: parsed, handed to the ``document`` hook, links rebased."""
+    async def _hold(
+        self, api: ApiTarget, upstream: Upstream, response: httpx.Response, limit: int
+    ) -> bytes:
+        """The API's whole answer (up to ``limit``), checked for the gateway's credential."""
         data = bytearray()
         try:
             async for chunk in response.aiter_bytes():
@@ -493,22 +529,51 @@ class HttpConnection:
             raise HttpError(502, f"the API {api.name!r} broke off its answer", str(exc)) from exc
         if documents.SecretScan(upstream.secrets).found_in(bytes(data)):
             raise HttpError(502, CREDENTIAL_SEEN, "the API echoed the gateway's credential")
-        try:
-            doc = documents.parse(bytes(data))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HttpError(
-                502, "the upstream answered with malformed JSON", f"malformed JSON: {exc}"
-            ) from exc
+        return bytes(data)
+
+    def _json(
+        self, request: Request, api: ApiTarget, upstream: Upstream, data: bytes, public: str
+    ) -> bytes:
+        """A JSON answer: parsed, export URLs bound, links rebased, through the hook."""
+        doc = _parse(data)
+        identity = request.session.identity
         if api.kind == "fhir":  # first: addons (masking, the recorder) see the client's links
+            if identity is not None:
+                self.server.exports.bind_manifest(api.name, doc, upstream.base, identity.subject)
             documents.rewrite_links(doc, upstream.base, public)
+        return documents.dump(self._through_hook(request, doc))
+
+    def _ndjson(self, request: Request, data: bytes) -> bytes:
+        """NDJSON (a bulk export's files): each line a document through the hook."""
+        out: list[bytes] = []
+        for line in data.split(b"\n"):
+            if line.strip():
+                out.append(documents.dump(self._through_hook(request, _parse(line))))
+        return b"\n".join(out) + b"\n" if out else b""
+
+    def _opaque(self, request: Request, content_type: str, data: bytes) -> bytes:
+        if not data:
+            return data
+        stand_in = hooked.opaque(content_type, len(data))
+        if not hooked.is_opaque(self._through_hook(request, stand_in)):
+            raise HttpError(502, "the gateway could not process the API's answer safely")
+        return data
+
+    def _through_hook(self, request: Request, doc: object) -> object:
         try:
-            doc = self.server.pipeline.document(request, doc)
+            return self.server.pipeline.document(request, doc)
         except PipelineFailure as exc:
+            cause = exc.__cause__
+            if isinstance(cause, hooked.Unmaskable):
+                raise HttpError(502, str(cause), str(exc)) from exc
             raise HttpError(
                 502, "the gateway could not process the API's answer safely", str(exc)
             ) from exc
-        out = documents.dump(doc)
-        request.status = response.status_code
+
+    async def _send_held(
+        self, request: Request, status: int, headers: list[tuple[str, str]], out: bytes
+    ) -> bool:
+        request.status = status
         request.bytes_out = len(out)
         request.outcome = Outcome.OK if request.status < 400 else Outcome.ERROR
         self._finish(request)
@@ -564,12 +629,9 @@ class HttpConnection:
         await self._write(self.codec.end())
         return True
 
-    def _public_base(self, head: RequestHead, api: ApiTarget) -> str:
-        configured = self.server.listener.public_url
-        if configured is not None:
-            return f"{configured}/{api.name}"
-        scheme = "https" if self.server.listener.tls is not None else "http"
-        return f"{scheme}://{head.header('host') or 'localhost'}/{api.name}"
+    def _public_base(self, api: ApiTarget) -> str:
+        """Never from the Host header: a client must not choose the links others follow."""
+        return f"{self.server.public_url}/{api.name}"
 
     async def _refuse_malformed(self, exc: CodecError) -> None:
         """A request that could not be read: answered, recorded with what is known, closed."""
@@ -592,3 +654,40 @@ class _Unauthorized(HttpError):
     def __init__(self, refused: CallerRefused) -> None:
         super().__init__(refused.status, refused.message, refused.reason)
         self.challenge = refused.challenge()
+
+
+def default_public_url(scheme: str, host: str, port: int) -> str:
+    """``scheme://host[:port]`` of the listener; the machine's name for a wildcard address."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" if port == default else f"{scheme}://{host}:{port}"
+
+
+def _parse(data: bytes) -> object:
+    try:
+        return documents.parse(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(
+            502, "the upstream answered with malformed JSON", f"malformed JSON: {exc}"
+        ) from exc
+
+
+def _rewritten(sent: Route, forward: Route) -> list[tuple[str, str]]:
+    """(what the API got, what the client sent) for each segment and value an addon rewrote."""
+    pairs = [(f, s) for s, f in zip(sent.segments, forward.segments, strict=False) if s != f]
+    for (_, sent_value), (_, value) in zip(sent.params, forward.params, strict=False):
+        if sent_value != value:
+            pairs += [(f, s) for s, f in zip(sent_value.split(","), value.split(","), strict=False)
+                      if s != f]  # fmt: skip
+    return [(f.split("/")[-1].split("|")[-1], s.split("/")[-1].split("|")[-1]) for f, s in pairs]
+
+
+def _unecho(value: str, echoes: list[tuple[str, str]]) -> str:
+    """``value`` with what the API was sent in place of the client's words put back."""
+    for real, sent in echoes:
+        if real and real in value:
+            value = value.replace(real, sent)
+    return value

@@ -489,3 +489,30 @@ def test_speed_of_masking_every_bundle() -> None:
         f"{size / full / 1e6:.0f} MB/s ({plain / full:.2f}x)"
     )
     assert size / mask_only > 5e6
+
+
+# ---- searches on masked elements (masking/fhir_search.py) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resource", "query", "engineer", "clinician"),
+    [("Patient", "family=Sm", False, True), ("Patient", "birthdate=ge1980", False, True),
+     ("Patient", "Birthdate:missing=true", False, True), ("Patient", "phone=555", False, False),
+     ("Patient", "identifier=1234", False, False), ("Patient", "identifier=pid-abc", True, True),
+     ("Patient", "gender=male", True, True), ("Patient", "_sort=-birthdate", False, True),
+     ("Patient", "_sort=_lastUpdated", True, True), ("Patient", "_content=x", False, False),
+     ("Observation", "patient.family=Sm", False, True), ("Observation", "date=ge2020", True, True),
+     ("Observation", "patient=Patient/123", False, False),
+     ("Observation", "subject=Group/1", True, True), ("Observation", "_id=123", True, True),
+     ("Coverage", "subscriber-id=M1", False, False),
+     ("Patient", "_has:RelatedPerson:patient:given=Ann", False, True)],
+)  # fmt: skip
+def test_search_parameters_on_masked_elements(
+    resource: str, query: str, engineer: bool, clinician: bool
+) -> None:
+    from wardgate.masking.fhir_search import refusal
+
+    target = f"/ehr/{resource}?{query}"
+    assert (refusal(ENGINEER, resource, target) is None) is engineer
+    assert (refusal(role("clinician"), resource, target) is None) is clinician
+    assert refusal(role("everything"), resource, target) is None

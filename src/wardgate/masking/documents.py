@@ -84,6 +84,8 @@ class Documents:
         real_id = len(segments) >= 2 and not segments[1].startswith(("$", "_", PREFIX))
         if real_id and resource in ID_TYPES and fhir_search.masks_ids(view):
             return f"a person's id must be one of the gateway's {PREFIX} pseudonyms"
+        if len(segments) == 3 and segments[2][:1].isupper():  # a compartment: Patient/x/Type
+            resource = segments[2]
         return fhir_search.refusal(view, resource, target)
 
     def mask(

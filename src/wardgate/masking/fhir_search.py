@@ -59,7 +59,7 @@ def refusal(view: View, resource: str, target: str) -> str | None:
 
 def _parameter(view: View, resource: str, name: str, value: str) -> str | None:
     base = name.split(":", 1)[0]
-    if base in FREE_SEARCH:
+    if base in FREE_SEARCH and _masks(view, E):
         return "free-text and expression searches can read masked elements"
     if base == "_sort":
         for key in value.lower().split(","):

@@ -99,3 +99,63 @@ def test_documents() -> None:
     assert bundle["entry"] == [{"fullUrl": "https://u/base-other/x"}]  # not under the base
     scan = documents.SecretScan(("s3cret-value",))
     assert not scan.found_in(b"...s3cret") and scan.found_in(b"-value...")
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/fhir/Patient/%24export", "/fhir//Patient/$export/", "/fhir/Patient//%24export",
+     "/%66hir/Patient/$export", "/fhir/Patient/$export?"],
+)  # fmt: skip
+def test_one_spelling_per_target(target: str) -> None:
+    assert route(target).target == "/fhir/Patient/$export"
+
+
+def test_fhir_spelling() -> None:
+    found = route("/fhir/PATIENT/abc/%24EVERYTHING?_COUNT=5&a=b+c&x=%2524").fhir()
+    assert found.target == "/fhir/Patient/abc/$everything?_COUNT=5&a=b%20c&x=%2524"
+    assert route("/fhir/patient/Observation").fhir().segments == ("Patient", "Observation")
+    assert route("/fhir/Patient/observation/observation").fhir().segments == (
+        "Patient",
+        "observation",
+        "Observation",
+    )  # ids keep their case; a type's place gets the type's spelling
+    for bad in ("/fhir/Patient/a%20b", "/fhir/Patient/a:b"):
+        with pytest.raises(CodecError):
+            route(bad).fhir()
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/fhir/a;b", "/fhir/a%3Bb", "/fhir/%2524export", "/fhir/a%00", "/fhir/%ff", "/fhir/a?b=%ff",
+     "/fhir/a?b=%0a", "//fhir/a"],
+)  # fmt: skip
+def test_ambiguous_targets_are_refused(target: str) -> None:
+    with pytest.raises(CodecError):
+        route(target)
+
+
+def test_public_url_defaults_to_the_listener() -> None:
+    from wardgate.protocols.http.server import default_public_url
+
+    assert default_public_url("https", "127.0.0.1", 15443) == "https://127.0.0.1:15443"
+    assert default_public_url("https", "::1", 443) == "https://[::1]"
+    assert default_public_url("http", "0.0.0.0", 8080).endswith(":8080")
+    assert "0.0.0.0" not in default_public_url("http", "0.0.0.0", 8080)
+
+
+def test_export_manifest_and_outcome_rebased() -> None:
+    manifest = {
+        "transactionTime": "t",
+        "request": "https://u/base/$export",
+        "output": [{"type": "Patient", "url": "https://u/base/_export/j/Patient.ndjson"}],
+    }
+    documents.rewrite_links(manifest, "https://u/base", "https://gw/fhir")
+    assert manifest["request"] == "https://gw/fhir/$export"
+    assert manifest["output"][0]["url"] == "https://gw/fhir/_export/j/Patient.ndjson"  # type: ignore[index]
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"diagnostics": "poll https://u/base/_export/j"}],
+    }
+    documents.rewrite_links(outcome, "https://u/base", "https://gw/fhir")
+    assert outcome["issue"][0]["diagnostics"] == "poll https://gw/fhir/_export/j"  # type: ignore[index]
+    assert documents.is_ndjson("application/fhir+ndjson") and not documents.is_json("text/plain")

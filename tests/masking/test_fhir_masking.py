@@ -516,3 +516,20 @@ def test_search_parameters_on_masked_elements(
     assert (refusal(ENGINEER, resource, target) is None) is engineer
     assert (refusal(role("clinician"), resource, target) is None) is clinician
     assert refusal(role("everything"), resource, target) is None
+
+
+def test_json_that_is_not_a_resource_is_still_masked() -> None:
+    from wardgate.config import ApiTarget
+    from wardgate.masking.detectors import Scanner, ScannerConfig
+    from wardgate.masking.documents import Documents
+
+    api = ApiTarget.model_validate({"name": "ehr", "kind": "fhir", "url": "http://127.0.0.1:1"})
+    docs = Documents({"ehr": api}, POLICY, KEY, Scanner(ScannerConfig()))
+    patient = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Quigley"}]}
+    answer = {"items": [patient, "ssn 123-45-6789"], "url": "https://gw/ehr/_export/123-45-6789"}
+    masked, _ = docs.mask("ehr", None, answer)
+    assert masked["items"][0]["name"] == [{"family": "[NAME]"}]
+    assert "123-45-6789" not in masked["items"][1]
+    assert masked["url"] == answer["url"]  # a link to follow, not text
+    top, _ = docs.mask("ehr", None, [copy.deepcopy(patient)])
+    assert top[0]["id"].startswith("pid-") and "Quigley" not in json.dumps(top)

@@ -102,7 +102,10 @@ class Documents:
                 f"the API answered {kind.split(';')[0]!r}, which the gateway cannot mask"
                 " for this caller"
             )
-        masked = masker.mask(document)
+        if isinstance(masker, FhirMasker):
+            masked = _fhir(masker, document)
+        else:
+            masked = masker.mask(document)
         echoes = self.decoded(target)
         if echoes:
             masked = _unecho(masked, echoes)
@@ -131,6 +134,23 @@ class Documents:
             return found
 
         return _TOKEN.sub(real, target)
+
+
+def _fhir(masker: FhirMasker, node: Any) -> Any:
+    """A FHIR API's answer: resources by the resource model; what is not a resource (a list, a
+    bulk-data manifest, JSON of the API's own) content-scanned string by string, URLs aside."""
+    if isinstance(node, dict):
+        if "resourceType" in node:
+            return masker.mask(node)
+        return {k: v if k in _URL_KEYS else _fhir(masker, v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fhir(masker, v) for v in node]
+    if isinstance(node, str):
+        return masker.text.mask(node)
+    return node
+
+
+_URL_KEYS = frozenset({"url", "request"})  # a manifest's: links the caller must follow
 
 
 def _unecho(node: Any, echoes: dict[str, str]) -> Any:

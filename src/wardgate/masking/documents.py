@@ -76,9 +76,14 @@ class Documents:
         if found is None or found.kind != "fhir" or self.masker(api, identity) is None:
             return None
         path = target.partition("?")[0]
-        if method == "POST" and path.rstrip("/").rsplit("/", 1)[-1].lower() == "_search":
-            return "a POSTed search cannot be checked for masked elements; search with GET"
         segments = [s for s in path.split("/")[2:] if s]
+        if method == "POST" and segments and segments[-1].lower() == "_search":
+            return "a POSTed search cannot be checked for masked elements; search with GET"
+        if method == "POST" and not segments:
+            return "a batch or transaction cannot be checked for masked elements; send each request"
+        matching = _ORACLES.intersection(s.lower() for s in segments)
+        if matching:
+            return f"{min(matching)} searches masked elements"
         resource = segments[0] if segments else ""
         view = self.policy.view(identity)
         real_id = len(segments) >= 2 and not segments[1].startswith(("$", "_", PREFIX))
@@ -134,6 +139,10 @@ class Documents:
             return found
 
         return _TOKEN.sub(real, target)
+
+
+# Operations that search by the elements a caller may see masked (a patient's demographics).
+_ORACLES = frozenset({"$match", "$graphql"})
 
 
 def _fhir(masker: FhirMasker, node: Any) -> Any:

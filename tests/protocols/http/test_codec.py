@@ -135,7 +135,7 @@ def test_ambiguous_targets_are_refused(target: str) -> None:
 
 
 def test_public_url_defaults_to_the_listener() -> None:
-    from wardgate.protocols.http.server import default_public_url
+    from wardgate.protocols.http.routing import default_public_url
 
     assert default_public_url("https", "127.0.0.1", 15443) == "https://127.0.0.1:15443"
     assert default_public_url("https", "::1", 443) == "https://[::1]"

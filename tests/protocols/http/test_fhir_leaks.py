@@ -276,3 +276,29 @@ def test_searches_that_stay_allowed(gateway: RunningGateway, tokens: dict[str, s
         assert bob.get(base(gateway) + "/Patient?phone=555").status_code == 403
         posted = alice.post(base(gateway) + "/Patient/_search", data={"family": "Sm"})
         assert posted.status_code == 403 and "GET" in posted.text
+
+
+def test_searches_hidden_in_bodies_headers_and_operations_are_refused(
+    gateway: RunningGateway, tokens: dict[str, str]
+) -> None:
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": "Patient?birthdate=ge1980"}}],
+    }
+    match = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": {
+        "resourceType": "Patient", "name": [{"family": "Smith"}]}}]}  # fmt: skip
+    with client(gateway, tokens["alice"]) as alice:
+        answers = [
+            alice.post(base(gateway), json=batch),
+            alice.post(base(gateway) + "/Patient/$match", json=match),
+            alice.post(base(gateway) + "/Patient/%24MATCH", json=match),
+            alice.get(base(gateway) + "/$graphql", params={"query": "{PatientList{id}}"}),
+            alice.post(
+                base(gateway) + "/Patient",
+                json={"resourceType": "Patient"},
+                headers={"If-None-Exist": "family=Smith"},
+            ),
+            alice.delete(base(gateway) + "/Patient", params={"birthdate": "ge1980"}),
+        ]
+    assert [a.status_code for a in answers] == [403, 403, 403, 403, 400, 403]

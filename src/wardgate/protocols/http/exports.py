@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import urljoin
 
 from wardgate.protocols.http.canonical import decode_path
 from wardgate.protocols.http.codec import CodecError
@@ -57,6 +58,7 @@ class ExportJobs:
 
 def _under(url: str, upstream_base: str) -> tuple[str, ...] | None:
     base = upstream_base.rstrip("/")
+    url = urljoin(base + "/", url)  # a relative reference is the API's too
     if not url.startswith(base + "/"):
         return None
     path = url[len(base) :].split("?", 1)[0].split("#", 1)[0]

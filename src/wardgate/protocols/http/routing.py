@@ -17,6 +17,7 @@ gateway's.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, replace
 
 from wardgate.protocols.http import canonical
@@ -143,3 +144,31 @@ def rebase(url: str, upstream_base: str, public_base: str) -> str:
     if url == base or url.startswith((base + "/", base + "?")):
         return public_base.rstrip("/") + url[len(base) :]
     return url
+
+
+def default_public_url(scheme: str, host: str, port: int) -> str:
+    """``scheme://host[:port]`` of the listener; the machine's name for a wildcard address."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" if port == default else f"{scheme}://{host}:{port}"
+
+
+def rewritten(sent: Route, forward: Route) -> list[tuple[str, str]]:
+    """(what the API got, what the client sent) for each segment and value an addon rewrote."""
+    pairs = [(f, s) for s, f in zip(sent.segments, forward.segments, strict=False) if s != f]
+    for (_, sent_value), (_, value) in zip(sent.params, forward.params, strict=False):
+        if sent_value != value:
+            pairs += [(f, s) for s, f in zip(sent_value.split(","), value.split(","), strict=False)
+                      if s != f]  # fmt: skip
+    return [(f.split("/")[-1].split("|")[-1], s.split("/")[-1].split("|")[-1]) for f, s in pairs]
+
+
+def unecho(value: str, echoes: list[tuple[str, str]]) -> str:
+    """``value`` with what the API was sent in place of the client's words put back."""
+    for real, sent in echoes:
+        if real and real in value:
+            value = value.replace(real, sent)
+    return value

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 import uuid
 from typing import Any
@@ -26,11 +25,10 @@ import httpx
 
 from wardgate import tls
 from wardgate.config import ApiTarget, HttpListener
-from wardgate.core import documents as hooked
 from wardgate.core.model import ConnectAttempt, Decision, Identity, Outcome, Request, SessionInfo
 from wardgate.core.model import Verdict as V
 from wardgate.core.pipeline import Pipeline, PipelineFailure
-from wardgate.protocols.http import documents
+from wardgate.protocols.http import documents, held
 from wardgate.protocols.http.caller import CallerAuth, CallerRefused
 from wardgate.protocols.http.codec import (
     NEED_DATA,
@@ -42,26 +40,25 @@ from wardgate.protocols.http.codec import (
     ServerCodec,
 )
 from wardgate.protocols.http.exports import ExportJobs
-from wardgate.protocols.http.routing import Route, request_headers, response_headers, route
+from wardgate.protocols.http.held import HttpError
+from wardgate.protocols.http.routing import (
+    Route,
+    default_public_url,
+    request_headers,
+    response_headers,
+    rewritten,
+    route,
+    unecho,
+)
 from wardgate.protocols.http.upstream import Upstream
 from wardgate.protocols.release import AUDIT_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
+# Its header carries a search that no addon reads (the pipeline sees the target, not headers).
+CONDITIONAL_CREATE = "conditional create (If-None-Exist) cannot be checked by the gateway"
 CREDENTIAL_SEEN = "the API's answer was withheld: it contained the gateway's credential for the API"
-
-
-class HttpError(Exception):
-    """Answer the client ``status`` with ``message`` (and record it); ``reason`` says more in
-    the audit. ``close`` ends the connection after the answer."""
-
-    def __init__(self, status: int, message: str, reason: str = "", close: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.reason = reason or message
-        self.close = close
 
 
 class HttpServer:
@@ -325,6 +322,8 @@ class HttpConnection:
             if api is None:
                 raise HttpError(404, f"no API is named {found.api!r}")
             self._check_export_owner(request, api, found)
+            if api.kind == "fhir" and head.header("if-none-exist") is not None:
+                raise HttpError(400, CONDITIONAL_CREATE)
             body = await self._body(head)
             decision = await self._decide(request)
             if not decision.allowed:
@@ -335,7 +334,7 @@ class HttpConnection:
             echoes: list[tuple[str, str]] = []
             if request.forward_target:  # an addon rewrote where it goes (pseudonymous ids)
                 forward = route(request.forward_target)
-                echoes = _rewritten(found, forward)
+                echoes = rewritten(found, forward)
                 found = forward
             return await self._forward(request, head, api, found, body, echoes)
         except CodecError as exc:
@@ -479,7 +478,7 @@ class HttpConnection:
         scan = documents.SecretScan(upstream.secrets)
         public = self._public_base(api)
         headers = response_headers(response.headers.multi_items(), upstream.base, public)
-        headers = [(k, _unecho(v, echoes)) for k, v in headers]
+        headers = [(k, unecho(v, echoes)) for k, v in headers]
         identity = request.session.identity
         location = response.headers.get("content-location")
         if status == 202 and location and identity is not None:  # an asynchronous job's status
@@ -498,16 +497,18 @@ class HttpConnection:
         json_answer = documents.is_json(content_type)
         if has_body and json_answer and (pipeline.wants_documents or api.kind == "fhir"):
             data = await self._hold(api, upstream, response, limit)
-            out = self._json(request, api, upstream, data, public)
+            out = held.json_answer(
+                self.server.pipeline, self.server.exports, request, api, upstream.base, data, public
+            )
             return await self._send_held(request, response.status_code, headers, out)
         if has_body and api.kind == "fhir" and pipeline.wants_documents:
             # Whatever else a FHIR API answers goes past the document hook too, line by line
             # (NDJSON) or as an opaque stand-in: a view that masks never gets it unread.
             data = await self._hold(api, upstream, response, limit)
             if documents.is_ndjson(content_type):
-                out = self._ndjson(request, data)
+                out = held.ndjson_answer(self.server.pipeline, request, data)
             else:
-                out = self._opaque(request, content_type, data)
+                out = held.opaque_answer(self.server.pipeline, request, content_type, data)
             return await self._send_held(request, response.status_code, headers, out)
         return await self._stream(request, response, headers, scan, limit, has_body)
 
@@ -530,45 +531,6 @@ class HttpConnection:
         if documents.SecretScan(upstream.secrets).found_in(bytes(data)):
             raise HttpError(502, CREDENTIAL_SEEN, "the API echoed the gateway's credential")
         return bytes(data)
-
-    def _json(
-        self, request: Request, api: ApiTarget, upstream: Upstream, data: bytes, public: str
-    ) -> bytes:
-        """A JSON answer: parsed, export URLs bound, links rebased, through the hook."""
-        doc = _parse(data)
-        identity = request.session.identity
-        if api.kind == "fhir":  # first: addons (masking, the recorder) see the client's links
-            if identity is not None:
-                self.server.exports.bind_manifest(api.name, doc, upstream.base, identity.subject)
-            documents.rewrite_links(doc, upstream.base, public)
-        return documents.dump(self._through_hook(request, doc))
-
-    def _ndjson(self, request: Request, data: bytes) -> bytes:
-        """NDJSON (a bulk export's files): each line a document through the hook."""
-        out: list[bytes] = []
-        for line in data.split(b"\n"):
-            if line.strip():
-                out.append(documents.dump(self._through_hook(request, _parse(line))))
-        return b"\n".join(out) + b"\n" if out else b""
-
-    def _opaque(self, request: Request, content_type: str, data: bytes) -> bytes:
-        if not data:
-            return data
-        stand_in = hooked.opaque(content_type, len(data))
-        if not hooked.is_opaque(self._through_hook(request, stand_in)):
-            raise HttpError(502, "the gateway could not process the API's answer safely")
-        return data
-
-    def _through_hook(self, request: Request, doc: object) -> object:
-        try:
-            return self.server.pipeline.document(request, doc)
-        except PipelineFailure as exc:
-            cause = exc.__cause__
-            if isinstance(cause, hooked.Unmaskable):
-                raise HttpError(502, str(cause), str(exc)) from exc
-            raise HttpError(
-                502, "the gateway could not process the API's answer safely", str(exc)
-            ) from exc
 
     async def _send_held(
         self, request: Request, status: int, headers: list[tuple[str, str]], out: bytes
@@ -654,40 +616,3 @@ class _Unauthorized(HttpError):
     def __init__(self, refused: CallerRefused) -> None:
         super().__init__(refused.status, refused.message, refused.reason)
         self.challenge = refused.challenge()
-
-
-def default_public_url(scheme: str, host: str, port: int) -> str:
-    """``scheme://host[:port]`` of the listener; the machine's name for a wildcard address."""
-    if host in ("", "0.0.0.0", "::"):
-        host = socket.gethostname()
-    if ":" in host:
-        host = f"[{host}]"
-    default = 443 if scheme == "https" else 80
-    return f"{scheme}://{host}" if port == default else f"{scheme}://{host}:{port}"
-
-
-def _parse(data: bytes) -> object:
-    try:
-        return documents.parse(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HttpError(
-            502, "the upstream answered with malformed JSON", f"malformed JSON: {exc}"
-        ) from exc
-
-
-def _rewritten(sent: Route, forward: Route) -> list[tuple[str, str]]:
-    """(what the API got, what the client sent) for each segment and value an addon rewrote."""
-    pairs = [(f, s) for s, f in zip(sent.segments, forward.segments, strict=False) if s != f]
-    for (_, sent_value), (_, value) in zip(sent.params, forward.params, strict=False):
-        if sent_value != value:
-            pairs += [(f, s) for s, f in zip(sent_value.split(","), value.split(","), strict=False)
-                      if s != f]  # fmt: skip
-    return [(f.split("/")[-1].split("|")[-1], s.split("/")[-1].split("|")[-1]) for f, s in pairs]
-
-
-def _unecho(value: str, echoes: list[tuple[str, str]]) -> str:
-    """``value`` with what the API was sent in place of the client's words put back."""
-    for real, sent in echoes:
-        if real and real in value:
-            value = value.replace(real, sent)
-    return value

@@ -79,6 +79,7 @@ def test_headers_that_never_cross() -> None:
     sent = (
         ("authorization", "Bearer mine"), ("cookie", "a=1"), ("connection", "x-hop"),
         ("x-hop", "1"), ("x-api-key", "forged"), ("accept", "application/fhir+json"),
+        ("X-HTTP-Method-Override", "DELETE"), ("x-method-override", "PUT"),
     )  # fmt: skip
     assert request_headers(sent, frozenset({"x-api-key"})) == [("accept", "application/fhir+json")]
     got = response_headers(

@@ -13,6 +13,7 @@ development FHIR server through the gateway; the clinician (bob) still gets what
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -302,3 +303,26 @@ def test_searches_hidden_in_bodies_headers_and_operations_are_refused(
             alice.delete(base(gateway) + "/Patient", params={"birthdate": "ge1980"}),
         ]
     assert [a.status_code for a in answers] == [403, 403, 403, 403, 400, 403]
+
+
+def test_the_method_is_the_one_policy_judged(
+    gateway: RunningGateway, tokens: dict[str, str]
+) -> None:
+    """h11 takes ``post`` as sent and httpx sends it on as ``POST``: policy must judge that."""
+    port = gateway.gateway.addresses["http"][1]
+    body = b"family=S"
+    head = (
+        f"post /ehr/Patient/_search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {tokens['alice']}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    tls = ssl.create_default_context(cafile=str(gateway.ca))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with tls.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+        conn.sendall(head + body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    assert b"search with GET" in answer

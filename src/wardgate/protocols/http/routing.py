@@ -8,7 +8,8 @@ URL however the upstream normalises it.
 Headers: hop-by-hop headers (RFC 9110 7.6.1, and those the Connection header names) never cross.
 The caller's ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` stay at the gateway (they
 are the caller's credentials to wardgate, not to the API), and so does any header the gateway
-injects itself. From the API, ``Set-Cookie`` is dropped: every API shares the gateway's origin,
+injects itself, and the method-override headers (``X-HTTP-Method-Override``...), which would
+make the API run another method than the one policy judged. From the API, ``Set-Cookie`` is dropped: every API shares the gateway's origin,
 so a cookie one sets would be sent on to the others' paths by browsers, and the gateway keeps no
 cookie state for its callers. ``Alt-Svc`` (which would send the client around the gateway) is
 dropped too; ``Location`` and ``Content-Location`` under the API's base are rewritten to the
@@ -39,6 +40,8 @@ HOP_BY_HOP = frozenset(
 # Never forwarded to the API: the caller's credentials, and what the gateway sets itself.
 _REQUEST_DROP = frozenset(
     {"authorization", "cookie", "host", "content-length", "expect", "accept-encoding"}
+) | frozenset(  # a method other than the one policy judged
+    {"x-http-method-override", "x-http-method", "x-method-override"}
 )
 # Never forwarded to the client. Length and encoding are the gateway's to set: it may have
 # changed the body (a masked document) and it always sends it decoded.

@@ -303,7 +303,7 @@ class HttpConnection:
         self.seq += 1
         anonymous = self._new_info(None, "")
         request = Request(anonymous, self.seq, "http", f"{head.method} {head.target}")
-        request.method = head.method
+        request.method = head.method.upper()  # what httpx sends the API, whatever was sent
         request.path = head.target.partition("?")[0]
         self._current = request
         kind = "json"
@@ -316,7 +316,7 @@ class HttpConnection:
                     found = found.fhir()
                     request.resource_type = found.first_segment
             # Every addon reads the one canonical spelling, and the API receives it too.
-            request.text = f"{head.method} {found.target}"
+            request.text = f"{request.method} {found.target}"
             request.path = found.path
             await self._authorize(request, head, api, found.api)
             if api is None:
@@ -436,7 +436,7 @@ class HttpConnection:
     ) -> bool:
         upstream = self.server.upstreams[api.name]
         headers = request_headers(head.headers, upstream.injected)
-        outgoing = upstream.build(head.method, found.upstream_url(upstream.base), headers, body)
+        outgoing = upstream.build(request.method, found.upstream_url(upstream.base), headers, body)
         try:
             response = await upstream.client.send(outgoing, stream=True)
         except httpx.TimeoutException as exc:
@@ -492,7 +492,7 @@ class HttpConnection:
                 502, "response too large", f"upstream sent {length} bytes (limit {limit})"
             )
         pipeline = self.server.pipeline
-        has_body = head.method != "HEAD" and status not in (204, 304)
+        has_body = request.method != "HEAD" and status not in (204, 304)
         content_type = response.headers.get("content-type", "")
         json_answer = documents.is_json(content_type)
         if has_body and json_answer and (pipeline.wants_documents or api.kind == "fhir"):

@@ -9,11 +9,11 @@ Headers: hop-by-hop headers (RFC 9110 7.6.1, and those the Connection header nam
 The caller's ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` stay at the gateway (they
 are the caller's credentials to wardgate, not to the API), and so does any header the gateway
 injects itself, and the method-override headers (``X-HTTP-Method-Override``...), which would
-make the API run another method than the one policy judged. From the API, ``Set-Cookie`` is dropped: every API shares the gateway's origin,
-so a cookie one sets would be sent on to the others' paths by browsers, and the gateway keeps no
-cookie state for its callers. ``Alt-Svc`` (which would send the client around the gateway) is
-dropped too; ``Location`` and ``Content-Location`` under the API's base are rewritten to the
-gateway's.
+make the API run another method than the one policy judged. From the API, ``Set-Cookie`` is
+dropped: every API shares the gateway's origin, so a cookie one sets would be sent on to the
+others' paths by browsers, and the gateway keeps no cookie state for its callers.
+``Alt-Svc`` (which would send the client around the gateway) is dropped too; ``Location`` and
+``Content-Location`` under the API's base are rewritten to the gateway's.
 """
 
 from __future__ import annotations

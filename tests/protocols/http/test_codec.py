@@ -160,3 +160,33 @@ def test_export_manifest_and_outcome_rebased() -> None:
     documents.rewrite_links(outcome, "https://u/base", "https://gw/fhir")
     assert outcome["issue"][0]["diagnostics"] == "poll https://gw/fhir/_export/j"  # type: ignore[index]
     assert documents.is_ndjson("application/fhir+ndjson") and not documents.is_json("text/plain")
+
+
+def test_export_jobs_are_bound_with_every_path_under_them() -> None:
+    from wardgate.protocols.http.exports import ExportJobs
+
+    jobs = ExportJobs(limit=2)
+    jobs.bind("ehr", "https://u/base/_export/Job1", "https://u/base/", "alice")
+    jobs.bind("ehr", "/base/_export/job2", "https://u/base", "bob")  # a relative reference
+    jobs.bind("ehr", "https://elsewhere/_export/x", "https://u/base", "bob")  # not the API's
+    assert jobs.owner("ehr", ("_export", "job1", "Patient.ndjson")) == "alice"
+    assert jobs.owner("ehr", ("_EXPORT", "JOB1")) == "alice"
+    assert jobs.owner("ehr", ("_export", "job2")) == "bob"
+    assert (
+        jobs.owner("ehr", ("_export",)) is None and jobs.owner("other", ("_export", "job1")) is None
+    )
+    manifest = {"transactionTime": "t", "output": [{"url": "https://u/base/files/f1"}],
+                "error": [{"url": "https://u/base/files/e1"}]}  # fmt: skip
+    jobs.bind_manifest("ehr", manifest, "https://u/base", "carol")
+    assert jobs.owner("ehr", ("files", "e1")) == "carol"
+    assert jobs.owner("ehr", ("_export", "job1")) is None  # the oldest, past the limit
+
+
+def test_echoed_ids_go_back_as_the_client_sent_them() -> None:
+    from wardgate.protocols.http.routing import rewritten, unecho
+
+    sent = route("/ehr/Patient/pid-AAA?subject=Patient/pid-BBB,pid-CCC&x=1")
+    forward = route("/ehr/Patient/real-1?subject=Patient/real-2,real-3&x=1")
+    echoes = rewritten(sent, forward)
+    assert sorted(echoes) == [("real-1", "pid-AAA"), ("real-2", "pid-BBB"), ("real-3", "pid-CCC")]
+    assert unecho("https://gw/ehr/Patient/real-1/_history/2", echoes).endswith("pid-AAA/_history/2")

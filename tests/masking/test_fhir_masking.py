@@ -533,3 +533,19 @@ def test_json_that_is_not_a_resource_is_still_masked() -> None:
     assert masked["url"] == answer["url"]  # a link to follow, not text
     top, _ = docs.mask("ehr", None, [copy.deepcopy(patient)])
     assert top[0]["id"].startswith("pid-") and "Quigley" not in json.dumps(top)
+
+
+def test_an_export_manifest_pointing_around_the_gateway_is_refused() -> None:
+    from wardgate.config import ApiTarget
+    from wardgate.core.documents import Unmaskable
+    from wardgate.masking.detectors import Scanner, ScannerConfig
+    from wardgate.masking.documents import Documents
+
+    api = ApiTarget.model_validate({"name": "ehr", "kind": "fhir", "url": "http://127.0.0.1:1"})
+    docs = Documents({"ehr": api}, POLICY, KEY, Scanner(ScannerConfig()))
+    files = [{"type": "Patient", "url": "https://gw/ehr/files/1.ndjson"}]
+    manifest = {"transactionTime": "t", "request": "https://gw/ehr/$export", "output": files}
+    assert docs.mask("ehr", None, copy.deepcopy(manifest))[0] == manifest
+    manifest["output"] = [{"type": "Patient", "url": "https://bucket.example/1.ndjson?sig=x"}]
+    with pytest.raises(Unmaskable):
+        docs.mask("ehr", None, manifest)

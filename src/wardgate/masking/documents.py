@@ -151,6 +151,7 @@ def _fhir(masker: FhirMasker, node: Any) -> Any:
     if isinstance(node, dict):
         if "resourceType" in node:
             return masker.mask(node)
+        _check_manifest(node)
         return {k: v if k in _URL_KEYS else _fhir(masker, v) for k, v in node.items()}
     if isinstance(node, list):
         return [_fhir(masker, v) for v in node]
@@ -160,6 +161,25 @@ def _fhir(masker: FhirMasker, node: Any) -> Any:
 
 
 _URL_KEYS = frozenset({"url", "request"})  # a manifest's: links the caller must follow
+
+
+def _check_manifest(node: dict[str, Any]) -> None:
+    """A bulk-data manifest whose files are not served where its request was (through the
+    gateway, once rebased): the caller would read them around the masker (storage URLs)."""
+    if "transactionTime" not in node or not isinstance(node.get("request"), str):
+        return
+    origin = _origin(node["request"])
+    for key in ("output", "error", "deleted"):
+        entries = node.get(key)
+        for entry in entries if isinstance(entries, list) else ():
+            url = entry.get("url") if isinstance(entry, dict) else None
+            if isinstance(url, str) and _origin(url) != origin:
+                raise Unmaskable("the export's files are not served through the gateway")
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.lower()}://{rest.split('/', 1)[0].lower()}"
 
 
 def _unecho(node: Any, echoes: dict[str, str]) -> Any:

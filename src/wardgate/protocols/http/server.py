@@ -321,10 +321,10 @@ class HttpConnection:
             await self._authorize(request, head, api, found.api)
             if api is None:
                 raise HttpError(404, f"no API is named {found.api!r}")
+            body = await self._body(head)  # read first, so the connection can go on after a 4xx
             self._check_export_owner(request, api, found)
             if api.kind == "fhir" and head.header("if-none-exist") is not None:
                 raise HttpError(400, CONDITIONAL_CREATE)
-            body = await self._body(head)
             decision = await self._decide(request)
             if not decision.allowed:
                 expired = decision.by == "approvals" and "expired" in decision.reason

@@ -549,3 +549,19 @@ def test_an_export_manifest_pointing_around_the_gateway_is_refused() -> None:
     manifest["output"] = [{"type": "Patient", "url": "https://bucket.example/1.ndjson?sig=x"}]
     with pytest.raises(Unmaskable):
         docs.mask("ehr", None, manifest)
+
+
+def test_decoded_ids_go_back_as_pseudonyms_as_whole_ids_only() -> None:
+    from wardgate.config import ApiTarget
+    from wardgate.masking.detectors import Scanner, ScannerConfig
+    from wardgate.masking.documents import Documents
+
+    api = ApiTarget.model_validate({"name": "ehr", "kind": "fhir", "url": "http://127.0.0.1:1"})
+    docs = Documents({"ehr": api}, POLICY, KEY, Scanner(ScannerConfig()))
+    token = docs.pseudonyms.encode("5")
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error",
+               "code": "not-found", "details": {"text": "Patient/5 is not known."},
+               "expression": ["Observation.value = 15.5 or 5.5"]}]}  # fmt: skip
+    masked, _ = docs.mask("ehr", None, outcome, f"/ehr/Patient/{token}")
+    assert masked["issue"][0]["details"]["text"] == f"Patient/{token} is not known."
+    assert masked["issue"][0]["expression"] == ["Observation.value = 15.5 or 5.5"]

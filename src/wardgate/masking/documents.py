@@ -185,15 +185,23 @@ def _origin(url: str) -> str:
 def _unecho(node: Any, echoes: dict[str, str]) -> Any:
     """Every string in ``node`` with the real ids put back as their pseudonyms (any case)."""
     if isinstance(node, str):
-        if any(real.lower() in node.lower() for real in echoes):
+        lower = node.lower()
+        if any(real.lower() in lower for real in echoes):
             for real, token in echoes.items():
-                node = re.sub(re.escape(real), token, node, flags=re.IGNORECASE)
+                node = _whole_id(real).sub(token, node)
         return node
     if isinstance(node, dict):
         return {k: _unecho(v, echoes) for k, v in node.items()}
     if isinstance(node, list):
         return [_unecho(v, echoes) for v in node]
     return node
+
+
+def _whole_id(real: str) -> re.Pattern[str]:
+    """``real`` as a whole id (not inside a longer one, nor a date or a number), in any case."""
+    return re.compile(
+        rf"(?<![A-Za-z0-9\-.]){re.escape(real)}(?![A-Za-z0-9\-]|\.[A-Za-z0-9])", re.IGNORECASE
+    )
 
 
 def _take(counts: Any) -> dict[str, int]:

@@ -269,6 +269,7 @@ def test_searches_that_stay_allowed(gateway: RunningGateway, tokens: dict[str, s
                       "Observation?code=8302-2&_count=3"):  # fmt: skip
             answer = alice.get(f"{base(gateway)}/{query}")
             assert answer.status_code == 200, (query, answer.text)
+            assert not leaks(answer.text, identifiers(), ("id",)), query  # self links too
         assert alice.get(f"{base(gateway)}/Patient?_id={pid}").json()["total"] == 1
         family = next(iter(resources_of("Patient")))["name"][0]["family"]
         found = bob.get(base(gateway) + "/Patient", params={"family": family})

@@ -327,3 +327,25 @@ def test_the_method_is_the_one_policy_judged(
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
     assert b"search with GET" in answer
+
+
+def test_the_birth_date_oracle_of_the_issue_is_closed(
+    gateway: RunningGateway, tokens: dict[str, str]
+) -> None:
+    """The attack as reported: a binary search on ``birthdate=ge...`` for one pseudonymous
+    patient rebuilt the date the engineer sees masked. Now the first probe is refused."""
+    from datetime import date, timedelta
+
+    url = base(gateway) + "/Patient"
+    with client(gateway, tokens["alice"]) as alice:
+        patient = alice.get(url, params={"_count": 1}).json()["entry"][0]["resource"]
+        assert "birthDate" not in patient or len(patient["birthDate"]) == 4  # masked
+        low, high, probes = date(1900, 1, 1), date(2030, 1, 1), []
+        while low < high:
+            middle = low + (high - low) / 2 + timedelta(days=1)
+            answer = alice.get(url, params={"_id": patient["id"], "birthdate": f"ge{middle}"})
+            probes.append(answer.status_code)
+            if answer.status_code != 200:
+                break
+            low, high = (middle, high) if answer.json()["total"] else (low, middle - timedelta(1))
+    assert probes == [403], f"{len(probes)} probes rebuilt {low}"

@@ -505,14 +505,16 @@ def test_speed_of_masking_every_bundle() -> None:
      ("Observation", "patient=Patient/123", False, False),
      ("Observation", "subject=Group/1", True, True), ("Observation", "_id=123", True, True),
      ("Coverage", "subscriber-id=M1", False, False),
-     ("Patient", "_has:RelatedPerson:patient:given=Ann", False, True)],
+     ("Patient", "_has:RelatedPerson:patient:given=Ann", False, True),
+     ("Observation", "patient._id=123", False, False),
+     ("Observation", "patient._id=pid-abc", True, True), ("Patient", "family%20=Sm", False, True)],
 )  # fmt: skip
 def test_search_parameters_on_masked_elements(
     resource: str, query: str, engineer: bool, clinician: bool
 ) -> None:
     from wardgate.masking.fhir_search import refusal
 
-    target = f"/ehr/{resource}?{query}"
+    target = f"/ehr/{resource}?{query.replace('%20', ' ')}"
     assert (refusal(ENGINEER, resource, target) is None) is engineer
     assert (refusal(role("clinician"), resource, target) is None) is clinician
     assert refusal(role("everything"), resource, target) is None

@@ -50,7 +50,7 @@ def refusal(view: View, resource: str, target: str) -> str | None:
     (the gateway's canonical spelling)."""
     query = target.partition("?")[2]
     for raw_name, value in parse_qsl(query, keep_blank_values=True):
-        name = raw_name.lower()
+        name = raw_name.strip().lower()  # as a lenient server might read it
         why = _parameter(view, resource, name, value)
         if why is not None:
             return f"search parameter {raw_name!r}: {why}"
@@ -72,9 +72,11 @@ def _parameter(view: View, resource: str, name: str, value: str) -> str | None:
             return "it searches an element masked for this caller"
         return None
     if "." in base or "." in name:  # a chain: the last link is the one searched
-        last = name.rsplit(".", 1)[1].split(":", 1)[0]
+        last = name.rsplit(".", 1)[1].split(":", 1)[0].strip()
         if _masked(view, "Patient", last) and not _pseudonyms(value):
             return "it searches an element masked for this caller"
+        if last in PERSON_REFERENCES and masks_ids(view) and not _person_ids_pseudonymous(value):
+            return f"a person's id must be one of the gateway's {PREFIX} pseudonyms"
         return None
     if base in PERSON_REFERENCES and (base != "_id" or resource in ID_TYPES):
         if _masks(view, (E.MRN,)) and not _person_ids_pseudonymous(value):

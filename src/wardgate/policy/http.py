@@ -42,7 +42,7 @@ def http_facts(method: str, target: str, resource: str, bulk_count: int) -> Fact
     segments = [unquote(s) for s in path.split("/")[2:] if s]  # under the API's name
     operations = frozenset(s.lower() for s in segments if s.startswith("$"))
     pairs = parse_qsl(query, keep_blank_values=True)
-    params = {k.split(":", 1)[0].lower() for k, _ in pairs}
+    params = {k.split(":", 1)[0].strip().lower() for k, _ in pairs}
     count = _count(pairs)
     read = method in ("GET", "HEAD")
     search = read and len(segments) == 1 and not segments[0].startswith("$")
@@ -60,7 +60,7 @@ def _count(pairs: list[tuple[str, str]]) -> float:
     """The largest ``_count`` asked for (servers differ on which of several they use)."""
     largest: float = 0
     for key, value in pairs:
-        if key.split(":", 1)[0].lower() == "_count" and value.strip():
+        if key.split(":", 1)[0].strip().lower() == "_count" and value.strip():
             try:
                 largest = max(largest, int(value))
             except ValueError:

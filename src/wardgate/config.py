@@ -99,7 +99,7 @@ class HttpListener(_Model):
     public_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^/?#]+$",
-        description="scheme://host[:port] clients use; default from each request's Host",
+        description="scheme://host[:port] clients use; default: the listener's host and port",
     )
 
     @model_validator(mode="after")

@@ -489,3 +489,81 @@ def test_speed_of_masking_every_bundle() -> None:
         f"{size / full / 1e6:.0f} MB/s ({plain / full:.2f}x)"
     )
     assert size / mask_only > 5e6
+
+
+# ---- searches on masked elements (masking/fhir_search.py) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resource", "query", "engineer", "clinician"),
+    [("Patient", "family=Sm", False, True), ("Patient", "birthdate=ge1980", False, True),
+     ("Patient", "Birthdate:missing=true", False, True), ("Patient", "phone=555", False, False),
+     ("Patient", "identifier=1234", False, False), ("Patient", "identifier=pid-abc", True, True),
+     ("Patient", "gender=male", True, True), ("Patient", "_sort=-birthdate", False, True),
+     ("Patient", "_sort=_lastUpdated", True, True), ("Patient", "_content=x", False, False),
+     ("Observation", "patient.family=Sm", False, True), ("Observation", "date=ge2020", True, True),
+     ("Observation", "patient=Patient/123", False, False),
+     ("Observation", "subject=Group/1", True, True), ("Observation", "_id=123", True, True),
+     ("Coverage", "subscriber-id=M1", False, False),
+     ("Patient", "_has:RelatedPerson:patient:given=Ann", False, True),
+     ("Observation", "patient._id=123", False, False),
+     ("Observation", "patient._id=pid-abc", True, True), ("Patient", "family%20=Sm", False, True)],
+)  # fmt: skip
+def test_search_parameters_on_masked_elements(
+    resource: str, query: str, engineer: bool, clinician: bool
+) -> None:
+    from wardgate.masking.fhir_search import refusal
+
+    target = f"/ehr/{resource}?{query.replace('%20', ' ')}"
+    assert (refusal(ENGINEER, resource, target) is None) is engineer
+    assert (refusal(role("clinician"), resource, target) is None) is clinician
+    assert refusal(role("everything"), resource, target) is None
+
+
+def test_json_that_is_not_a_resource_is_still_masked() -> None:
+    from wardgate.config import ApiTarget
+    from wardgate.masking.detectors import Scanner, ScannerConfig
+    from wardgate.masking.documents import Documents
+
+    api = ApiTarget.model_validate({"name": "ehr", "kind": "fhir", "url": "http://127.0.0.1:1"})
+    docs = Documents({"ehr": api}, POLICY, KEY, Scanner(ScannerConfig()))
+    patient = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Quigley"}]}
+    answer = {"items": [patient, "ssn 123-45-6789"], "url": "https://gw/ehr/_export/123-45-6789"}
+    masked, _ = docs.mask("ehr", None, answer)
+    assert masked["items"][0]["name"] == [{"family": "[NAME]"}]
+    assert "123-45-6789" not in masked["items"][1]
+    assert masked["url"] == answer["url"]  # a link to follow, not text
+    top, _ = docs.mask("ehr", None, [copy.deepcopy(patient)])
+    assert top[0]["id"].startswith("pid-") and "Quigley" not in json.dumps(top)
+
+
+def test_an_export_manifest_pointing_around_the_gateway_is_refused() -> None:
+    from wardgate.config import ApiTarget
+    from wardgate.core.documents import Unmaskable
+    from wardgate.masking.detectors import Scanner, ScannerConfig
+    from wardgate.masking.documents import Documents
+
+    api = ApiTarget.model_validate({"name": "ehr", "kind": "fhir", "url": "http://127.0.0.1:1"})
+    docs = Documents({"ehr": api}, POLICY, KEY, Scanner(ScannerConfig()))
+    files = [{"type": "Patient", "url": "https://gw/ehr/files/1.ndjson"}]
+    manifest = {"transactionTime": "t", "request": "https://gw/ehr/$export", "output": files}
+    assert docs.mask("ehr", None, copy.deepcopy(manifest))[0] == manifest
+    manifest["output"] = [{"type": "Patient", "url": "https://bucket.example/1.ndjson?sig=x"}]
+    with pytest.raises(Unmaskable):
+        docs.mask("ehr", None, manifest)
+
+
+def test_decoded_ids_go_back_as_pseudonyms_as_whole_ids_only() -> None:
+    from wardgate.config import ApiTarget
+    from wardgate.masking.detectors import Scanner, ScannerConfig
+    from wardgate.masking.documents import Documents
+
+    api = ApiTarget.model_validate({"name": "ehr", "kind": "fhir", "url": "http://127.0.0.1:1"})
+    docs = Documents({"ehr": api}, POLICY, KEY, Scanner(ScannerConfig()))
+    token = docs.pseudonyms.encode("5")
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error",
+               "code": "not-found", "details": {"text": "Patient/5 is not known."},
+               "expression": ["Observation.value = 15.5 or 5.5"]}]}  # fmt: skip
+    masked, _ = docs.mask("ehr", None, outcome, f"/ehr/Patient/{token}")
+    assert masked["issue"][0]["details"]["text"] == f"Patient/{token} is not known."
+    assert masked["issue"][0]["expression"] == ["Observation.value = 15.5 or 5.5"]

@@ -20,6 +20,10 @@ class DocumentMaskingAddon(Addon):
 
     def api_call(self, call: ApiCall) -> Decision | None:
         target = call.text.partition(" ")[2]
+        info = call.session
+        refused = self.documents.refusal(info.target, info.identity, call.method, target)
+        if refused is not None:
+            return Decision.deny(refused, "masking")
         try:
             decoded = self.documents.decode_target(target)
         except UnknownPseudonym as exc:
@@ -30,7 +34,8 @@ class DocumentMaskingAddon(Addon):
 
     def document(self, call: ApiCall, body: Any) -> Any:
         info = call.session
-        masked, counts = self.documents.mask(info.target, info.identity, body)
+        target = call.text.partition(" ")[2]  # its pseudonyms go back where echoed
+        masked, counts = self.documents.mask(info.target, info.identity, body, target)
         if counts:
             previous = (call.masked or {}).get("masked", {})
             merged = {k: previous.get(k, 0) + counts.get(k, 0) for k in {*previous, *counts}}

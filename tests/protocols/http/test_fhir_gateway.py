@@ -211,7 +211,7 @@ def test_the_upstream_key_reaches_no_client(
         assert API_KEY not in response.text
         assert all(API_KEY not in v for v in response.headers.values())
     statuses = [r.status_code for r in responses]
-    assert statuses == [200, 200, 404, 404, 403, 401]
+    assert statuses == [200, 200, 403, 404, 403, 401]  # a real-looking patient id: refused
 
 
 def _pending(store: ApprovalStore, known: set[str], timeout: float = 10) -> Approval:

@@ -6,7 +6,9 @@ the demo never is.
 - ``/_test/error``: 503 with an OperationOutcome;
 - ``/_test/huge``: a searchset Bundle of exactly 100 MiB (``?bytes=N`` for another size),
   generated while it is sent, with ``Content-Length`` (``?chunked=1``: without, so chunked);
-- ``/_test/slow?seconds=N``: an empty searchset Bundle after N seconds (at most 300).
+- ``/_test/slow?seconds=N``: an empty searchset Bundle after N seconds (at most 300);
+- ``/_test/text?say=...``: 200, ``text/plain``, the words given (a server's plain-text page
+  that quotes what it holds).
 """
 
 from __future__ import annotations
@@ -117,8 +119,12 @@ class Misbehaviour:
         }
         return FhirResponse(body)
 
+    async def text(self, request: Request) -> Response:
+        return Response(request.query_params.get("say", ""), media_type="text/plain")
+
     def routes(self) -> list[Route]:
         return [
+            Route("/_test/text", self.text),
             Route("/_test/malformed", self.malformed),
             Route("/_test/error", self.error),
             Route("/_test/huge", self.huge),

@@ -1,8 +1,9 @@
 """What the gateway reads and writes in bodies: no I/O.
 
-JSON media types, the gateway's own error bodies (a FHIR ``OperationOutcome`` for FHIR APIs, a
-small JSON object otherwise), Bundle links rebased from the API's URL to the gateway's, and the
-scan that keeps the gateway's credential for an API out of anything a client receives.
+JSON and NDJSON media types, the gateway's own error bodies (a FHIR ``OperationOutcome`` for
+FHIR APIs, a small JSON object otherwise), the API's URLs rebased onto the gateway's (Bundle
+links, a bulk-export manifest's file URLs, an ``OperationOutcome``'s text), and the scan that
+keeps the gateway's credential for an API out of anything a client receives.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from wardgate.protocols.http.routing import rebase
 
 FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
+NDJSON = frozenset({"application/fhir+ndjson", "application/ndjson", "application/x-ndjson"})
 
 # OperationOutcome.issue.code (http://hl7.org/fhir/issue-type) by the status the gateway sends.
 _ISSUE_CODE = {
@@ -37,6 +39,11 @@ def is_json(content_type: str) -> bool:
     """``application/json``, ``application/fhir+json`` or any other ``+json`` type."""
     media = content_type.split(";", 1)[0].strip().lower()
     return media == JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+def is_ndjson(content_type: str) -> bool:
+    """Newline-delimited JSON: a FHIR bulk export's files."""
+    return content_type.split(";", 1)[0].strip().lower() in NDJSON
 
 
 def error_body(kind: str, status: int, message: str) -> tuple[str, bytes]:
@@ -75,9 +82,19 @@ def dump(doc: Any) -> bytes:
 
 
 def rewrite_links(doc: Any, upstream_base: str, public_base: str) -> None:
-    """In a FHIR Bundle (and the Bundles it contains): ``link[].url``, ``entry[].fullUrl`` and
-    ``entry[].response.location`` under the API's base, rebased onto the gateway's."""
-    if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
+    """The API's URLs rebased onto the gateway's: in a FHIR Bundle (and the Bundles it
+    contains) ``link[].url``, ``entry[].fullUrl`` and ``entry[].response.location``; in a
+    bulk-data manifest ``request`` and the file URLs; in an ``OperationOutcome`` the base
+    wherever its text quotes it."""
+    if not isinstance(doc, dict):
+        return
+    if doc.get("resourceType") == "OperationOutcome":
+        _rebase_text(doc, upstream_base.rstrip("/"), public_base.rstrip("/"))
+        return
+    if "transactionTime" in doc and isinstance(doc.get("output"), list):
+        _manifest(doc, upstream_base, public_base)
+        return
+    if doc.get("resourceType") != "Bundle":
         return
 
     def fix(holder: Any, key: str) -> None:
@@ -91,6 +108,25 @@ def rewrite_links(doc: Any, upstream_base: str, public_base: str) -> None:
         if isinstance(entry, dict):
             fix(entry.get("response"), "location")
             rewrite_links(entry.get("resource"), upstream_base, public_base)
+
+
+def _manifest(doc: dict[str, Any], upstream_base: str, public_base: str) -> None:
+    if isinstance(doc.get("request"), str):
+        doc["request"] = rebase(doc["request"], upstream_base, public_base)
+    for key in ("output", "error", "deleted"):
+        for entry in _list(doc.get(key)):
+            if isinstance(entry, dict) and isinstance(entry.get("url"), str):
+                entry["url"] = rebase(entry["url"], upstream_base, public_base)
+
+
+def _rebase_text(node: Any, base: str, public: str) -> None:
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        if isinstance(value, str):
+            if base in value:
+                node[key] = value.replace(base, public)
+        elif isinstance(value, dict | list):
+            _rebase_text(value, base, public)
 
 
 def _list(value: Any) -> list[Any]:

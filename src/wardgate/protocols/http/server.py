@@ -28,7 +28,7 @@ from wardgate.config import ApiTarget, HttpListener
 from wardgate.core.model import ApiCall, ConnectAttempt, Decision, Identity, Outcome, SessionInfo
 from wardgate.core.model import Verdict as V
 from wardgate.core.pipeline import Pipeline, PipelineFailure
-from wardgate.protocols.http import documents
+from wardgate.protocols.http import documents, held
 from wardgate.protocols.http.caller import CallerAuth, CallerRefused
 from wardgate.protocols.http.codec import (
     NEED_DATA,
@@ -39,26 +39,26 @@ from wardgate.protocols.http.codec import (
     RequestHead,
     ServerCodec,
 )
-from wardgate.protocols.http.routing import Route, request_headers, response_headers, route
+from wardgate.protocols.http.exports import ExportJobs
+from wardgate.protocols.http.held import HttpError
+from wardgate.protocols.http.routing import (
+    Route,
+    default_public_url,
+    request_headers,
+    response_headers,
+    rewritten,
+    route,
+    unecho,
+)
 from wardgate.protocols.http.upstream import Upstream
 from wardgate.protocols.release import AUDIT_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
+# Its header carries a search that no addon reads (the pipeline sees the target, not headers).
+CONDITIONAL_CREATE = "conditional create (If-None-Exist) cannot be checked by the gateway"
 CREDENTIAL_SEEN = "the API's answer was withheld: it contained the gateway's credential for the API"
-
-
-class HttpError(Exception):
-    """Answer the client ``status`` with ``message`` (and record it); ``reason`` says more in
-    the audit. ``close`` ends the connection after the answer."""
-
-    def __init__(self, status: int, message: str, reason: str = "", close: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.reason = reason or message
-        self.close = close
 
 
 class HttpServer:
@@ -84,6 +84,8 @@ class HttpServer:
         )
         self._server: asyncio.Server | None = None
         self._commit_lock = asyncio.Lock()
+        self.exports = ExportJobs()
+        self.public_url = listener.public_url or ""  # set at start from the bound address
 
     async def start(self) -> tuple[str, int]:
         self._server = await asyncio.start_server(
@@ -96,6 +98,9 @@ class HttpServer:
             reuse_address=True,
         )
         host, port = self._server.sockets[0].getsockname()[:2]
+        if not self.public_url:
+            scheme = "https" if self._tls else "http"
+            self.public_url = default_public_url(scheme, self.listener.host, port)
         log.info("%s: listening on %s:%d%s", self.name, host, port, " (TLS)" if self._tls else "")
         return host, port
 
@@ -299,31 +304,41 @@ class HttpConnection:
         anonymous = self._new_info(None, "")
         request = ApiCall(
             anonymous, self.seq, f"{head.method} {head.target}",
-            method=head.method, path=head.target.partition("?")[0],
+            method=head.method.upper(),  # what httpx sends the API, whatever was sent
+            path=head.target.partition("?")[0],
         )  # fmt: skip
         self._current = request
         kind = "json"
         try:
             found = route(head.target)
-            request.path = found.path
             api = self.server.apis.get(found.api)
             if api is not None:
                 kind = api.kind
                 if api.kind == "fhir":
+                    found = found.fhir()
                     request.resource_type = found.first_segment
+            # Every addon reads the one canonical spelling, and the API receives it too.
+            request.text = f"{request.method} {found.target}"
+            request.path = found.path
             await self._authorize(request, head, api, found.api)
             if api is None:
                 raise HttpError(404, f"no API is named {found.api!r}")
-            body = await self._body(head)
+            body = await self._body(head)  # read first, so the connection can go on after a 4xx
+            self._check_export_owner(request, api, found)
+            if api.kind == "fhir" and head.header("if-none-exist") is not None:
+                raise HttpError(400, CONDITIONAL_CREATE)
             decision = await self._decide(request)
             if not decision.allowed:
                 expired = decision.by == "approvals" and "expired" in decision.reason
                 status = 408 if expired else 403
                 request.outcome = Outcome.DENIED
                 raise HttpError(status, decision.reason or "refused by policy")
+            echoes: list[tuple[str, str]] = []
             if request.forward_target:  # an addon rewrote where it goes (pseudonymous ids)
-                found = route(request.forward_target)
-            return await self._forward(request, head, api, found, body)
+                forward = route(request.forward_target)
+                echoes = rewritten(found, forward)
+                found = forward
+            return await self._forward(request, head, api, found, body, echoes)
         except CodecError as exc:
             return await self._fail(request, kind, HttpError(exc.status, exc.message))
         except HttpError as exc:
@@ -353,6 +368,14 @@ class HttpConnection:
             request.session = self._new_info(identity, name, identity.subject)
             return
         request.session = self._session_for(identity, api.name)
+
+    def _check_export_owner(self, request: ApiCall, api: ApiTarget, found: Route) -> None:
+        """A bulk export's status and file URLs belong to the identity that was given them."""
+        owner = self.server.exports.owner(api.name, found.segments)
+        identity = request.session.identity
+        if owner is not None and (identity is None or identity.subject != owner):
+            request.outcome = Outcome.DENIED
+            raise HttpError(403, "this bulk export belongs to another caller")
 
     async def _decide(self, request: ApiCall) -> Decision:
         decision = self.server.pipeline.api_call(request)
@@ -403,11 +426,17 @@ class HttpConnection:
     # ---- the API's answer -----------------------------------------------------------------------
 
     async def _forward(
-        self, request: ApiCall, head: RequestHead, api: ApiTarget, found: Route, body: bytes
+        self,
+        request: ApiCall,
+        head: RequestHead,
+        api: ApiTarget,
+        found: Route,
+        body: bytes,
+        echoes: list[tuple[str, str]],
     ) -> bool:
         upstream = self.server.upstreams[api.name]
         headers = request_headers(head.headers, upstream.injected)
-        outgoing = upstream.build(head.method, found.upstream_url(upstream.base), headers, body)
+        outgoing = upstream.build(request.method, found.upstream_url(upstream.base), headers, body)
         try:
             response = await upstream.client.send(outgoing, stream=True)
         except httpx.TimeoutException as exc:
@@ -421,7 +450,7 @@ class HttpConnection:
                 f"upstream unreachable: {type(exc).__name__}: {exc}",
             ) from exc  # fmt: skip
         try:
-            return await self._relay(request, head, api, upstream, response)
+            return await self._relay(request, head, api, upstream, response, echoes)
         finally:
             await response.aclose()
 
@@ -432,6 +461,7 @@ class HttpConnection:
         api: ApiTarget,
         upstream: Upstream,
         response: httpx.Response,
+        echoes: list[tuple[str, str]],
     ) -> bool:
         status = response.status_code
         if status >= 500:
@@ -446,8 +476,13 @@ class HttpConnection:
                 f"upstream answered {status}",
             )  # fmt: skip
         scan = documents.SecretScan(upstream.secrets)
-        public = self._public_base(head, api)
+        public = self._public_base(api)
         headers = response_headers(response.headers.multi_items(), upstream.base, public)
+        headers = [(k, unecho(v, echoes)) for k, v in headers]
+        identity = request.session.identity
+        location = response.headers.get("content-location")
+        if status == 202 and location and identity is not None:  # an asynchronous job's status
+            self.server.exports.bind(api.name, location, upstream.base, identity.subject)
         if any(scan.in_text(v) for _, v in headers):
             raise HttpError(502, CREDENTIAL_SEEN, "the API echoed the gateway's credential")
         limit = api.max_response_bytes or self.server.listener.max_response_bytes
@@ -457,27 +492,30 @@ class HttpConnection:
                 502, "response too large", f"upstream sent {length} bytes (limit {limit})"
             )
         pipeline = self.server.pipeline
-        has_body = head.method != "HEAD" and status not in (204, 304)
+        has_body = request.method != "HEAD" and status not in (204, 304)
         content_type = response.headers.get("content-type", "")
-        if (
-            has_body
-            and documents.is_json(content_type)
-            and (pipeline.wants_documents or api.kind == "fhir")
-        ):
-            return await self._document(request, api, upstream, response, headers, public, limit)
+        json_answer = documents.is_json(content_type)
+        if has_body and json_answer and (pipeline.wants_documents or api.kind == "fhir"):
+            data = await self._hold(api, upstream, response, limit)
+            out = held.json_answer(
+                self.server.pipeline, self.server.exports, request, api, upstream.base, data, public
+            )
+            return await self._send_held(request, response.status_code, headers, out)
+        if has_body and api.kind == "fhir" and pipeline.wants_documents:
+            # Whatever else a FHIR API answers goes past the document hook too, line by line
+            # (NDJSON) or as an opaque stand-in: a view that masks never gets it unread.
+            data = await self._hold(api, upstream, response, limit)
+            if documents.is_ndjson(content_type):
+                out = held.ndjson_answer(self.server.pipeline, request, data)
+            else:
+                out = held.opaque_answer(self.server.pipeline, request, content_type, data)
+            return await self._send_held(request, response.status_code, headers, out)
         return await self._stream(request, response, headers, scan, limit, has_body)
 
-    async def _document(
-        self,
-        request: ApiCall,
-        api: ApiTarget,
-        upstream: Upstream,
-        response: httpx.Response,
-        headers: list[tuple[str, str]],
-        public: str,
-        limit: int,
-    ) -> bool:
-        """A JSON answer held whole: parsed, handed to the ``document`` hook, links rebased."""
+    async def _hold(
+        self, api: ApiTarget, upstream: Upstream, response: httpx.Response, limit: int
+    ) -> bytes:
+        """The API's whole answer (up to ``limit``), checked for the gateway's credential."""
         data = bytearray()
         try:
             async for chunk in response.aiter_bytes():
@@ -492,22 +530,12 @@ class HttpConnection:
             raise HttpError(502, f"the API {api.name!r} broke off its answer", str(exc)) from exc
         if documents.SecretScan(upstream.secrets).found_in(bytes(data)):
             raise HttpError(502, CREDENTIAL_SEEN, "the API echoed the gateway's credential")
-        try:
-            doc = documents.parse(bytes(data))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HttpError(
-                502, "the upstream answered with malformed JSON", f"malformed JSON: {exc}"
-            ) from exc
-        if api.kind == "fhir":  # first: addons (masking, the recorder) see the client's links
-            documents.rewrite_links(doc, upstream.base, public)
-        try:
-            doc = self.server.pipeline.document(request, doc)
-        except PipelineFailure as exc:
-            raise HttpError(
-                502, "the gateway could not process the API's answer safely", str(exc)
-            ) from exc
-        out = documents.dump(doc)
-        request.status = response.status_code
+        return bytes(data)
+
+    async def _send_held(
+        self, request: ApiCall, status: int, headers: list[tuple[str, str]], out: bytes
+    ) -> bool:
+        request.status = status
         request.bytes_out = len(out)
         request.outcome = Outcome.OK if request.status < 400 else Outcome.ERROR
         self._finish(request)
@@ -563,12 +591,9 @@ class HttpConnection:
         await self._write(self.codec.end())
         return True
 
-    def _public_base(self, head: RequestHead, api: ApiTarget) -> str:
-        configured = self.server.listener.public_url
-        if configured is not None:
-            return f"{configured}/{api.name}"
-        scheme = "https" if self.server.listener.tls is not None else "http"
-        return f"{scheme}://{head.header('host') or 'localhost'}/{api.name}"
+    def _public_base(self, api: ApiTarget) -> str:
+        """Never from the Host header: a client must not choose the links others follow."""
+        return f"{self.server.public_url}/{api.name}"
 
     async def _refuse_malformed(self, exc: CodecError) -> None:
         """A request that could not be read: answered, recorded with what is known, closed."""

@@ -1,7 +1,10 @@
 """SCRAM-SHA-256 without I/O: verifiers, the server side and the client side.
 
-Passwords are used as UTF-8 without SASLprep; for the ASCII passwords that wardgate generates and
-that most targets use the result is the same. A stored verifier has PostgreSQL's format,
+Passwords are prepared with SASLprep (scramp's, RFC 4013) as PostgreSQL prepares them, so a
+non-ASCII password gives the same verifier here as in ``pg_authid`` and logs in to a target as
+libpq would. The exchange itself is ours, the product's own protocol code: it takes the empty
+user name PostgreSQL's clients send (the start-up message carries the user), which a general
+SCRAM library refuses. A stored verifier has PostgreSQL's format,
 ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``, so one can be copied from
 ``pg_authid`` or made with ``wardgate passwd``.
 """
@@ -13,6 +16,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+
+from scramp import ScramException
+from scramp.utils import saslprep
 
 MECHANISM = "SCRAM-SHA-256"
 ITERATIONS = 4096
@@ -47,6 +53,15 @@ def _attributes(message: str) -> dict[str, str]:
     return out
 
 
+def prepared(password: str) -> bytes:
+    """The password's bytes as PostgreSQL hashes them: SASLprep'd (RFC 4013), or as it is
+    where SASLprep refuses it (a prohibited or unassigned character)."""
+    try:
+        return str(saslprep(password)).encode()
+    except ScramException:
+        return password.encode()
+
+
 @dataclass(frozen=True)
 class Verifier:
     iterations: int
@@ -59,13 +74,10 @@ class Verifier:
         cls, password: str, salt: bytes | None = None, iterations: int = ITERATIONS
     ) -> Verifier:
         salt = salt if salt is not None else secrets.token_bytes(16)
-        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+        salted = hashlib.pbkdf2_hmac("sha256", prepared(password), salt, iterations)
         client_key = _hmac(salted, b"Client Key")
         return cls(
-            iterations,
-            salt,
-            hashlib.sha256(client_key).digest(),
-            _hmac(salted, b"Server Key"),
+            iterations, salt, hashlib.sha256(client_key).digest(), _hmac(salted, b"Server Key")
         )
 
     @classmethod
@@ -155,7 +167,7 @@ class ScramClient:
         if not nonce.startswith(self._nonce) or not salt or not iterations.isdigit():
             raise ScramError("malformed server-first message")
         salted = hashlib.pbkdf2_hmac(
-            "sha256", self.password.encode(), _unb64(salt), int(iterations)
+            "sha256", prepared(self.password), _unb64(salt), int(iterations)
         )
         client_key = _hmac(salted, b"Client Key")
         without_proof = f"c=biws,r={nonce}"

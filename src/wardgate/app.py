@@ -128,7 +128,7 @@ class Gateway:
             else None
         )
         self.revalidator = (
-            IdpRevalidator(self.oidc, self.state)
+            IdpRevalidator(self.oidc, self.state, grace=ident.revalidate_grace)
             if self.oidc is not None and self.state is not None
             else None
         )
@@ -293,7 +293,11 @@ class Gateway:
             out["siem"] = self.forwarder.status()
         if self.revalidator is not None:
             last = self.revalidator.last
-            out["identity"] = {"revalidated": last.checked, "idp_unreachable": last.unreachable}
+            out["identity"] = {
+                "revalidated": last.checked, "idp_unreachable": last.unreachable,
+                "degraded_since": last.degraded_since,
+                "degraded_reason": last.degraded_reason,
+            }  # fmt: skip
         return out
 
     async def close(self) -> None:

@@ -509,6 +509,9 @@ class IdentitySettings(_Model):
     service_max_ttl: Duration = 90 * 86400.0
     watch_interval: Duration = Field(default=1.0, le=5.0)
     revalidate_interval: Duration = Field(default=60.0, ge=1.0)
+    # How long a provider that does not answer keeps people as they are before they are
+    # suspended (``revalidate.degraded`` is audited at once).
+    revalidate_grace: Duration = Field(default=900.0, ge=0)
     oidc: OidcSettings | None = None
     scim: ScimSettings | None = None
 

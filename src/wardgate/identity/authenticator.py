@@ -30,6 +30,7 @@ class AuthStep:
     identity: Identity | None = None
     final: bytes = b""
     failure: str = ""
+    hint: str = ""  # shown to the client with a refusal (how to recover), never a secret
 
 
 class AuthExchange(Protocol):
@@ -147,7 +148,8 @@ class _Checked:
     def step(self, data: bytes) -> AuthStep:
         step = self._inner.step(data)
         if step.identity is not None and (why := self._check(step.identity)):
-            return AuthStep(failure=f"user {self._user!r}: {why}")
+            hint = credentials.recovery_hint(why)
+            return AuthStep(failure=f"user {self._user!r}: {why}", hint=hint)
         return step
 
 

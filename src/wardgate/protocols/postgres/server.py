@@ -357,8 +357,9 @@ class PgSession:
                 step = exchange.step(data)
             if step.failure:
                 raise SessionRefused(
-                    "28P01", f'password authentication failed for user "{user}"', step.failure
-                )
+                    "28P01", f'password authentication failed for user "{user}"', step.failure,
+                    hint=step.hint,
+                )  # fmt: skip
             if step.identity is not None:
                 if step.final:
                     self.client.write(wire.auth_request(wire.AUTH_SASL_FINAL, step.final))

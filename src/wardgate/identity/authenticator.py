@@ -31,6 +31,10 @@ class AuthStep:
     final: bytes = b""
     failure: str = ""
     hint: str = ""  # shown to the client with a refusal (how to recover), never a secret
+    # A wrong guess at a secret a person chose (a static user's password, or the decoy of an
+    # unknown name): these failures are throttled. Bearer secrets (256-bit credentials, signed
+    # tokens) cannot be guessed, and their refusals (expired, revoked) are not guesses.
+    guess: bool = False
 
 
 class AuthExchange(Protocol):
@@ -70,9 +74,10 @@ class _ScramExchange:
         except ScramError as exc:
             # Against the decoy every proof fails; the audit log should still say why.
             unknown = self._found is None and self._round > 1
-            return AuthStep(failure=self._why("unknown user" if unknown else str(exc)))
+            reason = self._why("unknown user" if unknown else str(exc))
+            return AuthStep(failure=reason, guess=True)
         if self._found is None:
-            return AuthStep(failure=self._why("unknown user"))
+            return AuthStep(failure=self._why("unknown user"), guess=True)
         identity = Identity(self._found.name, self._found.roles, method=MECHANISM.lower())
         return AuthStep(identity=identity, final=final)
 
@@ -95,7 +100,7 @@ class _PasswordExchange:
         matches = hmac.compare_digest(candidate.stored_key, verifier.stored_key)
         if self._found is None or not matches:
             reason = "unknown user" if self._found is None else "password does not match"
-            return AuthStep(failure=f"user {self._user!r}: {reason}")
+            return AuthStep(failure=f"user {self._user!r}: {reason}", guess=True)
         return AuthStep(identity=Identity(self._found.name, self._found.roles, method=PASSWORD))
 
 

@@ -57,7 +57,7 @@ class ThrottleKey(_Model):
     """Backoff for one kind of key: ``free`` failures cost nothing, then ``base * 2**k``
     seconds, at most ``cap``; forgotten after ``forget`` seconds without a failure."""
 
-    free: int = Field(default=3, ge=0)
+    free: int = Field(default=5, ge=0)
     base: float = Field(default=1.0, gt=0)
     cap: float = Field(default=60.0, gt=0)
     forget: float = Field(default=900.0, gt=0)
@@ -70,7 +70,7 @@ class LoginThrottleSettings(_Model):
 
     enabled: bool = True
     user: ThrottleKey = ThrottleKey()
-    address: ThrottleKey = ThrottleKey(free=10)
+    address: ThrottleKey = ThrottleKey(free=20)
     hold: float = Field(default=5.0, ge=0)
 
 

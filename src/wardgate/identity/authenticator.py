@@ -17,7 +17,14 @@ from typing import Protocol
 
 from wardgate.core.model import Identity
 from wardgate.identity import credentials
-from wardgate.identity.scram import ITERATIONS, MECHANISM, ScramError, ScramServer, Verifier
+from wardgate.identity.scram import (
+    ITERATIONS,
+    MECHANISM,
+    ScramError,
+    ScramServer,
+    Verifier,
+    WrongProof,
+)
 
 PASSWORD = "password"
 
@@ -75,7 +82,8 @@ class _ScramExchange:
             # Against the decoy every proof fails; the audit log should still say why.
             unknown = self._found is None and self._round > 1
             reason = self._why("unknown user" if unknown else str(exc))
-            return AuthStep(failure=reason, guess=True)
+            # Only a checked proof is a guess; a malformed exchange is a broken client.
+            return AuthStep(failure=reason, guess=isinstance(exc, WrongProof))
         if self._found is None:
             return AuthStep(failure=self._why("unknown user"), guess=True)
         identity = Identity(self._found.name, self._found.roles, method=MECHANISM.lower())

@@ -34,7 +34,7 @@ THROTTLED_HINT = "too many failed sign-ins for this user or from this address; w
 class ThrottleRules:
     """For one kind of key (user names or addresses)."""
 
-    free: int = 3
+    free: int = 5
     base: float = 1.0
     cap: float = 60.0
     forget: float = 900.0

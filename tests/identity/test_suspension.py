@@ -53,7 +53,11 @@ GRACE = 4.0  # seconds a provider may be unreachable before anyone is suspended
 def _users() -> list[DevUser]:
     extra = [
         DevUser(name, signin.PASSWORDS[name], name.title(), f"{name}@clinic.example", groups)
-        for name, groups in (("dave", ("engineering",)), ("frank", ("clinicians",)))
+        for name, groups in (
+            ("dave", ("engineering",)),
+            ("frank", ("clinicians",)),
+            ("gina", ("engineering",)),
+        )
     ]
     return [*demo_users({n: signin.PASSWORDS[n] for n in ("alice", "bob", "carol")}), *extra]
 
@@ -305,3 +309,25 @@ def test_a_restarted_provider_that_kept_its_grants_suspends_nobody(
         assert again.execute("SELECT 1").fetchone() == (1,)
     suspended = [e for e in gateway.events() if e["type"] == "user.suspended"]
     assert all(e["subject"] != "frank" for e in suspended)
+
+
+def test_an_administrator_restores_a_suspended_human(
+    gateway: RunningGateway, provider: Provider, tmp_path: Path
+) -> None:
+    secret, conn = agent_session(gateway, tmp_path, "gina")
+    assert admin(gateway, tmp_path, "users", "restore", "gina").returncode == 0  # active: no-op
+    provider.stop()
+    provider.start(keep_grants=False)
+    try:
+        assert "access of 'gina' was suspended" in query_until_ended(conn, within=3)
+    finally:
+        conn.close()
+    done = admin(gateway, tmp_path, "users", "restore", "gina", "--reason", "checked by phone")
+    assert done.returncode == 0 and "restored gina" in done.stderr
+    restored = wait_for_event(gateway, type="user.restored", subject="gina")
+    assert restored["source"] == "cli" and restored["reason"] == "checked by phone"
+    assert restored["who"]["claimed_user"].startswith("admin:")
+    with psycopg.connect(gateway.dsn("gina-cursor", password=secret)) as again:
+        assert again.execute("SELECT 1").fetchone() == (1,)
+    unknown = admin(gateway, tmp_path, "users", "restore", "nobody")
+    assert unknown.returncode == 1 and "unknown human" in unknown.stderr

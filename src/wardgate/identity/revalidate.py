@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
@@ -80,7 +80,6 @@ class Outcome:
     # Since when the provider has not answered (None: it answers), and why.
     degraded_since: float | None = None
     degraded_reason: str = ""
-    suspended_subjects: list[str] = field(default_factory=list)
 
 
 class IdpRevalidator:
@@ -121,7 +120,10 @@ class IdpRevalidator:
         now = time.time() if now is None else now
         outcome = Outcome()
         unreachable = ""
-        for grant in self.store.grants():
+        grants = self.store.grants()
+        held = {g.subject for g in grants}  # forget the outages of grants no longer held
+        self._unreachable_since = {k: v for k, v in self._unreachable_since.items() if k in held}
+        for grant in grants:
             outcome.checked += 1
             try:
                 checked = self._check(grant)

@@ -10,12 +10,13 @@ sign in with the real ``wardgate login`` (its browser scripted by ``tests.idp.si
 - a provider that says the account is disabled, or SCIM deactivation, revokes for good;
 - a provider outage shorter than the grace changes nothing, a longer one suspends, and the
   provider answering again restores;
-- a restarted provider that kept its grants on disk (what ``wardgate demo`` now does) suspends
-  nobody.
+- restarting the provider (which keeps its grants on disk, as ``wardgate demo``'s now does) and
+  the gateway suspends nobody.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -40,6 +41,7 @@ from tests.identity.test_login import (
 from tests.idp import signin
 from tests.protocols.postgres.conftest import target_entry
 from tests.protocols.postgres.raw import wait_for_event
+from wardgate.config import Config
 from wardgate.demo.idp import DevProviderServer, start_dev_provider
 from wardgate.demo.idp_keys import DevUser, demo_users
 from wardgate.demo.idp_tokens import GATEWAY_AUDIENCE
@@ -106,10 +108,7 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
         held.stop()
 
 
-@pytest.fixture(scope="module")
-def gateway(
-    tmp_path_factory: pytest.TempPathFactory, pg_server: LocalPostgres, provider: Provider
-) -> Iterator[RunningGateway]:
+def gateway_config(tmp: Path, pki: Path, pg: LocalPostgres, issuer: str) -> Config:
     def identity(raw: dict[str, Any]) -> None:
         raw["listeners"]["api"] = {
             "host": "127.0.0.1",
@@ -122,7 +121,7 @@ def gateway(
             "revalidate_interval": 1,
             "revalidate_grace": GRACE,
             "oidc": {
-                "issuer": provider.issuer,
+                "issuer": issuer,
                 "client_id": "wardgate",
                 "audiences": [GATEWAY_AUDIENCE],
                 "role_mapping": ROLE_MAPPING,
@@ -131,11 +130,16 @@ def gateway(
             "scim": {"token": SCIM_TOKEN},
         }
 
+    target = target_entry(pg, "postgres")
+    return build_config(tmp, pki, target, auth="password", edit=identity)
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, pg_server: LocalPostgres, provider: Provider
+) -> Iterator[RunningGateway]:
     pki = tmp_path_factory.mktemp("pki")
-    target = target_entry(pg_server, "postgres")
-    config = build_config(
-        tmp_path_factory.mktemp("gw"), pki, target, auth="password", edit=identity
-    )
+    config = gateway_config(tmp_path_factory.mktemp("gw"), pki, pg_server, provider.issuer)
     yield from running(config, pki / "ca.pem")
 
 
@@ -294,21 +298,32 @@ def test_an_outage_shorter_than_the_grace_changes_nothing_a_longer_one_suspends(
     assert isinstance(identity, dict) and identity["degraded_since"] is None
 
 
-def test_a_restarted_provider_that_kept_its_grants_suspends_nobody(
-    gateway: RunningGateway, provider: Provider, tmp_path: Path
+def test_restarting_provider_and_gateway_as_the_demo_does_suspends_nobody(
+    pg_server: LocalPostgres, tmp_path: Path
 ) -> None:
-    """What restarting ``wardgate demo`` does to the provider: its grants are on disk."""
-    secret, conn = agent_session(gateway, tmp_path, "frank")
-    provider.stop()
+    """``wardgate demo`` stopped and started again after ``wardgate login``: the provider keeps
+    its grants on disk, the gateway its state; frank and his agent can still connect."""
+    provider = Provider(tmp_path / "idp")
     provider.start()
-    time.sleep(2.5)  # two re-validation rounds against the restarted provider
-    assert conn.execute("SELECT 1").fetchone() == (1,)
-    conn.close()
-    assert standing(gateway, tmp_path, "frank")["status"] == "active"
-    with psycopg.connect(gateway.dsn("frank-cursor", password=secret)) as again:
-        assert again.execute("SELECT 1").fetchone() == (1,)
-    suspended = [e for e in gateway.events() if e["type"] == "user.suspended"]
-    assert all(e["subject"] != "frank" for e in suspended)
+    (tmp_path / "gw").mkdir()
+    config = gateway_config(tmp_path / "gw", tmp_path / "pki", pg_server, provider.issuer)
+    ca = tmp_path / "pki" / "ca.pem"
+    try:
+        with contextlib.contextmanager(running)(config, ca) as first:
+            secret, conn = agent_session(first, tmp_path, "frank")
+            conn.close()
+        provider.stop()
+        provider.start()  # the same address and grants file, as the demo's restart
+        with contextlib.contextmanager(running)(config, ca) as second:
+            time.sleep(2.5)  # two re-validation rounds of the restarted gateway
+            assert standing(second, tmp_path, "frank")["status"] == "active"
+            with psycopg.connect(second.dsn("frank-cursor", password=secret)) as again:
+                assert again.execute("SELECT 1").fetchone() == (1,)
+            assert not [e for e in second.events() if e["type"] == "user.suspended"]
+            identity = second.gateway.health()["identity"]
+            assert isinstance(identity, dict) and identity["revalidated"] == 1
+    finally:
+        provider.stop()
 
 
 def test_an_administrator_restores_a_suspended_human(

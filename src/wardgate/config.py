@@ -53,6 +53,27 @@ class ListenerTLS(_Model):
     required: bool = True
 
 
+class ThrottleKey(_Model):
+    """Backoff for one kind of key: ``free`` failures cost nothing, then ``base * 2**k``
+    seconds, at most ``cap``; forgotten after ``forget`` seconds without a failure."""
+
+    free: int = Field(default=5, ge=0)
+    base: float = Field(default=1.0, gt=0)
+    cap: float = Field(default=60.0, gt=0)
+    forget: float = Field(default=900.0, gt=0)
+
+
+class LoginThrottleSettings(_Model):
+    """Failed sign-ins throttled per user name and per source address (identity/throttle.py).
+    ``hold``: at most this long an answer is held back (and at most half the handshake
+    timeout); the backoff itself may be longer, attempts within it are refused."""
+
+    enabled: bool = True
+    user: ThrottleKey = ThrottleKey()
+    address: ThrottleKey = ThrottleKey(free=20)
+    hold: float = Field(default=5.0, ge=0)
+
+
 class PostgresListener(_Model):
     host: str = "127.0.0.1"
     port: Port = 15432
@@ -60,6 +81,7 @@ class PostgresListener(_Model):
     auth: Literal["scram-sha-256", "password"] = "scram-sha-256"
     max_message_bytes: int = Field(default=64 << 20, ge=1024, le=(1 << 30) - 1)
     handshake_timeout: float = Field(default=15.0, gt=0)
+    throttle: LoginThrottleSettings = LoginThrottleSettings()
 
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -509,6 +531,9 @@ class IdentitySettings(_Model):
     service_max_ttl: Duration = 90 * 86400.0
     watch_interval: Duration = Field(default=1.0, le=5.0)
     revalidate_interval: Duration = Field(default=60.0, ge=1.0)
+    # How long a provider that does not answer keeps people as they are before they are
+    # suspended (``revalidate.degraded`` is audited at once).
+    revalidate_grace: Duration = Field(default=900.0, ge=0)
     oidc: OidcSettings | None = None
     scim: ScimSettings | None = None
 

@@ -384,3 +384,35 @@ def test_tokens_of_another_provider_are_refused(
 def test_binds_loopback_only(host: str) -> None:
     with pytest.raises(ValueError, match="loopback"):
         DevProviderServer(DevProvider(_users(), SigningKeys.generate()), host)
+
+
+def test_grants_kept_on_disk_survive_a_restart(tmp_path: Path) -> None:
+    """What lets ``wardgate demo`` restart without suspending everyone who signed in (issue 19)."""
+    keys, grants = tmp_path / "keys.json", tmp_path / "idp" / "grants.json"
+    first = start_dev_provider(_users(), keys, grants_file=grants)
+    port = int(first.issuer.rsplit(":", 1)[1])
+    try:
+        tokens = signin.code_flow(first.issuer, "alice")
+        assert httpx.post(f"{first.issuer}/dev/users/carol/disable").status_code == 200
+    finally:
+        first.stop()
+    assert stat.S_IMODE(grants.stat().st_mode) == 0o600
+    assert stat.S_IMODE(grants.parent.stat().st_mode) == 0o700
+    assert tokens.refresh_token not in grants.read_text()  # digests only
+
+    second = start_dev_provider(_users(), keys, port=port, grants_file=grants)
+    try:
+        refreshed = signin.refresh(second.issuer, tokens.refresh_token)
+        assert refreshed.status_code == 200, refreshed.text
+        with pytest.raises(AssertionError, match="sign-in refused"):
+            signin.code_flow(second.issuer, "carol")  # still disabled
+        assert httpx.post(f"{second.issuer}/dev/users/carol/enable").status_code == 200
+    finally:
+        second.stop()
+
+    forgetful = start_dev_provider(_users(), keys, port=port)  # no file: what it did before
+    try:
+        rotated = refreshed.json()["refresh_token"]
+        assert _error(signin.refresh(forgetful.issuer, rotated)) == "invalid_grant"
+    finally:
+        forgetful.stop()

@@ -137,6 +137,26 @@ def test_expired_credential_is_refused(gateway: RunningGateway) -> None:
     assert "credential expired" in refused(gateway, "bob", secret, "bob-expired")["reason"]
 
 
+def test_a_live_session_ends_when_its_credential_expires(gateway: RunningGateway) -> None:
+    """Issue 14, item 7: an agent credential past its TTL kept its open session."""
+    issued = cli(gateway, "agent", "create", "--name", "ttl-bot", "--owner", "bob", "--ttl", "4s")
+    secret = issued.stdout.strip()
+    expires = time.time() + 4  # at most: the credential was made before this line
+    conn = psycopg.connect(gateway.dsn("ttl-bot", password=secret, application_name="ttl-bot"))
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    with pytest.raises(psycopg.OperationalError) as excinfo:
+        while time.time() < expires + 5:
+            conn.execute("SELECT 1")
+            time.sleep(0.1)
+    ended_at = time.time()
+    conn.close()
+    assert ended_at < expires + 2  # within the watcher's interval (0.5 s), with room
+    assert "the credential expired" in str(excinfo.value)
+    ended = wait_for_event(gateway, type="session.terminated", session__application="ttl-bot")
+    assert ended["reason"] == "the credential expired"
+    assert ended["who"]["subject"] == "agent:ttl-bot" and ended["who"]["on_behalf_of"] == ["bob"]
+
+
 def test_unknown_and_mismatched_credentials_are_refused(gateway: RunningGateway) -> None:
     fake = "wgc_0123456789abcdef_" + "A" * 43
     assert "unknown gateway credential" in refused(gateway, "bob", fake, "fake")["reason"]

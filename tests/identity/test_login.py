@@ -237,9 +237,11 @@ def test_device_flow_login_and_own_credential(gateway: RunningGateway, tmp_path:
     assert start["who"]["roles"] == ["compliance-officer"]
 
 
-def test_revalidation_revokes_a_human_the_provider_disabled(
+def test_revalidation_suspends_a_human_whose_grant_the_provider_refuses(
     gateway: RunningGateway, oidc_provider: TestIdp, tmp_path: Path
 ) -> None:
+    # oidc-provider answers a disabled account's refresh with a bare "invalid_grant" (as Okta
+    # does): nothing proves the account gone, so dave is suspended, not revoked (issue 19).
     login(gateway, tmp_path, "dave")
     secret = create(tmp_path, "agent", "create", "--name", "dave-bot")
     conn = psycopg.connect(gateway.dsn("dave-bot", password=secret, application_name="dave-bot"))
@@ -249,12 +251,22 @@ def test_revalidation_revokes_a_human_the_provider_disabled(
     oidc_provider.set_enabled("dave", False)
     try:
         # one re-validation interval (1 s) plus the watcher's (0.5 s), with room to spare
-        assert "access of 'dave' was revoked" in query_until_ended(conn, within=5)
+        ended = query_until_ended(conn, within=5)
+        assert "access of 'dave' was suspended" in ended and "wardgate login" in ended
     finally:
         oidc_provider.set_enabled("dave", True)
         conn.close()
-    revoked = wait_for_event(gateway, type="user.revoked", subject="dave")
-    assert revoked["source"] == "idp" and "invalid_grant" in revoked["reason"]
+    suspended = wait_for_event(gateway, type="user.suspended", subject="dave")
+    assert suspended["source"] == "idp" and "invalid_grant" in suspended["reason"]
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(gateway.dsn("dave-bot", password=secret, application_name="dave-again"))
+    assert "wardgate login" in str(refused.value)  # the hint says how to recover
+    # signing in again restores dave, and his agent's credential works again
+    login(gateway, tmp_path, "dave")
+    restored = wait_for_event(gateway, type="user.restored", subject="dave")
+    assert restored["source"] == "oidc"
+    with psycopg.connect(gateway.dsn("dave-bot", password=secret)) as again:
+        assert again.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_credential_without_login_says_what_to_do(tmp_path: Path) -> None:

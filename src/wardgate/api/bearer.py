@@ -18,8 +18,10 @@ from starlette.requests import Request
 
 from wardgate.audit.events import Event, identity_event, who
 from wardgate.core.model import Identity
+from wardgate.identity.credentials import SUSPENDED
 from wardgate.identity.oidc import OidcVerifier, Reason, TokenRejected, VerifiedToken
 from wardgate.identity.state import Human, StateError, StateStore
+from wardgate.identity.suspension import restore_on_sign_in
 
 REALM = "wardgate"
 
@@ -114,8 +116,14 @@ class HumanBearer:
             human = self.store.sync_human(
                 identity.subject, email if isinstance(email, str) else None, identity.roles, event
             )
+            human = restore_on_sign_in(self.store, human, claims)
         except StateError as exc:
             raise ApiRefused(503, "the identity state is unavailable", str(exc)) from exc
+        if human.suspended:
+            raise ApiRefused(
+                403, f"{human.subject} is {SUSPENDED}", f"{human.subject!r} is suspended",
+                identity.subject,
+            )  # fmt: skip
         if not human.active:
             raise ApiRefused(
                 403, f"{human.subject} is revoked", f"{human.subject!r} is revoked",

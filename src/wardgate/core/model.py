@@ -33,6 +33,7 @@ class Identity:
     roles: tuple[str, ...] = ()
     on_behalf_of: tuple[str, ...] = ()
     method: str = ""
+    expires: float | None = None  # a gateway credential's expiry: its sessions end then
 
     @property
     def agent(self) -> bool:

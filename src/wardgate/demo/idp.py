@@ -4,7 +4,8 @@ It signs real tokens (ID tokens RS256; access tokens as RFC 9068 JWTs, ES256, fo
 ``urn:wardgate:gateway``) for three accounts with known passwords, and speaks the authorization
 code flow with PKCE (S256 required) for the public client ``wardgate`` with loopback redirects
 (RFC 8252 §7.3), refresh tokens with rotation and reuse detection, and the device authorization
-grant (RFC 8628). It binds loopback addresses only, over plain HTTP. Grants live in memory.
+grant (RFC 8628). It binds loopback addresses only, over plain HTTP. Grants live in memory and,
+given a file, on disk too (``idp_grants``), so that restarting the demo suspends nobody.
 
 ``POST /dev/users/{name}/disable`` (and ``/enable``) stand for an administrator disabling an
 account at the provider: refresh and userinfo then fail, which is what wardgate's periodic
@@ -67,12 +68,15 @@ def start_dev_provider(
     host: str = "127.0.0.1",
     port: int = 0,
     lifetimes: Lifetimes | None = None,
+    grants_file: Path | None = None,
 ) -> DevProviderServer:
-    """A running provider; ``key_file`` keeps its keys across restarts (None: in memory)."""
+    """A running provider; ``key_file`` keeps its keys across restarts, ``grants_file`` its
+    refresh grants and disabled accounts (None: in memory)."""
     require_loopback(host)
     provider = DevProvider(
-        users, SigningKeys.load_or_create(key_file), lifetimes=lifetimes or Lifetimes()
-    )
+        users, SigningKeys.load_or_create(key_file), lifetimes=lifetimes or Lifetimes(),
+        grants_file=grants_file,
+    )  # fmt: skip
     server = DevProviderServer(provider, host, port)
     server.start()
     return server

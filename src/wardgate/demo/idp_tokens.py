@@ -11,8 +11,10 @@ Glossary:
 - device grant (RFC 8628): ``device_code`` for the polling device, ``user_code`` for the person
   at the verification page.
 
-Everything but the signing keys is kept in memory and lost on restart, behind one lock: the
-HTTP routes run on the provider's own thread, while the demo mints tokens from its main thread.
+Everything is kept in memory behind one lock (the HTTP routes run on the provider's own thread,
+while the demo mints tokens from its main thread); with ``grants_file`` the refresh families and
+disabled accounts are also written to disk at every change (``idp_grants``), so that a restart
+keeps them.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from wardgate.demo import idp_grants
 from wardgate.demo.idp_keys import ACCESS_TOKEN_ALG, ID_TOKEN_ALG, DevUser, SigningKeys
 
 CLIENT_ID = "wardgate"
@@ -138,15 +142,27 @@ class DevProvider:
         *,
         lifetimes: Lifetimes = Lifetimes(),
         clock: Callable[[], float] = time.time,
+        grants_file: Path | None = None,
     ) -> None:
         self.issuer = ""
         self.keys = keys
         self.lifetimes = lifetimes
         self._users = {u.name: u for u in users}
-        self._disabled: set[str] = set()
+        self._grants_file = grants_file
+        kept = idp_grants.load(grants_file)
+        self._disabled: set[str] = kept.disabled
         self._codes: dict[str, _Code] = {}
         self._families: dict[str, _Family] = {}
-        self._refresh: dict[str, tuple[str, float]] = {}  # token digest -> family, expiry
+        for family_id, fields in kept.families.items():
+            try:
+                fields["scope"] = tuple(fields["scope"])
+                self._families[family_id] = _Family(**fields)
+            except (TypeError, KeyError):
+                continue
+        # token digest -> family, expiry
+        self._refresh: dict[str, tuple[str, float]] = {
+            k: v for k, v in kept.refresh.items() if v[0] in self._families
+        }
         self._devices: dict[str, _Device] = {}  # device code digest -> grant
         self._user_codes: dict[str, str] = {}  # user code -> device code digest
         self._lock = threading.Lock()
@@ -177,6 +193,7 @@ class DevProvider:
             if name not in self._users:
                 return False
             (self._disabled.add if disabled else self._disabled.discard)(name)
+            self._persist()
             return True
 
     # ---- authorization code ---------------------------------------------------------------------
@@ -211,6 +228,7 @@ class DevProvider:
             if grant.used:
                 if grant.family is not None and grant.family in self._families:
                     self._families[grant.family].revoked = True
+                    self._persist()
                 raise OAuthError("invalid_grant", "code already used; its tokens are revoked")
             grant.used = True  # a failed attempt uses it up too
             if now >= grant.expires:
@@ -240,6 +258,7 @@ class DevProvider:
                 raise OAuthError("invalid_grant", "refresh token revoked")
             if family.current != _digest(token):
                 family.revoked = True
+                self._persist()
                 raise OAuthError("invalid_grant", "refresh token reused; all its tokens revoked")
             if now >= found[1]:
                 raise OAuthError("invalid_grant", "refresh token expired")
@@ -393,7 +412,16 @@ class DevProvider:
             self._families[family].current = _digest(refresh)
             self._refresh[_digest(refresh)] = (family, now + life.refresh)
             out["refresh_token"] = refresh
+            self._persist()
         return out, family
+
+    def _persist(self) -> None:
+        """Write the grants (called with the lock held), if a file is configured."""
+        if self._grants_file is None:
+            return
+        families = {k: asdict(f) for k, f in self._families.items()}
+        snapshot = idp_grants.Snapshot(families, dict(self._refresh), set(self._disabled))
+        idp_grants.save(self._grants_file, snapshot)
 
     def _access_token(
         self, user: DevUser, client_id: str, scope: tuple[str, ...], now: int, lifetime: float

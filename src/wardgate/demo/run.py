@@ -190,7 +190,10 @@ def token_line(port: int, user: str, token_file: Path, ca: Path) -> str:
 
 
 def start_provider(base: Path, passwords: dict[str, str], port: int) -> DevProviderServer:
-    return start_dev_provider(demo_users(passwords), base / "idp" / "keys.json", port=port)
+    return start_dev_provider(
+        demo_users(passwords), base / "idp" / "keys.json", port=port,
+        grants_file=base / "idp" / "grants.json",
+    )  # fmt: skip
 
 
 def run_demo(data_dir: str | None, port: int, patients: int, story: bool = False) -> int:

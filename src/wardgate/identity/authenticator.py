@@ -17,7 +17,14 @@ from typing import Protocol
 
 from wardgate.core.model import Identity
 from wardgate.identity import credentials
-from wardgate.identity.scram import ITERATIONS, MECHANISM, ScramError, ScramServer, Verifier
+from wardgate.identity.scram import (
+    ITERATIONS,
+    MECHANISM,
+    ScramError,
+    ScramServer,
+    Verifier,
+    WrongProof,
+)
 
 PASSWORD = "password"
 
@@ -30,6 +37,11 @@ class AuthStep:
     identity: Identity | None = None
     final: bytes = b""
     failure: str = ""
+    hint: str = ""  # shown to the client with a refusal (how to recover), never a secret
+    # A wrong guess at a secret a person chose (a static user's password, or the decoy of an
+    # unknown name): these failures are throttled. Bearer secrets (256-bit credentials, signed
+    # tokens) cannot be guessed, and their refusals (expired, revoked) are not guesses.
+    guess: bool = False
 
 
 class AuthExchange(Protocol):
@@ -69,9 +81,11 @@ class _ScramExchange:
         except ScramError as exc:
             # Against the decoy every proof fails; the audit log should still say why.
             unknown = self._found is None and self._round > 1
-            return AuthStep(failure=self._why("unknown user" if unknown else str(exc)))
+            reason = self._why("unknown user" if unknown else str(exc))
+            # Only a checked proof is a guess; a malformed exchange is a broken client.
+            return AuthStep(failure=reason, guess=isinstance(exc, WrongProof))
         if self._found is None:
-            return AuthStep(failure=self._why("unknown user"))
+            return AuthStep(failure=self._why("unknown user"), guess=True)
         identity = Identity(self._found.name, self._found.roles, method=MECHANISM.lower())
         return AuthStep(identity=identity, final=final)
 
@@ -94,7 +108,7 @@ class _PasswordExchange:
         matches = hmac.compare_digest(candidate.stored_key, verifier.stored_key)
         if self._found is None or not matches:
             reason = "unknown user" if self._found is None else "password does not match"
-            return AuthStep(failure=f"user {self._user!r}: {reason}")
+            return AuthStep(failure=f"user {self._user!r}: {reason}", guess=True)
         return AuthStep(identity=Identity(self._found.name, self._found.roles, method=PASSWORD))
 
 
@@ -147,7 +161,8 @@ class _Checked:
     def step(self, data: bytes) -> AuthStep:
         step = self._inner.step(data)
         if step.identity is not None and (why := self._check(step.identity)):
-            return AuthStep(failure=f"user {self._user!r}: {why}")
+            hint = credentials.recovery_hint(why)
+            return AuthStep(failure=f"user {self._user!r}: {why}", hint=hint)
         return step
 
 

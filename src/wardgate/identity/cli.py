@@ -1,4 +1,5 @@
-"""``wardgate credential``, ``agent``, ``service``, ``credentials`` and ``users``.
+"""``wardgate credential``, ``agent``, ``service``, ``credentials`` and ``users``
+(``add``, ``list``, ``revoke``, ``restore``).
 
 An administrator's tool, run on the gateway host against the state store named by the
 configuration (``identity.state``). Each change is queued for the audit in the same transaction
@@ -74,6 +75,9 @@ def add_parsers(sub: Any) -> None:
     revoke = command(actions, "revoke", "revoke a human: their credentials and sessions end")
     revoke.add_argument("who", metavar="EMAIL", help="subject or e-mail address")
     revoke.add_argument("--reason", default="revoked by an administrator")
+    restore = command(actions, "restore", "restore a suspended human (never a revoked one)")
+    restore.add_argument("who", metavar="EMAIL", help="subject or e-mail address")
+    restore.add_argument("--reason", default="restored by an administrator")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +117,7 @@ def _owner(config: Config, store: StateStore, name: str) -> Human:
             raise _Refused(f"unknown human {name!r}; register them with 'wardgate users add'")
         human = store.add_human(name, roles=user.roles, source="config")
     if not human.active:
-        raise _Refused(f"{human.subject} is revoked ({human.reason})")
+        raise _Refused(f"{human.subject} is {human.status} ({human.reason})")
     return human
 
 
@@ -134,7 +138,30 @@ def _dispatch(args: argparse.Namespace, config: Config, store: StateStore) -> in
         return 0
     if args.users_command == "list":
         return _list_users(store, as_json=args.json)
+    if args.users_command == "restore":
+        return _restore(store, args.who, args.reason)
     return _revoke(store, args.who, args.reason)
+
+
+def _restore(store: StateStore, who: str, reason: str) -> int:
+    """Suspended -> active, with their agents; a revocation is permanent and is refused."""
+    human = store.human(who)
+    if human is None:
+        raise _Refused(f"unknown human {who!r}")
+    if human.revoked:
+        raise _Refused(f"{human.subject} is revoked ({human.reason}); a revocation is permanent")
+    if human.active:
+        print(f"{human.subject} is active; nothing to restore", file=sys.stderr)
+        return 0
+    event = identity_event(
+        "user.restored", _actor(), time.time(), subject=human.subject, email=human.email,
+        reason=reason, suspended_for=human.reason, source="cli",
+    )  # fmt: skip
+    if not store.restore_human(human.subject, event):
+        raise _Refused(f"{human.subject} changed meanwhile; see 'wardgate users list'")
+    print(f"restored {human.subject}: their credentials and their agents' work again",
+          file=sys.stderr)  # fmt: skip
+    return 0
 
 
 def _revoke(store: StateStore, who: str, reason: str) -> int:
@@ -183,7 +210,7 @@ def _list_credentials(store: StateStore, *, orphaned: bool, as_json: bool) -> in
     for record in store.credentials():
         owner = humans.get(record.owner)
         row = describe(record, owner)
-        row["orphaned"] = owner is None or not owner.active
+        row["orphaned"] = owner is None or owner.revoked
         row["expired"] = record.expires <= now
         if orphaned and not row["orphaned"]:
             continue
@@ -192,10 +219,17 @@ def _list_credentials(store: StateStore, *, orphaned: bool, as_json: bool) -> in
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        state = "orphaned" if r["orphaned"] else "expired" if r["expired"] else "valid"
+        state = (
+            "orphaned" if r["orphaned"] else "expired" if r["expired"]
+            else "suspended" if r["owner_status"] == "suspended" else "valid"
+        )  # fmt: skip
         print(f"{r['id']}  {r['kind']:<7} {r['subject']:<24} owner {r['owner']}"
               f" ({r['owner_status']})  {state}")  # fmt: skip
     return 0
+
+
+def _iso(moment: float) -> str:
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="seconds")
 
 
 def _list_users(store: StateStore, *, as_json: bool) -> int:
@@ -204,5 +238,8 @@ def _list_users(store: StateStore, *, as_json: bool) -> int:
         print(json.dumps([h.__dict__ for h in humans], indent=2, default=list))
         return 0
     for h in humans:
-        print(f"{h.subject:<24} {h.status:<8} roles {','.join(h.roles) or '-'}  {h.reason}")
+        since = h.suspended_at if h.suspended else h.revoked_at
+        when = f" since {_iso(since)}" if since else ""
+        why = f"  {h.reason}{when}" if h.reason or when else ""
+        print(f"{h.subject:<24} {h.status:<9} roles {','.join(h.roles) or '-'}{why}")
     return 0

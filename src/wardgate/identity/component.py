@@ -59,7 +59,7 @@ class IdentityComponent(Component):
             RevocationWatcher(self.state, live_sessions, record) if self.state is not None else None
         )
         self.revalidator = (
-            IdpRevalidator(self.oidc, self.state)
+            IdpRevalidator(self.oidc, self.state, grace=ident.revalidate_grace)
             if self.oidc is not None and self.state is not None
             else None
         )
@@ -88,7 +88,12 @@ class IdentityComponent(Component):
         if self.revalidator is None:
             return None
         last = self.revalidator.last
-        return {"revalidated": last.checked, "idp_unreachable": last.unreachable}
+        return {
+            "revalidated": last.checked,
+            "idp_unreachable": last.unreachable,
+            "degraded_since": last.degraded_since,
+            "degraded_reason": last.degraded_reason,
+        }
 
     async def close(self) -> None:
         await super().close()

@@ -8,7 +8,7 @@ and refuses with a reason the audit records.
 from __future__ import annotations
 
 from wardgate.identity.authenticator import PASSWORD, AuthExchange, AuthStep, RefuseWithoutTls
-from wardgate.identity.credentials import CredentialRefused, verify
+from wardgate.identity.credentials import CredentialRefused, recovery_hint, verify
 from wardgate.identity.state import StateError, StateStore
 
 TLS_ONLY = "gateway credentials are accepted only over TLS"
@@ -33,7 +33,7 @@ class _CredentialExchange:
         try:
             identity = verify(self._store, password, self._user)
         except CredentialRefused as exc:
-            return AuthStep(failure=failure_text(self._user, exc))
+            return AuthStep(failure=failure_text(self._user, exc), hint=recovery_hint(exc.reason))
         except StateError as exc:  # fail closed
             return AuthStep(failure=f"user {self._user!r}: credential: {exc}")
         return AuthStep(identity=identity)

@@ -24,6 +24,19 @@ from wardgate.core.model import Identity
 from wardgate.identity.state import CredentialRecord, Human, Kind, StateStore
 
 PREFIX = "wgc_"
+# How a refusal for a suspended owner reads: it tells the holder how to recover.
+SUSPENDED = "suspended; sign in again with `wardgate login`"
+RECOVER_HINT = (
+    "the identity provider no longer vouches for this sign-in: its owner must sign in again"
+    " with `wardgate login`"
+)
+
+
+def recovery_hint(reason: str) -> str:
+    """The hint a client is shown with a refusal that a fresh sign-in would lift ("" if none)."""
+    return RECOVER_HINT if SUSPENDED in reason else ""
+
+
 METHOD = "credential"
 _SHAPE = re.compile(r"^wgc_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -94,7 +107,7 @@ def issue(
     """Create a credential; ``event`` (completed here with the credential's facts) is queued
     for the audit in the same transaction."""
     if not owner.active:
-        raise ValueError(f"{owner.subject} is revoked; no credential can be issued for them")
+        raise ValueError(f"{owner.subject} is {owner.status}; no credential can be issued for them")
     created = time.time() if now is None else now
     credential_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
@@ -159,14 +172,19 @@ def verify(
     owner = store.human(record.owner)
     if owner is None:
         raise CredentialRefused(f"owner {record.owner!r} is unknown", claimed)
+    if owner.suspended:
+        raise CredentialRefused(f"owner {record.owner!r} is {SUSPENDED} ({owner.reason})", claimed)
     if not owner.active:
         raise CredentialRefused(f"owner {record.owner!r} is revoked", claimed)
     if user is not None and user not in _logins(record, owner):
         raise CredentialRefused(f"credential is for {record.subject!r}", claimed)
     roles = effective_roles(owner, record.roles)
     if record.kind == "human":
-        return Identity(owner.subject, roles, method=METHOD)
-    return Identity(record.subject, roles, on_behalf_of=(owner.subject,), method=METHOD)
+        return Identity(owner.subject, roles, method=METHOD, expires=record.expires)
+    return Identity(
+        record.subject, roles, on_behalf_of=(owner.subject,), method=METHOD,
+        expires=record.expires,
+    )  # fmt: skip
 
 
 def bearer(store: StateStore, secret: str, now: float | None = None) -> Identity:

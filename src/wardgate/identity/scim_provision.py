@@ -92,11 +92,11 @@ def save(
         human_active = True
     else:
         tx.update_human(subject, email, roles)
-        human_active = human.active
+        human_active = not human.revoked  # suspended: still provisioned, SCIM can revoke
         if not bound:
             shown = list(roles if roles is not None else human.roles)
             events.append(_event("user.provisioned", now, user, roles=shown, adopted=True))
-        if active and not human.active and _idp_revoked(tx, old, human):
+        if active and human.revoked and _idp_revoked(tx, old, human):
             tx.reactivate(subject, now)
             status.append(_event("user.reactivated", now, user))
             human_active = True

@@ -28,6 +28,10 @@ class ScramError(Exception):
     """The exchange is malformed or the proof is wrong."""
 
 
+class WrongProof(ScramError):
+    """A well-formed proof of the wrong password: a guess (throttled), not a broken client."""
+
+
 def _hmac(key: bytes, msg: bytes) -> bytes:
     return hmac.digest(key, msg, "sha256")
 
@@ -141,10 +145,10 @@ class ScramServer:
         proof = _unb64(proof_part)
         signature = _hmac(self.verifier.stored_key, auth_message)
         if len(proof) != len(signature):
-            raise ScramError("password authentication failed")
+            raise WrongProof("password authentication failed")
         client_key = bytes(a ^ b for a, b in zip(proof, signature, strict=True))
         if not hmac.compare_digest(hashlib.sha256(client_key).digest(), self.verifier.stored_key):
-            raise ScramError("password authentication failed")
+            raise WrongProof("password authentication failed")
         return f"v={_b64(_hmac(self.verifier.server_key, auth_message))}".encode()
 
 

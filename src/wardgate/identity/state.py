@@ -24,68 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-Kind = Literal["human", "agent", "service"]
+from wardgate.identity.state_schema import SCHEMA, migrate
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS human (
-        subject TEXT PRIMARY KEY,
-        email TEXT,
-        roles TEXT NOT NULL DEFAULT '[]',
-        status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
-        created DOUBLE PRECISION NOT NULL,
-        revoked_at DOUBLE PRECISION,
-        reason TEXT NOT NULL DEFAULT '',
-        source TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS credential (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL CHECK (kind IN ('human', 'agent', 'service')),
-        name TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        roles TEXT,
-        created DOUBLE PRECISION NOT NULL,
-        expires DOUBLE PRECISION NOT NULL,
-        revoked_at DOUBLE PRECISION,
-        secret_sha256 TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS credential_owner ON credential (owner)",
-    """CREATE TABLE IF NOT EXISTS outbox (
-        seq INTEGER PRIMARY KEY,
-        event TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS idp_grant (
-        subject TEXT PRIMARY KEY,
-        refresh_token TEXT NOT NULL,
-        userinfo BIGINT NOT NULL DEFAULT 0,
-        updated DOUBLE PRECISION NOT NULL
-    )""",
-    # SCIM 2.0 users as the identity provider pushed them (``identity.scim``). ``subject`` is the
-    # human they provision; a deleted user keeps its row (and its human, revoked) for the audit.
-    """CREATE TABLE IF NOT EXISTS scim_user (
-        id TEXT PRIMARY KEY,
-        subject TEXT NOT NULL,
-        user_name TEXT NOT NULL,
-        user_name_key TEXT NOT NULL,
-        external_id TEXT,
-        resource TEXT NOT NULL,
-        created DOUBLE PRECISION NOT NULL,
-        modified DOUBLE PRECISION NOT NULL,
-        deleted DOUBLE PRECISION
-    )""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS scim_user_name ON scim_user (user_name_key)"
-    " WHERE deleted IS NULL",
-    "CREATE UNIQUE INDEX IF NOT EXISTS scim_user_subject ON scim_user (subject)"
-    " WHERE deleted IS NULL",
-    "CREATE INDEX IF NOT EXISTS scim_user_external ON scim_user (external_id)",
-    # ``wardgate sessions kill``: the gateway's watcher ends the live session and sets ``ended``.
-    """CREATE TABLE IF NOT EXISTS session_kill (
-        session TEXT PRIMARY KEY,
-        actor TEXT NOT NULL,
-        reason TEXT NOT NULL DEFAULT '',
-        requested DOUBLE PRECISION NOT NULL,
-        ended DOUBLE PRECISION
-    )""",
-)
+Kind = Literal["human", "agent", "service"]
 
 
 class StateError(Exception):
@@ -94,6 +35,10 @@ class StateError(Exception):
 
 @dataclass(frozen=True)
 class Human:
+    """``status``: ``active``; ``suspended`` (the provider stopped vouching for them for a
+    reason that does not prove the account gone; a fresh sign-in restores them); ``revoked``
+    (permanent). ``reason`` says why for the last two."""
+
     subject: str
     email: str | None
     roles: tuple[str, ...]
@@ -102,10 +47,19 @@ class Human:
     revoked_at: float | None
     reason: str
     source: str
+    suspended_at: float | None = None
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def suspended(self) -> bool:
+        return self.status == "suspended"
+
+    @property
+    def revoked(self) -> bool:
+        return self.status == "revoked"
 
 
 @dataclass(frozen=True)
@@ -147,6 +101,7 @@ def _human(row: sqlite3.Row) -> Human:
         row["revoked_at"],
         row["reason"],
         row["source"],
+        row["suspended_at"],
     )
 
 
@@ -199,6 +154,7 @@ class StateStore:
             with self._write():
                 for statement in SCHEMA:
                     self._db.execute(statement)
+                migrate(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise StateError(f"identity state {path}: {exc}") from exc
         path.chmod(0o600)
@@ -257,14 +213,39 @@ class StateStore:
         return [_human(r) for r in self._read("SELECT * FROM human ORDER BY subject")]
 
     def revoke_human(self, subject: str, reason: str, event: dict[str, Any]) -> None:
-        """Revoke, and queue ``event`` for the audit in the same transaction."""
+        """Revoke (an active or a suspended human), and queue ``event`` for the audit in the
+        same transaction."""
         with self._write() as db:
-            db.execute(
-                "UPDATE human SET status = 'revoked', revoked_at = ?, reason = ?"
+            _revoke(db, subject, reason, time.time())
+            db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
+
+    def suspend_human(self, subject: str, reason: str, event: dict[str, Any]) -> bool:
+        """Suspend an active human, and queue ``event``; False (nothing queued) if they were
+        not active. Their credentials stay as they are: a restored owner gets them back."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE human SET status = 'suspended', suspended_at = ?, reason = ?"
                 " WHERE subject = ? AND status = 'active'",
                 (time.time(), reason, subject),
             )
-            db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
+            done = cursor.rowcount > 0
+            if done:
+                db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
+        return done
+
+    def restore_human(self, subject: str, event: dict[str, Any]) -> bool:
+        """A suspended human active again (with every credential they and their agents hold),
+        and queue ``event``; False (nothing queued) if they were not suspended."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE human SET status = 'active', suspended_at = NULL, reason = ''"
+                " WHERE subject = ? AND status = 'suspended'",
+                (subject,),
+            )
+            done = cursor.rowcount > 0
+            if done:
+                db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
+        return done
 
     def reactivate_human(self, subject: str, event: dict[str, Any]) -> bool:
         """Active again, and queue ``event``; every credential of theirs and of their agents that
@@ -278,8 +259,17 @@ class StateStore:
 
     def revoked_names(self) -> frozenset[str]:
         """Subjects and e-mail addresses of every revoked human."""
-        rows = self._read("SELECT subject, email FROM human WHERE status = 'revoked'")
-        return frozenset(n for r in rows for n in (r["subject"], r["email"]) if n)
+        return self.standing()[0]
+
+    def standing(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Subjects and e-mail addresses of every revoked, and of every suspended, human."""
+        rows = self._read(
+            "SELECT subject, email, status FROM human WHERE status IN ('revoked', 'suspended')"
+        )
+        names: dict[str, set[str]] = {"revoked": set(), "suspended": set()}
+        for r in rows:
+            names[r["status"]].update(n for n in (r["subject"], r["email"]) if n)
+        return frozenset(names["revoked"]), frozenset(names["suspended"])
 
     # ---- credentials ----------------------------------------------------------------------------
 
@@ -347,10 +337,12 @@ class StateStore:
             )
 
     def grants(self) -> list[Grant]:
-        """The grant of every active human the gateway holds one for."""
+        """The grant of every active or suspended human the gateway holds one for (a human
+        suspended while the provider could not be reached keeps theirs, to be restored)."""
         rows = self._read(
             "SELECT g.subject, g.refresh_token, g.userinfo FROM idp_grant g JOIN human h"
-            " ON h.subject = g.subject WHERE h.status = 'active' ORDER BY g.subject"
+            " ON h.subject = g.subject WHERE h.status IN ('active', 'suspended')"
+            " ORDER BY g.subject"
         )
         return [Grant(r["subject"], r["refresh_token"], bool(r["userinfo"])) for r in rows]
 
@@ -440,6 +432,15 @@ class StateStore:
             self._db.close()
 
 
+def _revoke(db: sqlite3.Connection, subject: str, reason: str, now: float) -> bool:
+    cursor = db.execute(
+        "UPDATE human SET status = 'revoked', revoked_at = ?, suspended_at = NULL, reason = ?"
+        " WHERE subject = ? AND status IN ('active', 'suspended')",
+        (now, reason, subject),
+    )
+    return cursor.rowcount > 0
+
+
 def _reactivate(db: sqlite3.Connection, subject: str, now: float) -> bool:
     db.execute(
         "UPDATE credential SET revoked_at = coalesce((SELECT revoked_at FROM human"
@@ -459,7 +460,8 @@ def _reactivate(db: sqlite3.Connection, subject: str, now: float) -> bool:
 
 @dataclass(frozen=True)
 class ScimUser:
-    """A live SCIM user; ``human_active`` is its human's status now (None: no such human)."""
+    """A live SCIM user; ``human_active``: its human is not revoked (None: no such human). A
+    suspended human is active for SCIM: the provider has not deprovisioned them."""
 
     id: str
     subject: str
@@ -487,7 +489,7 @@ def _scim_user(row: sqlite3.Row) -> ScimUser:
         json.loads(row["resource"]),
         row["created"],
         row["modified"],
-        None if status is None else status == "active",
+        None if status is None else status != "revoked",
     )
 
 
@@ -573,13 +575,8 @@ class ScimWrite:
         )
 
     def revoke(self, subject: str, reason: str, now: float) -> bool:
-        """What ``StateStore.revoke_human`` does; False if the human was not active."""
-        cursor = self._db.execute(
-            "UPDATE human SET status = 'revoked', revoked_at = ?, reason = ?"
-            " WHERE subject = ? AND status = 'active'",
-            (now, reason, subject),
-        )
-        return cursor.rowcount > 0
+        """What ``StateStore.revoke_human`` does; False if the human was already revoked."""
+        return _revoke(self._db, subject, reason, now)
 
     def reactivate(self, subject: str, now: float) -> bool:
         return _reactivate(self._db, subject, now)

@@ -21,6 +21,7 @@ from wardgate.config import PostgresListener, Target
 from wardgate.core.model import ConnectAttempt, Identity, SessionInfo
 from wardgate.core.pipeline import Pipeline, PipelineFailure
 from wardgate.identity.authenticator import PASSWORD, Authenticator
+from wardgate.identity.throttle import THROTTLED_HINT, Verdict, client_host, login_throttle
 from wardgate.protocols.postgres import wire
 from wardgate.protocols.postgres.cancel import CancelRegistry, CancelTarget
 from wardgate.protocols.postgres.endpoint import Endpoint
@@ -79,6 +80,7 @@ class PostgresServer:
         self.cancels = CancelRegistry()
         self.release = GroupCommit(pipeline) if pipeline.wants_commit else None
         self.sessions: dict[str, PgSession] = {}
+        self.throttle = login_throttle(listener.throttle)
         self._tls = (
             tls.server_context(listener.tls.cert, listener.tls.key) if listener.tls else None
         )
@@ -332,6 +334,15 @@ class PgSession:
                 "password authentication requires an encrypted connection",
                 hint="connect with sslmode=verify-full",
             )
+        # Failed sign-ins back off per user and address; an attempt within a backoff is refused
+        # before a password is asked for (identity/throttle.py).
+        throttle, host = self.server.throttle, client_host(self.info.client_addr)
+        hold = min(self.server.listener.throttle.hold, self.server.listener.handshake_timeout / 2)
+        held = throttle.check(user, host)
+        if held.wait > 0:
+            await asyncio.sleep(min(held.wait, hold))
+            raise SessionRefused("28P01", f'password authentication failed for user "{user}"',
+                                 held.reason, hint=THROTTLED_HINT)  # fmt: skip
         exchange = self.server.authenticator.begin(user, tls=client_tls, mechanism=mechanism)
         if exchange.mechanism == PASSWORD:
             self.client.write(wire.auth_request(wire.AUTH_CLEARTEXT))
@@ -356,10 +367,16 @@ class PgSession:
             else:
                 step = exchange.step(data)
             if step.failure:
+                backoff = throttle.failed(user, host) if step.guess else Verdict()
+                if backoff.wait > 0:
+                    await asyncio.sleep(min(backoff.wait, hold))
                 raise SessionRefused(
-                    "28P01", f'password authentication failed for user "{user}"', step.failure
-                )
+                    "28P01", f'password authentication failed for user "{user}"',
+                    f"{step.failure}; {backoff.reason}" if backoff.reason else step.failure,
+                    hint=step.hint,
+                )  # fmt: skip
             if step.identity is not None:
+                throttle.succeeded(user)
                 if step.final:
                     self.client.write(wire.auth_request(wire.AUTH_SASL_FINAL, step.final))
                 self.client.write(wire.auth_request(wire.AUTH_OK))

@@ -71,7 +71,7 @@ class ProviderUnreachable(Exception):
 
 
 @dataclass
-class Outcome:
+class RevalidationRound:
     checked: int = 0
     revoked: int = 0
     suspended: int = 0
@@ -90,7 +90,7 @@ class IdpRevalidator:
         self._http = httpx.Client(
             timeout=httpx.Timeout(verifier.settings.http_timeout), follow_redirects=False
         )
-        self.last = Outcome()
+        self.last = RevalidationRound()
         # Per human: since when their grant could not be checked (the grace runs from there).
         # In memory: a restarted gateway starts the grace again, erring on the side of access.
         self._unreachable_since: dict[str, float] = {}
@@ -115,10 +115,10 @@ class IdpRevalidator:
                 log.info("identity: userinfo refuses %s's access tokens (%s)", subject, exc)
         self.store.put_grant(grant)
 
-    def run_once(self, now: float | None = None) -> Outcome:
+    def run_once(self, now: float | None = None) -> RevalidationRound:
         """Check every grant once. Blocking: run it off the event loop."""
         now = time.time() if now is None else now
-        outcome = Outcome()
+        outcome = RevalidationRound()
         unreachable = ""
         grants = self.store.grants()
         held = {g.subject for g in grants}  # forget the outages of grants no longer held

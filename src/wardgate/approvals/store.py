@@ -27,6 +27,7 @@ from typing import Any
 
 from wardgate.audit.events import identity_event
 from wardgate.identity.state import write_transaction
+from wardgate.identity.state_schema import OUTBOX
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS approval (
     id TEXT PRIMARY KEY,
@@ -48,7 +49,6 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS approval (
     reason TEXT NOT NULL DEFAULT '',
     votes TEXT NOT NULL DEFAULT '[]'
 )"""
-_OUTBOX = "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, event TEXT NOT NULL)"
 _INDEX = "CREATE INDEX IF NOT EXISTS approval_grant ON approval (requester, target, digest)"
 
 
@@ -107,7 +107,7 @@ class ApprovalStore:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            for statement in (SCHEMA, _INDEX, _OUTBOX):
+            for statement in (SCHEMA, _INDEX, OUTBOX):
                 self._db.execute(statement)
         except sqlite3.Error as exc:
             raise ApprovalError(f"approvals in {path}: {exc}") from exc

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 
+# Audit events the command line and the API make, waiting for the running gateway to record them;
+# the approvals store, in the same file, writes here too.
+OUTBOX = "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, event TEXT NOT NULL)"
+
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS human (
         subject TEXT PRIMARY KEY,
@@ -32,10 +36,7 @@ SCHEMA = (
         secret_sha256 TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS credential_owner ON credential (owner)",
-    """CREATE TABLE IF NOT EXISTS outbox (
-        seq INTEGER PRIMARY KEY,
-        event TEXT NOT NULL
-    )""",
+    OUTBOX,
     """CREATE TABLE IF NOT EXISTS idp_grant (
         subject TEXT PRIMARY KEY,
         refresh_token TEXT NOT NULL,

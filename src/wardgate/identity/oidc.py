@@ -14,7 +14,6 @@ clock-skew allowance; the subject claim. Calls are synchronous and may block on 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -236,9 +235,6 @@ class OidcVerifier:
         except TokenRejected as exc:
             exc.claimed = exc.claimed or claimed(parts[1], self.settings.login_claim)
             raise
-
-    async def verify_async(self, token: str | bytes) -> VerifiedToken:
-        return await asyncio.to_thread(self.verify, token)
 
     def _text(self, token: str | bytes) -> str:
         limit = self.settings.max_token_bytes

@@ -247,16 +247,6 @@ class StateStore:
                 db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
         return done
 
-    def reactivate_human(self, subject: str, event: dict[str, Any]) -> bool:
-        """Active again, and queue ``event``; every credential of theirs and of their agents that
-        is not yet marked revoked is marked now, so nothing issued before comes back to life.
-        False (and nothing queued) if the human was not revoked."""
-        with self._write() as db:
-            done = _reactivate(db, subject, time.time())
-            if done:
-                db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(event),))
-        return done
-
     def revoked_names(self) -> frozenset[str]:
         """Subjects and e-mail addresses of every revoked human."""
         return self.standing()[0]

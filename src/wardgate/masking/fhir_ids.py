@@ -75,9 +75,6 @@ class Pseudonyms:
         self._decoded[token] = id_
         return id_
 
-    def is_token(self, text: str) -> bool:
-        return self.decode(text) is not None
-
     def uuid(self, id_: str) -> str:
         """A UUID (version 8) standing for `id_` in ``urn:uuid:`` references; one-way."""
         found = self._uuids.get(id_)

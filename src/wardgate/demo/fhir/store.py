@@ -37,17 +37,6 @@ def _references(value: Any) -> Iterator[dict[str, Any]]:
             yield from _references(item)
 
 
-def patient_id_of(resource: Resource) -> str | None:
-    """The id of the patient in ``subject`` or ``patient``, if it is a ``Patient/id`` reference."""
-    for name in PATIENT_FIELDS:
-        ref = resource.get(name)
-        if isinstance(ref, dict):
-            target = ref.get("reference")
-            if isinstance(target, str) and target.startswith("Patient/"):
-                return target.removeprefix("Patient/")
-    return None
-
-
 @dataclass
 class FhirStore:
     """Resources by type and id, in load order; the patient compartments."""

@@ -229,7 +229,3 @@ class Pseudonym:
                 "utf-8", "surrogateescape"
             )
         return int.from_bytes(h(canonical_number(value))[:8]) % 10**15
-
-
-def _uuid_text(value: bytes) -> bytes:
-    return str(uuid.UUID(bytes=value)).encode()

@@ -39,6 +39,7 @@ from wardgate.policy.addon import PolicyAddon
 from wardgate.policy.rules import RuleSet
 from wardgate.protocols.http.caller import CallerAuth
 from wardgate.protocols.http.server import HttpServer
+from wardgate.protocols.postgres import rows
 from wardgate.protocols.postgres.server import PostgresServer
 from wardgate.recording.addon import from_config as recording_addon
 from wardgate.sql.analysis import Analyses
@@ -124,6 +125,10 @@ class Gateway:
     # ---- life ----
 
     async def start(self) -> None:
+        if rows.COMPILED:
+            log.info("rows: the compiled DataRow codec")
+        else:
+            log.info("rows: the pure-Python DataRow codec (not built, or WARDGATE_PURE_PYTHON)")
         lifespan = self._lifespan
         for part in (self.audit, self.identity, self.approval_parts, self.masking):
             await lifespan.enter(part)

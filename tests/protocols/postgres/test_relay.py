@@ -11,6 +11,7 @@ from wardgate.core.model import Decision, Outcome, SessionInfo, Statement, Verdi
 from wardgate.core.pipeline import Addon, Pipeline
 from wardgate.protocols.postgres import wire
 from wardgate.protocols.postgres.relay import Relay
+from wardgate.protocols.postgres.rows import join as data_row
 from wardgate.protocols.postgres.wire import ProtocolViolation
 
 TEXT_OID = 25
@@ -50,7 +51,7 @@ def row_description(*columns: tuple[str, int, int]) -> bytes:
 
 
 def rows(values: Iterable[bytes]) -> bytes:
-    return b"".join(wire.data_row([v]) for v in values)
+    return b"".join(data_row([v]) for v in values)
 
 
 def complete(tag: str) -> bytes:
@@ -441,7 +442,7 @@ def test_bind_result_formats_reach_the_columns(
         + wire.message(wire.F_EXECUTE, wire.cstr("p") + struct.pack("!i", 0))
         + SYNC
     )
-    h.server(BIND_COMPLETE + wire.data_row([b"1", b"2"]) + complete("SELECT 1") + READY, chunk=3)
+    h.server(BIND_COMPLETE + data_row([b"1", b"2"]) + complete("SELECT 1") + READY, chunk=3)
     assert isinstance(h.addon, FormatsSeen)
     assert h.addon.formats == [expected]
 

@@ -60,7 +60,7 @@ from wardgate.core.model import (
     Via,
 )
 from wardgate.core.pipeline import Pipeline, PipelineFailure
-from wardgate.protocols.postgres import wire
+from wardgate.protocols.postgres import rows, wire
 from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
 from wardgate.protocols.postgres.framing import check_length
 from wardgate.protocols.postgres.wire import ProtocolViolation
@@ -414,7 +414,7 @@ class Relay:
             if not self.pipeline.wants_rows:
                 return None
             self._announce(head)
-            return wire.data_row(self.pipeline.row(request, wire.parse_data_row(body)))
+            return rows.join(self.pipeline.row(request, rows.split(body)))
         if self._swallow and kind not in _ASYNC:
             return self._swallowed(kind)
         if kind == wire.B_NOTICE and self.pipeline.wants_diagnostics:

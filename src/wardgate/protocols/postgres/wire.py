@@ -67,7 +67,6 @@ AUTH_SASL_FINAL = 12
 _I32 = struct.Struct("!i")
 _I16 = struct.Struct("!h")
 _HEAD = struct.Struct("!Bi")  # a message's type byte and length
-_NULL = _I32.pack(-1)
 _HEADER = struct.Struct("!ci")
 
 
@@ -304,38 +303,6 @@ def parse_row_description(body: bytes) -> list[tuple[str, int, int, int, int]]:
         pos += 18
         columns.append((name, table, col, typ, fmt))
     return columns
-
-
-def parse_data_row(body: bytes) -> list[bytes | None]:
-    unpack = _I32.unpack_from
-    count = _I16.unpack_from(body)[0]
-    pos = 2
-    values: list[bytes | None] = [None] * count
-    for i in range(count):
-        size = unpack(body, pos)[0]
-        pos += 4
-        if size >= 0:
-            end = pos + size
-            values[i] = body[pos:end]
-            pos = end
-    return values
-
-
-def data_row(values: Iterable[bytes | None]) -> bytes:
-    vals = values if isinstance(values, list) else list(values)
-    pack = _I32.pack
-    parts = [b"", _I16.pack(len(vals))]
-    size = 2
-    for v in vals:
-        if v is None:
-            parts.append(_NULL)
-            size += 4
-        else:
-            parts.append(pack(len(v)))
-            parts.append(v)
-            size += 4 + len(v)
-    parts[0] = _HEAD.pack(B_DATA_ROW, size + 4)
-    return b"".join(parts)
 
 
 def header(kind: int, length: int) -> bytes:

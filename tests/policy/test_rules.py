@@ -30,6 +30,8 @@ def decide(
     request = Request(SessionInfo("s", "postgres", "", "", target=target, identity=identity), 1,
                       "query", text)  # fmt: skip
     decision = a.request(request)
+    if decision is not None and decision.allowed:  # an administrator's override: a reason
+        return True, decision.reason, request.row_cap
     return decision is None, decision.reason if decision else "", request.row_cap
 
 
@@ -82,9 +84,13 @@ def test_roles_targets_and_agents() -> None:
 def test_protections_and_turning_them_off() -> None:
     on = addon(admin_roles=["dba"])
     assert decide(on, "SELECT pg_read_file('x')")[:2] == (
-        False, "the statement calls pg_read_file",
+        False, "calls pg_read_file, which reads or writes the server's files; only an"
+        " administrator role of target 'clinic' may run this",
     )  # fmt: skip
-    assert decide(on, "SELECT pg_read_file('x')", roles=("dba",))[0] is True
+    assert decide(on, "SELECT pg_read_file('x')", roles=("dba",))[:2] == (
+        True, "administrator (dba) override: calls pg_read_file, which reads or writes the"
+        " server's files",
+    )  # fmt: skip
     assert "agents cannot run COMMIT" in decide(on, "SELECT 1; COMMIT", agent=True)[1]
     assert decide(on, "SELECT 1; COMMIT")[0] is True
     # Without rules nothing depends on what a plain statement is: the server refuses it.

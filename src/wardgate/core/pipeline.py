@@ -103,6 +103,7 @@ class Pipeline:
         self._notify("connect", attempt)
 
     def request(self, request: Request) -> Decision:
+        kept = ALLOW  # an allow with a reason (an administrator's override) reaches the audit
         for addon in self._by_hook["request"]:
             try:
                 decision = addon.request(request)
@@ -113,7 +114,9 @@ class Pipeline:
                 )
             if decision is not None and not decision.allowed:
                 return decision
-        return ALLOW
+            if decision is not None and decision.reason:
+                kept = decision
+        return kept
 
     def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
         self._notify("result_header", request, columns)

@@ -45,6 +45,8 @@ from wardgate.masking.documents import Documents
 from wardgate.masking.policy import Labels, Policy
 from wardgate.policy.addon import PolicyAddon
 from wardgate.policy.rules import RuleSet
+from wardgate.policy.upstream import UnsafeUpstream, check_targets
+from wardgate.private import loose, make_private
 from wardgate.protocols.http.caller import CallerAuth
 from wardgate.protocols.http.server import HttpServer
 from wardgate.protocols.postgres.server import PostgresServer
@@ -63,6 +65,7 @@ class Gateway:
         extra_addons: list[Addon] | None = None,
         authenticator: Authenticator | None = None,
     ) -> None:
+        make_private()  # before the first state file: audit, identity, keys (private.py)
         self.config = config
         self.audit = AuditLog(config.audit.path) if config.audit.path is not None else None
         self.chained: ChainedAudit | None = None
@@ -165,6 +168,14 @@ class Gateway:
             self.chained.commit()
 
     async def start(self) -> None:
+        # Least privilege upstream (policy/upstream.py): a superuser login refuses the start.
+        refused, unchecked = await asyncio.get_running_loop().run_in_executor(
+            None, check_targets, self.config.targets
+        )
+        for problem in [*unchecked, *loose(self.config)]:
+            log.warning("%s", problem)
+        if refused:
+            raise UnsafeUpstream("; ".join(refused))
         if self.forwarder is not None:
             self.forwarder.start()
         if self.masking is not None:

@@ -153,6 +153,11 @@ class Target(_Model):
     tls: Literal["disable", "require", "verify-full"] = "verify-full"
     ca: Path | None = None
     connect_timeout: float = Field(default=10.0, gt=0)
+    allow_superuser: bool = Field(
+        default=False,
+        description="accept a login that is a superuser or may read or write server files or "
+        "run server programs (docs/configuration.md, least privilege upstream)",
+    )
     phi: dict[str, str] = Field(
         default_factory=dict,
         description="column labels: 'table.column' or 'schema.table.column' -> an entity "

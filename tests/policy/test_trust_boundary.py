@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from psycopg import errors
 from tests.gateway_harness import RunningGateway
 from tests.policy.conftest import policy_gateway
 from tests.protocols.postgres.raw import wait_for_event
-from wardgate.demo.postgres import LocalPostgres
+from wardgate.demo.postgres import LocalPostgres, pg_bin
 
 ONLY_ADMINS = "only an administrator role of target 'test' may run this"
 
@@ -131,3 +132,17 @@ def test_an_administrator_may_and_is_audited_as_such(bare: RunningGateway) -> No
     assert event["reason"] == (
         "administrator (dba) override: DO runs procedural code, which the gateway cannot judge"
     )
+
+
+def test_psql_large_objects_are_refused(bare: RunningGateway) -> None:
+    """psql's \\lo_import: libpq calls the large-object functions with FunctionCall messages,
+    which name a function by OID only; refused, and nothing is imported."""
+    done = subprocess.run(
+        [pg_bin("psql"), "-X", "-At", bare.dsn("alice"), "-c", "\\lo_import /etc/hostname"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "wardgate: a function call message names its function by OID only" in done.stderr
+    with psycopg.connect(bare.dsn("dan"), autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()
+    assert row == (0,)  # nothing was imported

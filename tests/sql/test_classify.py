@@ -90,6 +90,9 @@ DANGEROUS = [
     ("ALTER ROLE r SET log_statement = 'none'", "log or audit trail"),
     ("SET ROLE postgres", "changes whose privileges"),
     ("SET standard_conforming_strings = off", "how the gateway reads"),
+    ("SET NAMES 'LATIN1'", "how the gateway reads"),
+    ("SET DateStyle = 'SQL, DMY'", "how the gateway reads"),
+    ("SELECT set_config('client_encoding', $1, false)", "how the gateway reads"),
     ("SELECT set_config('session_authorization', 'x', false)", "set_config"),
     ("SELECT set_config(current_user, 'x', false)", "cannot read"),
     ("SELECT pg_terminate_backend(1)", "acts on the server"),
@@ -117,6 +120,10 @@ def test_safe_statements_are_not_dangerous() -> None:
         "SELECT upper(ssn) FROM patients", "COPY t TO STDOUT", "COPY t FROM STDIN",
         "SET search_path = x", "SET statement_timeout = 0", "RESET ROLE", "RESET ALL",
         "SELECT set_config('application_name', 'x', false)", "SELECT current_setting('x')",
+        # what drivers and ORMs set, to the values the gateway assumes anyway
+        "SET standard_conforming_strings = on", "SET client_encoding = 'UTF8'",
+        "SET NAMES 'utf-8'", "SET DateStyle = ISO, MDY", "SET intervalstyle = iso_8601",
+        "SELECT set_config('client_encoding', 'unicode', false)",
     ):  # fmt: skip
         assert classify(text).dangerous == ()
 

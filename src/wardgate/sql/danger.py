@@ -11,7 +11,9 @@ SQL-standard function, the query of a PREPARE, EXPLAIN or COPY) is one of:
   ``CREATE``/``ALTER EXTENSION``, event triggers;
 - foreign data: wrappers, servers, foreign tables, ``IMPORT FOREIGN SCHEMA``, user mappings;
 - ``COPY`` to or from a program or a server file;
-- ``SET`` (also ``ALTER ROLE``/``DATABASE ... SET``) of a setting in `DANGEROUS_SETTINGS`.
+- ``SET`` (also ``ALTER ROLE``/``DATABASE ... SET``) of a setting in `DANGEROUS_SETTINGS`,
+  but to a value that keeps what the gateway assumes (``client_encoding`` UTF8,
+  ``standard_conforming_strings`` on, an ISO ``DateStyle``).
 
 `KEYWORDS` holds, for each dangerous statement, a word its text must contain; the policy's
 fast path (`policy/addon.py`) relies on it, and a property test checks it.
@@ -19,7 +21,7 @@ fast path (`policy/addon.py`) relies on it, and a property test checks it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pglast import ast, enums
@@ -70,7 +72,6 @@ DANGEROUS_SETTINGS: dict[str, str] = {
     "standard_conforming_strings": _READING,
     "backslash_quote": _READING,
     "datestyle": _READING,
-    "intervalstyle": _READING,
     "session_replication_role": "turns off triggers and rules",
     "allow_system_table_mods": "allows changes to the system catalogs",
     "lo_compat_privileges": "turns off large-object permission checks",
@@ -78,13 +79,24 @@ DANGEROUS_SETTINGS: dict[str, str] = {
     "ignore_system_indexes": "changes how the server reads its catalogs",
 }
 DANGEROUS_SETTING_PREFIXES = ("log_", "debug_", "pgaudit.", "trace_")  # the server's own trail
+# Values of those settings that keep what the gateway assumes (its parser reads strings as
+# standard-conforming; masking reads UTF-8 and ISO dates), as drivers and ORMs set them.
+_KEPT: dict[str, Callable[[str], bool]] = {
+    "client_encoding": lambda v: v.replace("-", "").replace("_", "") in ("utf8", "unicode"),
+    "standard_conforming_strings": lambda v: v in ("on", "true", "1", "yes"),
+    "datestyle": lambda v: "iso" in v.replace(",", " ").split(),
+}
 
 _UNSET = (enums.VariableSetKind.VAR_RESET, enums.VariableSetKind.VAR_RESET_ALL)
 
 
-def setting_danger(name: str) -> str | None:
-    """Why changing the setting ``name`` is dangerous, or None (names are case-insensitive)."""
+def setting_danger(name: str, value: str | None = None) -> str | None:
+    """Why setting ``name`` (to ``value``, None if it cannot be read) is dangerous, or None.
+    Names and the values judged are case-insensitive."""
     name = name.lower()
+    kept = _KEPT.get(name)
+    if kept is not None and value is not None and kept(value.lower().strip()):
+        return None
     found = DANGEROUS_SETTINGS.get(name)
     if found is None and name.startswith(DANGEROUS_SETTING_PREFIXES):
         found = "changes the server's own log or audit trail"
@@ -105,7 +117,10 @@ def dangers(nodes: Iterable[Any]) -> list[str]:
         elif isinstance(node, ast.CopyStmt) and node.filename is not None:
             out.append("COPY reads or writes a file on the server")
         elif isinstance(node, ast.VariableSetStmt) and node.kind not in _UNSET and node.name:
-            why = setting_danger(str(node.name))
+            value = None
+            if node.kind is enums.VariableSetKind.VAR_SET_VALUE:
+                value = _constants(node.args or ())
+            why = setting_danger(str(node.name), value)
             if why is not None:
                 out.append(f"SET {node.name} {why}")
     return list(dict.fromkeys(out))
@@ -117,7 +132,24 @@ def _call(node: ast.FuncCall) -> list[str]:
         first = node.args[0] if node.args else None
         if not (isinstance(first, ast.A_Const) and isinstance(first.val, ast.String)):
             return ["calls set_config with a setting name the gateway cannot read"]
-        why = setting_danger(str(first.val.sval))
+        value = _constants(node.args[1:2])
+        why = setting_danger(str(first.val.sval), value)
         return [f"calls set_config({first.val.sval}), which {why}"] if why else []
     why = danger(name)
     return [f"calls {name}, which {why}"] if why else []
+
+
+def _constants(args: Iterable[Any]) -> str | None:
+    """Constant arguments as the server would join them ("iso, mdy"); None for anything else."""
+    out = []
+    for arg in args:
+        if not isinstance(arg, ast.A_Const) or arg.isnull:
+            return None
+        value = arg.val
+        if isinstance(value, ast.String):
+            out.append(str(value.sval))
+        elif isinstance(value, ast.Integer):
+            out.append(str(value.ival))
+        else:
+            return None
+    return ", ".join(out) if out else None

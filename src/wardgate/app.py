@@ -45,7 +45,7 @@ from wardgate.masking.documents import Documents
 from wardgate.masking.policy import Labels, Policy
 from wardgate.policy.addon import PolicyAddon
 from wardgate.policy.rules import RuleSet
-from wardgate.policy.upstream import UnsafeUpstream, check_targets
+from wardgate.policy.upstream import UnsafeUpstream, UpstreamGuard
 from wardgate.private import loose, make_private
 from wardgate.protocols.http.caller import CallerAuth
 from wardgate.protocols.http.server import HttpServer
@@ -90,9 +90,11 @@ class Gateway:
         self.masking = _masking(config)
         masking: list[Addon] = [self.masking] if self.masking is not None else []
         # Policy before masking: a statement refused by policy is not analysed for masking.
+        self.upstream = UpstreamGuard(config.targets)
         self.policy = PolicyAddon(
             RuleSet(config.policy),
             {t.name: Labels.from_config(t.phi) for t in config.targets if t.phi},
+            self.upstream,
         )
         # The recorder after masking (it records what the client saw) and before the audit
         # recorders (the session-end event carries the recording's hash).
@@ -170,7 +172,7 @@ class Gateway:
     async def start(self) -> None:
         # Least privilege upstream (policy/upstream.py): a superuser login refuses the start.
         refused, unchecked = await asyncio.get_running_loop().run_in_executor(
-            None, check_targets, self.config.targets
+            None, self.upstream.check
         )
         for problem in [*unchecked, *loose(self.config)]:
             log.warning("%s", problem)

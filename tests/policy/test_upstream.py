@@ -6,6 +6,7 @@ login (the demo's, made by `create_gateway_login`) is accepted and works."""
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
+from psycopg import errors, sql
 
 from tests.databases import temporary_database
 from tests.gateway_harness import build_config, running
@@ -21,7 +22,8 @@ from tests.protocols.postgres.conftest import target_entry
 from tests.wardgate_cli import wardgate
 from wardgate.config import Config
 from wardgate.demo.postgres import LocalPostgres
-from wardgate.demo.seed import create_gateway_login, seed
+from wardgate.demo.seed import create_database_if_missing, create_gateway_login, seed
+from wardgate.policy import upstream
 from wardgate.policy.upstream import UnsafeUpstream
 
 
@@ -113,3 +115,49 @@ def test_an_unreachable_target_is_reported_not_refused(
     checked = wardgate("check", "-c", str(tmp_path / "wardgate.yaml"))
     assert checked.returncode == 0, checked.stderr
     assert "warning: target 'test': cannot check its login's privileges" in checked.stderr
+
+
+@pytest.mark.parametrize("superuser", [False, True], ids=["least-privileged", "superuser"])
+def test_a_target_unreachable_at_start_is_refused_until_verified(
+    tmp_path: Path,
+    pg_server: LocalPostgres,
+    login: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    superuser: bool,
+) -> None:
+    """The target's database does not exist yet when the gateway starts: its statements are
+    refused (fail closed) until a check in the background verifies the login; a superuser
+    found then stays refused."""
+    monkeypatch.setattr(upstream, "RECHECK_SECONDS", 0.2)
+    late = f"wardgate_late_{uuid.uuid4().hex[:8]}"
+    name, password = (pg_server.user, pg_server.password or "") if superuser else login
+    fields: dict[str, Any] = {"user": name, "allow_superuser": False}
+    if password:
+        fields["password"] = password
+    cfg = config(tmp_path, pg_server, late, **fields)
+    for gw in running(cfg, tmp_path / "pki" / "ca.pem"):
+        create_database_if_missing(pg_server.dsn("postgres"), late)
+        try:
+            with psycopg.connect(gw.dsn("alice"), autocommit=True) as conn:
+                with pytest.raises(errors.InsufficientPrivilege, match="not yet verified"):
+                    conn.execute("SELECT 1")
+                deadline = time.monotonic() + 10
+                while True:
+                    try:
+                        answer = conn.execute("SELECT 1").fetchone()
+                        break
+                    except errors.InsufficientPrivilege as exc:
+                        if "not yet verified" not in str(exc) or time.monotonic() > deadline:
+                            message = str(exc)
+                            answer = None
+                            break
+                        time.sleep(0.1)
+            if superuser:
+                assert answer is None and "is a superuser" in message
+            else:
+                assert answer == (1,)
+        finally:
+            with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(late))
+                )

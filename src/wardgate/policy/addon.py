@@ -32,6 +32,7 @@ from wardgate.masking.policy import Labels
 from wardgate.policy.http import http_facts
 from wardgate.policy.rules import Answer, Facts, RuleSet
 from wardgate.policy.rules import Verdict as RuleVerdict
+from wardgate.policy.upstream import UpstreamGuard
 from wardgate.sql.classify import Classification, StatementClass, classify
 from wardgate.sql.danger import KEYWORDS
 from wardgate.sql.functions import DANGEROUS, DANGEROUS_PREFIXES
@@ -59,9 +60,15 @@ def _plain(text: str) -> bool:
 class PolicyAddon(Addon):
     name = "policy"
 
-    def __init__(self, rules: RuleSet, labels: dict[str, Labels] | None = None) -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        labels: dict[str, Labels] | None = None,
+        upstream: UpstreamGuard | None = None,
+    ) -> None:
         self.rules = rules
         self.labels = labels or {}
+        self.upstream = upstream
         self._cache: dict[str, Classification | str] = {}
         self._needs_parse = bool(rules.rules) or rules.settings.default != "allow"
 
@@ -85,6 +92,10 @@ class PolicyAddon(Addon):
         target = request.session.target
         settings = self.rules.settings
         admin = self.rules.is_admin(roles)
+        if self.upstream is not None and request.kind != "http":
+            unverified = self.upstream.problem(target)
+            if unverified is not None:
+                return _deny(unverified)
         if request.kind == "function_call":
             if settings.deny_dangerous and not admin:
                 return _deny("a function call message names its function by OID only")

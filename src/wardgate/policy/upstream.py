@@ -9,18 +9,27 @@ through other roles) ``pg_execute_server_program``, ``pg_read_server_files`` or
 ``pg_write_server_files``, or, before PostgreSQL 16, has CREATEROLE (which could grant itself
 those roles) -- unless the target sets ``allow_superuser: true``.
 
-A target that cannot be reached is reported, not refused: its sessions fail on their own, and
-the check runs again at the next start.
+A target that cannot be reached at start-up does not stop the gateway (its sessions fail on
+their own), but it is not trusted either: `UpstreamGuard` keeps it pending, the policy refuses
+its statements, and the first statement after it comes back starts the check again in the
+background (at most every `RECHECK_SECONDS`); once verified, it is served. A login found
+privileged then is refused until the gateway restarts, and logged as an error.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import logging
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from wardgate.config import ConfigError, Target
 
+log = logging.getLogger(__name__)
+
+RECHECK_SECONDS = 5.0
 RISKY_ROLES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
 
 _QUERY = """
@@ -93,9 +102,71 @@ def verdict(target: Target) -> tuple[str | None, str | None]:
 
 def check_targets(targets: Iterable[Target]) -> tuple[list[str], list[str]]:
     """(refusals, warnings) over the PostgreSQL targets, checked in parallel."""
+    found = _verdicts(targets)
+    return [r for _, r, _ in found if r], [w for _, _, w in found if w]
+
+
+def _verdicts(targets: Iterable[Target]) -> list[tuple[str, str | None, str | None]]:
+    """(name, refusal, warning) of each PostgreSQL target."""
     postgres = [t for t in targets if t.kind == "postgres"]
     if not postgres:
-        return [], []
+        return []
     with concurrent.futures.ThreadPoolExecutor(min(8, len(postgres))) as pool:
         found = list(pool.map(verdict, postgres))
-    return [r for r, _ in found if r], [w for _, w in found if w]
+    return [(t.name, r, w) for t, (r, w) in zip(postgres, found, strict=True)]
+
+
+class UpstreamGuard:
+    """Which PostgreSQL targets' logins are verified; the policy asks `problem` per statement."""
+
+    def __init__(self, targets: Iterable[Target]) -> None:
+        self._targets = {t.name: t for t in targets if t.kind == "postgres"}
+        self._pending = {n for n, t in self._targets.items() if not t.allow_superuser}
+        self._refused: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._checking = False
+        self._last = 0.0
+
+    def check(self) -> tuple[list[str], list[str]]:
+        """Check the pending targets (blocking): (refusals, warnings), as `check_targets`."""
+        with self._lock:
+            pending = [self._targets[n] for n in sorted(self._pending)]
+        found = _verdicts(pending)
+        with self._lock:
+            for name, refusal, warning in found:
+                if refusal is not None:
+                    self._refused[name] = refusal
+                if warning is None:
+                    self._pending.discard(name)
+            self._last = time.monotonic()
+        return [r for _, r, _ in found if r], [w for _, _, w in found if w]
+
+    def problem(self, target: str) -> str | None:
+        """Why statements to ``target`` are refused now, or None."""
+        refused = self._refused.get(target)
+        if refused is not None:
+            return refused
+        if target not in self._pending:
+            return None
+        self._recheck()
+        return (
+            f"the gateway has not yet verified that target {target!r} is reached with least "
+            "privilege (it could not connect to check); try again in a moment"
+        )
+
+    def _recheck(self) -> None:
+        with self._lock:
+            if self._checking or time.monotonic() - self._last < RECHECK_SECONDS:
+                return
+            self._checking = True
+
+        def run() -> None:
+            try:
+                refused, _ = self.check()
+                for reason in refused:
+                    log.error("%s", reason)
+            finally:
+                with self._lock:
+                    self._checking = False
+
+        threading.Thread(target=run, name="wardgate-upstream-check", daemon=True).start()

@@ -24,6 +24,7 @@ relay could not keep it exactly: a string of several statements, and COPY.
 
 from __future__ import annotations
 
+import operator
 import re
 
 from wardgate.core.model import Decision, Identity, Request, Verdict
@@ -43,7 +44,7 @@ CACHE_SIZE = 4096
 # with none of them, no word starting as a dangerous family does, and no Unicode-escaped
 # identifier cannot be dangerous. tests/policy/test_plain_property.py checks this.
 _SUSPECT = frozenset(DANGEROUS) | KEYWORDS
-_SUSPECT_PREFIXES = tuple(DANGEROUS_PREFIXES)
+_starts_suspect = operator.methodcaller("startswith", tuple(DANGEROUS_PREFIXES))
 _WORD = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
@@ -54,7 +55,8 @@ def _plain(text: str) -> bool:
     lower = text.lower()
     if "u&" in lower:
         return False
-    return not any(w in _SUSPECT or w.startswith(_SUSPECT_PREFIXES) for w in _WORD.findall(lower))
+    words = _WORD.findall(lower)
+    return _SUSPECT.isdisjoint(words) and not any(map(_starts_suspect, words))
 
 
 class PolicyAddon(Addon):

@@ -356,8 +356,12 @@ class PolicySettings(_Model):
 
     rules: tuple[PolicyRule, ...] = ()
     default: Literal["allow", "deny"] = "allow"
-    admin_roles: tuple[str, ...] = Field(default=(), description="may call dangerous functions")
-    deny_dangerous: bool = Field(default=True, description="file, program, network functions")
+    admin_roles: tuple[str, ...] = Field(
+        default=(), description="may run what the gateway cannot judge, audited as such"
+    )
+    deny_dangerous: bool = Field(
+        default=True, description="refuse what the gateway cannot judge (docs/policy.md)"
+    )
     bulk_count: int = Field(default=100, ge=1, description="a FHIR _count above this is bulk")
     deny_smuggled_for_agents: bool = Field(
         default=True, description="transaction control or DDL after another statement, agents"

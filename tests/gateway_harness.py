@@ -82,7 +82,8 @@ def build_config(
 ) -> Config:
     """A configuration in ``tmp/wardgate.yaml``: a TLS PostgreSQL listener (``listener``
     overrides its keys), users alice (engineer) and bob (clinician), ``target``, a JSON-lines
-    audit; ``edit`` changes the raw sections before the file is written (and loaded)."""
+    audit; ``edit`` changes the raw sections before the file is written (and loaded). Targets
+    accept a superuser login (``allow_superuser``) unless ``edit`` says otherwise."""
     from wardgate.pki import ensure_dev_pki
 
     pki = ensure_dev_pki(pki_dir)
@@ -103,6 +104,10 @@ def build_config(
     }
     if edit is not None:
         edit(raw)
+    for entry in raw.get("targets", ()):
+        # The tests' local PostgreSQL is reached as its superuser, which the gateway refuses
+        # unless told (policy/upstream.py); tests of that check set allow_superuser: false.
+        entry.setdefault("allow_superuser", True)
     path = tmp / "wardgate.yaml"
     path.write_text(yaml.safe_dump(raw))
     return loads(path.read_text(), path)

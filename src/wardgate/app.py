@@ -37,6 +37,8 @@ from wardgate.masking.component import MaskingComponent
 from wardgate.masking.policy import Labels
 from wardgate.policy.addon import PolicyAddon
 from wardgate.policy.rules import RuleSet
+from wardgate.policy.upstream import UnsafeUpstream, UpstreamGuard
+from wardgate.private import loose, make_private
 from wardgate.protocols.http.caller import CallerAuth
 from wardgate.protocols.http.server import HttpServer
 from wardgate.protocols.postgres import rows
@@ -58,6 +60,7 @@ class Gateway:
         authenticator: Authenticator | None = None,
     ) -> None:
         self.config = config
+        make_private()  # before the first state file: audit, identity, keys (private.py)
         self.audit = AuditComponent(config)
         self.identity = IdentityComponent(config, self.record, self.live_sessions, authenticator)
         self.approval_parts = ApprovalsComponent(config)
@@ -65,9 +68,11 @@ class Gateway:
         # Policy first: a statement it refuses is not analysed for masking. The recorder after
         # masking (it records what the client saw) and before the audit recorders (the
         # session-end event carries the recording's hash). Approvals resolve on their own hook.
+        self.upstream = UpstreamGuard(config.targets)
         self.policy = PolicyAddon(
             RuleSet(config.policy),
             {t.name: Labels.from_config(t.phi) for t in config.targets if t.phi},
+            self.upstream,
         )
         self.recording = recording_addon(config)
         addons: list[Addon] = [*(extra_addons or []), self.policy]
@@ -81,6 +86,10 @@ class Gateway:
         self.addresses: dict[str, tuple[str, int]] = {}
         self._lifespan = Lifespan()
         self._health = _HealthFile(self)
+        for part in (self.audit, self.identity, self.approval_parts, self.masking):
+            self._lifespan.adopt(part)  # they hold files from now on
+        if self.recording is not None:
+            self._lifespan.adopt(_Closing("recording", self.recording.close))
 
     # ---- what other parts and the tests read ----
 
@@ -125,16 +134,21 @@ class Gateway:
     # ---- life ----
 
     async def start(self) -> None:
+        # Least privilege upstream (policy/upstream.py): a superuser login refuses the start.
+        refused, unchecked = await asyncio.get_running_loop().run_in_executor(
+            None, self.upstream.check
+        )
+        for problem in [*unchecked, *loose(self.config)]:
+            log.warning("%s", problem)
+        if refused:
+            raise UnsafeUpstream("; ".join(refused))
         if rows.COMPILED:
             log.info("rows: the compiled DataRow codec")
         else:
             log.info("rows: the pure-Python DataRow codec (not built, or WARDGATE_PURE_PYTHON)")
-        lifespan = self._lifespan
         for part in (self.audit, self.identity, self.approval_parts, self.masking):
-            await lifespan.enter(part)
-        if self.recording is not None:
-            await lifespan.enter(_Closing("recording", self.recording.close))
-        await lifespan.enter(self._health)
+            await part.start()
+        await self._lifespan.enter(self._health)
         await self._listen()
 
     async def _listen(self) -> None:

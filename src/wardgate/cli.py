@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from wardgate import __version__
 from wardgate.audit.store import AuditUnavailable
 from wardgate.config import ConfigError, config_path, load
+from wardgate.private import make_private
 
 log = logging.getLogger("wardgate")
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    make_private()  # state, keys and exports this process writes are its account's alone
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -88,9 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args.config)
         if args.command == "check":
-            cfg = load(config_path(args.config))
-            print(f"configuration OK: {len(cfg.targets)} target(s), {len(cfg.users)} user(s)")
-            return 0
+            return _check(args.config)
         if args.command == "health":
             return _health(args.config, args.max_age)
         if args.command == "passwd":
@@ -151,6 +151,25 @@ def _serve(explicit: str | None) -> int:
         run(lambda: serve(cfg, ready))
     except KeyboardInterrupt:
         log.info("stopped")
+    return 0
+
+
+def _check(explicit: str | None) -> int:
+    """The file parses and validates; each PostgreSQL target's login is least-privileged
+    (policy/upstream.py); the existing state files are private (private.py)."""
+    from wardgate.policy.upstream import check_targets
+    from wardgate.private import loose
+
+    cfg = load(config_path(explicit))
+    refused, unchecked = check_targets(cfg.targets)
+    problems = [*refused, *loose(cfg)]
+    for line in unchecked:
+        print(f"wardgate: warning: {line}", file=sys.stderr)
+    for line in problems:
+        print(f"wardgate: {line}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"configuration OK: {len(cfg.targets)} target(s), {len(cfg.users)} user(s)")
     return 0
 
 

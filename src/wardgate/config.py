@@ -175,6 +175,11 @@ class Target(_Model):
     tls: Literal["disable", "require", "verify-full"] = "verify-full"
     ca: Path | None = None
     connect_timeout: float = Field(default=10.0, gt=0)
+    allow_superuser: bool = Field(
+        default=False,
+        description="accept a login that is a superuser or may read or write server files or "
+        "run server programs (docs/configuration.md, least privilege upstream)",
+    )
     phi: dict[str, str] = Field(
         default_factory=dict,
         description="column labels: 'table.column' or 'schema.table.column' -> an entity "
@@ -373,8 +378,12 @@ class PolicySettings(_Model):
 
     rules: tuple[PolicyRule, ...] = ()
     default: Literal["allow", "deny"] = "allow"
-    admin_roles: tuple[str, ...] = Field(default=(), description="may call dangerous functions")
-    deny_dangerous: bool = Field(default=True, description="file, program, network functions")
+    admin_roles: tuple[str, ...] = Field(
+        default=(), description="may run what the gateway cannot judge, audited as such"
+    )
+    deny_dangerous: bool = Field(
+        default=True, description="refuse what the gateway cannot judge (docs/policy.md)"
+    )
     bulk_count: int = Field(default=100, ge=1, description="a FHIR _count above this is bulk")
     deny_smuggled_for_agents: bool = Field(
         default=True, description="transaction control or DDL after another statement, agents"

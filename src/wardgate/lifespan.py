@@ -1,10 +1,11 @@
 """The running gateway's parts and their lives, composed in one lifespan.
 
 A ``Component`` owns a section of the configuration and whatever it opens (stores, files,
-background loops): ``start`` opens, ``close`` closes, ``health`` reports. ``Lifespan`` starts the
-components in order and closes the started ones in the reverse order, also when a later start
-fails, as Starlette's lifespan does with an exit stack. ``every`` is the one way a component runs
-something again and again: blocking work on a worker thread, a failure logged and the loop kept.
+background loops): made, it owns them; ``start`` starts its work, ``close`` closes, ``health``
+reports. ``Lifespan`` closes the components in the reverse order of their making, also when a
+start fails half-way, as Starlette's lifespan does with an exit stack. ``every`` is the one way
+a component runs something again and again: blocking work on a worker thread, a failure logged
+and the loop kept.
 """
 
 from __future__ import annotations
@@ -66,18 +67,24 @@ async def _loop(
 
 
 class Lifespan:
-    """Components started in order and closed in the reverse order."""
+    """Components closed in the reverse order of their adoption. A component is adopted when it
+    is made (it may hold open files from then on) and started later; a start that fails leaves
+    it adopted, so it is closed all the same."""
 
     def __init__(self) -> None:
-        self._started: list[Component] = []
+        self._owned: list[Component] = []
+
+    def adopt(self, component: Component) -> None:
+        self._owned.append(component)
 
     async def enter(self, component: Component) -> None:
+        """Adopt and start."""
+        self.adopt(component)
         await component.start()
-        self._started.append(component)
 
     async def close(self) -> None:
-        while self._started:
-            component = self._started.pop()
+        while self._owned:
+            component = self._owned.pop()
             try:
                 await component.close()
             except Exception:

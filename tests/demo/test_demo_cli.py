@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from wardgate.config import load
 from wardgate.demo.postgres import pg_bin
+from wardgate.demo.seed import GATEWAY_LOGIN
 
 
 def _start_demo(data_dir: Path) -> tuple[subprocess.Popen[str], list[str]]:
@@ -149,7 +151,10 @@ def test_demo_prints_working_psql_line_and_stops_cleanly(
             text=True,
             timeout=60,
         )
-        assert check.returncode == 0, check.stderr
+        assert check.returncode == 0, check.stderr  # includes least privilege upstream
+        # The demo's target login is its own, not the superuser, and not let off the check.
+        (target,) = load(config_file).targets
+        assert target.user == GATEWAY_LOGIN and not target.allow_superuser
     finally:
         code = _stop(proc)
     assert code == 0

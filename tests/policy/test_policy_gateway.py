@@ -184,7 +184,7 @@ def test_multi_statement_smuggling_by_an_agent(gateway: RunningGateway) -> None:
 )
 def test_dangerous_functions(gateway: RunningGateway, statement: str) -> None:
     for user in ("alice", "bob", "robot"):
-        assert "wardgate: the statement" in denial(gateway, user, statement)
+        assert "only an administrator role of target" in denial(gateway, user, statement)
 
 
 def test_admins_may_call_dangerous_functions(gateway: RunningGateway) -> None:
@@ -193,6 +193,7 @@ def test_admins_may_call_dangerous_functions(gateway: RunningGateway) -> None:
     assert version  # allowed by policy (and masked, an unknown lineage, for a DBA without raw)
     event = wait_for_event(gateway, statement="SELECT pg_read_file('PG_VERSION')", outcome="ok")
     assert event["decision"] == "allow"
+    assert event["reason"].startswith("administrator (dba) override: calls pg_read_file")
 
 
 def test_function_call_messages_are_refused(gateway: RunningGateway) -> None:

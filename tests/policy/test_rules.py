@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from wardgate.config import PolicySettings
-from wardgate.core.model import Identity, SessionInfo, Statement
+from wardgate.core.model import Identity, SessionInfo, Statement, Verdict
 from wardgate.masking.policy import Labels
 from wardgate.policy import PolicyAddon, RuleSet
 
@@ -30,9 +30,12 @@ def decide(
     stmt = Statement(SessionInfo("s", "postgres", "", "", target=target, identity=identity), 1,
                      text)  # fmt: skip
     decision = a.statement(stmt)
-    allowed = decision is None or decision.allowed
-    reason = "" if allowed or decision is None else decision.reason
-    return allowed, reason, decision.row_cap if decision else None
+    if decision is None:
+        return True, "", None
+    if decision.verdict is Verdict.APPROVE:  # not refused here: the approvals addon resolves it
+        return True, "", None
+    # an allow may carry a reason: an administrator's override
+    return decision.allowed, decision.reason, decision.row_cap
 
 
 def test_first_match_wins_then_default() -> None:
@@ -84,9 +87,13 @@ def test_roles_targets_and_agents() -> None:
 def test_protections_and_turning_them_off() -> None:
     on = addon(admin_roles=["dba"])
     assert decide(on, "SELECT pg_read_file('x')")[:2] == (
-        False, "the statement calls pg_read_file",
+        False, "calls pg_read_file, which reads or writes the server's files; only an"
+        " administrator role of target 'clinic' may run this",
     )  # fmt: skip
-    assert decide(on, "SELECT pg_read_file('x')", roles=("dba",))[0] is True
+    assert decide(on, "SELECT pg_read_file('x')", roles=("dba",))[:2] == (
+        True, "administrator (dba) override: calls pg_read_file, which reads or writes the"
+        " server's files",
+    )  # fmt: skip
     assert "agents cannot run COMMIT" in decide(on, "SELECT 1; COMMIT", agent=True)[1]
     assert decide(on, "SELECT 1; COMMIT")[0] is True
     # Without rules nothing depends on what a plain statement is: the server refuses it.

@@ -139,6 +139,8 @@ class Decision:
             return other if theirs > mine else self
         if self.verdict is Verdict.CAP and (other.cap or 0) < (self.cap or 0):
             return other
+        if self.verdict is Verdict.ALLOW and other.reason and not self.reason:
+            return other  # an allow that says why (an administrator's override) is audited
         return self
 
     @staticmethod

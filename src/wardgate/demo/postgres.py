@@ -20,7 +20,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -139,6 +139,10 @@ class LocalPostgres:
             credentials += ":" + quote(self.password, safe="")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"postgresql://{credentials}@{host}:{self.port}/{quote(dbname, safe='')}"
+
+    def as_login(self, user: str, password: str) -> LocalPostgres:
+        """The same server reached as another login (stopping it stops nothing)."""
+        return replace(self, user=user, password=password, _cluster=None)
 
     def stop(self) -> None:
         """Stop the server if `start_embedded` started it; a server found running is left alone."""

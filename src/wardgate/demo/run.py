@@ -31,7 +31,13 @@ from wardgate.demo.idp import DevProviderServer, start_dev_provider
 from wardgate.demo.idp_keys import demo_users
 from wardgate.demo.idp_tokens import CLIENT_ID, GATEWAY_AUDIENCE, DevProvider
 from wardgate.demo.postgres import LocalPostgres, start_embedded
-from wardgate.demo.seed import DEMO_LABELS, create_database_if_missing, seed
+from wardgate.demo.seed import (
+    DEMO_LABELS,
+    GATEWAY_LOGIN,
+    create_database_if_missing,
+    create_gateway_login,
+    seed,
+)
 from wardgate.pki import ensure_dev_pki
 
 log = logging.getLogger(__name__)
@@ -211,12 +217,16 @@ def run_demo(data_dir: str | None, port: int, patients: int, story: bool = False
             f"encounters, {summary.notes} clinical notes in database {DATABASE!r}",
             flush=True,
         )
+        # The gateway reaches the target as a least-privileged login, never as the superuser.
+        login = secrets.token_urlsafe(24)
+        create_gateway_login(pg.dsn(DATABASE), login)
+        target = pg.as_login(GATEWAY_LOGIN, login)
         passwords = _passwords(base / "demo-users.json")
         if story:
             from wardgate.demo.story import tell_story
 
             idp = start_provider(base, passwords, 0)
-            return tell_story(base, pg, passwords, idp)
+            return tell_story(base, target, passwords, idp)
         idp_port = 0 if port == 0 else IDP_PORT
         try:
             idp = start_provider(base, passwords, idp_port)
@@ -228,7 +238,7 @@ def run_demo(data_dir: str | None, port: int, patients: int, story: bool = False
         fhir = FhirServer(secrets.token_urlsafe(24))  # its key stays in the gateway's config
         fhir.start()
         config_file = write_config(
-            base, pg, port, passwords, issuer=issuer, api_port=api_port,
+            base, target, port, passwords, issuer=issuer, api_port=api_port,
             fhir=(fhir.base_url, fhir.api_key), http_port=0 if port == 0 else HTTP_PORT,
         )  # fmt: skip
         config = load(config_file)

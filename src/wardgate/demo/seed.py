@@ -582,3 +582,35 @@ def _format_phone(phone: str, style: int) -> str:
         f"{area}{exchange}{line}",
         f"+1 {area} {exchange} {line}",
     )[style]
+
+
+GATEWAY_LOGIN = "wardgate_gateway"
+"""The demo gateway's login to its target: not a superuser, and holding no role that reaches
+the server's files or programs (docs/configuration.md, least privilege upstream)."""
+
+
+def create_gateway_login(admin_dsn: str, password: str, login: str = GATEWAY_LOGIN) -> None:
+    """Create (or reset the password of) ``login`` in the database of ``admin_dsn`` with what
+    the demo's roles need through the gateway: read and write the seeded tables and their
+    sequences, nothing more (no CREATE, no superuser, CREATEROLE, CREATEDB or replication).
+    Run after `seed`, which may have re-created the tables."""
+    role = sql.Identifier(login)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(
+            sql.SQL(
+                verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+                " NOBYPASSRLS PASSWORD {}"
+            ).format(role, sql.Literal(password))
+        )
+        database = conn.info.dbname
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(database), role))  # fmt: skip
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
+        tables = sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(tables, role)
+        )
+        conn.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}")
+                     .format(role))  # fmt: skip

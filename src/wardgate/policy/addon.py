@@ -3,18 +3,20 @@
 In order, for each Query, Execute and FunctionCall:
 
 1. A statement that does not parse is refused: what cannot be classified cannot be allowed.
-2. Dangerous functions (files, programs, other servers, other sessions; a FunctionCall message,
-   which names its function by OID only) are refused but for ``admin_roles``
-   (``deny_dangerous``).
+2. What the gateway cannot judge (`sql/danger.py`: procedural code, CALL, extensions, foreign
+   data, server files and programs, large objects, server-side effects, dangerous settings;
+   a FunctionCall message, which names its function by OID only) is refused with SQLSTATE
+   42501 but for ``admin_roles`` (``deny_dangerous``). An administrator's dangerous statement
+   is allowed with a reason ("administrator (...) override: ..."), which its audit event keeps.
 3. An agent's string with transaction control, DDL or DCL after another statement is refused
    (``deny_smuggled_for_agents``): `SELECT 1; COMMIT; CREATE TABLE ...` out of a read-only
    transaction its MCP server opened.
 4. The rules, statement by statement, the strictest answer winning; then ``default``.
 
 Without rules (and with the default ``allow``), the answer can only be "deny" for a dangerous
-function or a smuggled statement; a statement in which neither can hide (one statement, no
-dangerous name or COPY or LOAD anywhere in its text, no Unicode-escaped identifier) is allowed
-without being parsed: on the hot path, parsing costs more than relaying.
+statement or a smuggled one; a statement in which neither can hide (one statement, no word of
+`_SUSPECT` or of a dangerous family anywhere in its text, no Unicode-escaped identifier) is
+allowed without being parsed: on the hot path, parsing costs more than relaying.
 
 Every answer is a typed ``Decision`` (allow, deny with a reason, cap N rows, require approval by
 rule R); the pipeline combines them, the approvals addon resolves an approval, and the relay keeps
@@ -25,6 +27,7 @@ here parses SQL.
 
 from __future__ import annotations
 
+import operator
 import re
 
 from wardgate.core.model import ApiCall, Decision, Identity, Statement, Verdict, Via
@@ -33,13 +36,17 @@ from wardgate.masking.policy import Labels
 from wardgate.policy.http import http_facts
 from wardgate.policy.phi import touched_phi
 from wardgate.policy.rules import Facts, RuleSet
+from wardgate.policy.upstream import UpstreamGuard
 from wardgate.sql.classify import Classification, StatementClass
-from wardgate.sql.functions import OPAQUE
+from wardgate.sql.danger import KEYWORDS
+from wardgate.sql.functions import DANGEROUS, DANGEROUS_PREFIXES
 from wardgate.sql.model import AnalysisError
 
-# Words in which a dangerous function or statement could be named; a statement without any of
-# them (and without dblink or a Unicode-escaped identifier) cannot be one.
-_SUSPECT = frozenset(OPAQUE) | {"copy", "load"}
+# Words in which a dangerous function or statement could be named (sql/danger.py): a statement
+# with none of them, no word starting as a dangerous family does, and no Unicode-escaped
+# identifier cannot be dangerous. tests/policy/test_plain_property.py checks this.
+_SUSPECT = frozenset(DANGEROUS) | KEYWORDS
+_starts_suspect = operator.methodcaller("startswith", tuple(DANGEROUS_PREFIXES))
 _WORD = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
@@ -48,17 +55,24 @@ def _plain(text: str) -> bool:
     if ";" in text.rstrip().rstrip(";"):
         return False
     lower = text.lower()
-    if "dblink" in lower or "u&" in lower:
+    if "u&" in lower:
         return False
-    return _SUSPECT.isdisjoint(_WORD.findall(lower))
+    words = _WORD.findall(lower)
+    return _SUSPECT.isdisjoint(words) and not any(map(_starts_suspect, words))
 
 
 class PolicyAddon(Addon):
     name = "policy"
 
-    def __init__(self, rules: RuleSet, labels: dict[str, Labels] | None = None) -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        labels: dict[str, Labels] | None = None,
+        upstream: UpstreamGuard | None = None,
+    ) -> None:
         self.rules = rules
         self.labels = labels or {}
+        self.upstream = upstream
         self._needs_parse = bool(rules.rules) or rules.settings.default != "allow"
 
     def statement(self, stmt: Statement) -> Decision | None:
@@ -68,6 +82,10 @@ class PolicyAddon(Addon):
         target = stmt.session.target
         settings = self.rules.settings
         admin = self.rules.is_admin(roles)
+        if self.upstream is not None:
+            unverified = self.upstream.problem(target)
+            if unverified is not None:
+                return _deny(unverified)
         if stmt.via is Via.FUNCTION_CALL:
             if settings.deny_dangerous and not admin:
                 return _deny("a function call message names its function by OID only")
@@ -81,14 +99,26 @@ class PolicyAddon(Addon):
             why = str(exc) or "syntax error"
             return _deny(f"the statement cannot be parsed, so it cannot be checked: {why}")
         if settings.deny_dangerous and found.dangerous and not admin:
-            return _deny(f"the statement {found.dangerous[0]}")
+            return _deny(
+                f"{found.dangerous[0]}; only an administrator role of target {target!r} may"
+                " run this"
+            )
         if settings.deny_smuggled_for_agents and agent and found.smuggled:
             hidden = found.smuggled[0].text.split(None, 1)[0].upper()
             return _deny(f"agents cannot run {hidden} after another statement in one string")
         labels = self.labels.get(target)
         facts = [_facts(s, found, labels) for s in found.statements]
         answer = self.rules.decide(roles, target, agent, facts)
-        return self._apply(answer, len(found.statements), found.copy)
+        decision = self._apply(answer, len(found.statements), found.copy)
+        if decision is None and found.dangerous and admin:
+            # What only an administrator may run is audited as such (the event's reason).
+            held = sorted(self.rules.admin_roles.intersection(roles))
+            return Decision(
+                Verdict.ALLOW,
+                f"administrator ({', '.join(held)}) override: {'; '.join(found.dangerous)}",
+                "policy:admin",
+            )
+        return decision
 
     def api_call(self, call: ApiCall) -> Decision | None:
         """The rules by role and target (the API's name), with the call's facts

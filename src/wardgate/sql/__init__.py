@@ -9,7 +9,9 @@ Glossary:
 - cross-check: lineage compared with the (table OID, column number) pairs of PostgreSQL's
   RowDescription (`crosscheck.py`).
 - fingerprint: libpg_query's statement fingerprint; the lineage cache (`fingerprint.py`).
-- classification: statement kind, tables, risky functions (`classify.py`).
+- classification: statement kind, tables, columns, filters (`classify.py`).
+- dangerous: what the gateway cannot judge, found anywhere in the parse tree (`danger.py`),
+  with the one list of dangerous functions (`functions.py`).
 
 Parsing is PostgreSQL's own grammar (libpg_query through pglast); nothing here does I/O except
 `catalog.load_catalog`, which reads through a connection it is given.

@@ -22,6 +22,8 @@ from typing import Any
 
 from pglast import ast, enums
 
+from wardgate.sql.danger import dangers
+
 
 class StatementKind(StrEnum):
     READ = "read"
@@ -31,19 +33,6 @@ class StatementKind(StrEnum):
     TRANSACTION = "transaction"
     ADMIN = "admin"  # session settings, maintenance, LISTEN/NOTIFY, EXECUTE, DO, LOAD ...
 
-
-DANGEROUS_FUNCTIONS = frozenset(
-    {
-        "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_ls_logdir",
-        "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir", "lo_import", "lo_export",
-        "pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync",
-        # side effects on the server or other sessions
-        "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
-        "pg_promote", "pg_switch_wal", "lo_from_bytea", "lo_put", "lo_unlink", "lo_create",
-        "lo_creat", "pg_logical_emit_message",
-    }
-)  # fmt: skip
-DANGEROUS_PREFIXES = ("dblink",)
 
 _WRITE = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt, ast.TruncateStmt)
 _DCL = (
@@ -62,7 +51,7 @@ class StatementClass:
     text: str
     tables: frozenset[tuple[str | None, str]]  # (schema or None, name) of every relation named
     functions: frozenset[str]  # every function called, by its last name
-    dangerous: tuple[str, ...]  # why this statement reaches files, programs or other servers
+    dangerous: tuple[str, ...]  # what in it the gateway cannot judge (sql/danger.py)
     name: str | None = None  # EXECUTE's prepared statement, FETCH's cursor: resolve by name
     filtered: bool = False  # a key = constant filter (see the module's docstring)
     limit: int | None = None  # LIMIT n, FETCH FIRST n, FETCH n; -1 for a parameter
@@ -136,17 +125,7 @@ def _classify(stmt: Any, text: str) -> StatementClass:
         if isinstance(n, ast.RangeVar) and (n.schemaname is not None or n.relname not in ctes)
     )
     functions = frozenset(str(n.funcname[-1].sval) for n in nodes if isinstance(n, ast.FuncCall))
-    dangerous = [
-        f"calls {f}" for f in sorted(functions)
-        if f in DANGEROUS_FUNCTIONS or f.startswith(DANGEROUS_PREFIXES)
-    ]  # fmt: skip
-    for node in nodes:
-        if isinstance(node, ast.CopyStmt) and node.is_program:
-            dangerous.append("COPY runs a program on the server")
-        elif isinstance(node, ast.CopyStmt) and node.filename is not None:
-            dangerous.append("COPY reads or writes a file on the server")
-        elif isinstance(node, ast.LoadStmt):
-            dangerous.append("LOAD loads a shared library")
+    dangerous = dangers(nodes)
     name = None
     if isinstance(stmt, ast.ExecuteStmt | ast.FetchStmt):
         name = str(stmt.name if isinstance(stmt, ast.ExecuteStmt) else stmt.portalname)

@@ -1,35 +1,80 @@
 """What the analysis knows about functions beyond their names.
 
-Builtins (functions in pg_catalog) compute from their arguments, except the ones listed in
-`OPAQUE`, which read data no argument carries: a query passed as text, a file, a session
-setting, another backend's statement, the write-ahead log. Functions outside pg_catalog may run
-any query, so their result is unknown unless configured.
+One authoritative list, `DANGEROUS`, names the builtins (and the contrib functions whose names
+are as good as reserved) that the gateway cannot judge by their arguments: they run SQL given
+as text, reach the server's files or programs, large objects, other servers, or act on the
+server and other sessions. The policy refuses them to every role that is not an administrator
+of the target (``policy.admin_roles``). `DANGEROUS_PREFIXES` extend it to families whose members
+multiply between versions (``pg_ls_*``, ``lo_*``, ``dblink*``). Names are matched by their last
+part, whatever the schema, so ``pg_catalog.pg_read_file`` and a look-alike in another schema
+are both refused: erring towards refusal.
+
+`OPAQUE` is what lineage cannot follow: builtins in pg_catalog that read data no argument
+carries (every dangerous function, session settings, other sessions' statements). Functions
+outside pg_catalog may run any query, so their result is unknown unless configured.
 """
 
 from __future__ import annotations
 
+_RUN_SQL_TEXT = (
+    "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "table_to_xml",
+    "table_to_xmlschema", "table_to_xml_and_xmlschema", "cursor_to_xml", "cursor_to_xmlschema",
+    "schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema", "database_to_xml",
+    "database_to_xmlschema", "database_to_xml_and_xmlschema", "ts_stat", "ts_rewrite",
+)  # fmt: skip
+_FILES = (
+    "pg_read_file", "pg_read_binary_file", "pg_stat_file", "pg_ls_dir", "pg_ls_logdir",
+    "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir", "pg_ls_logicalsnapdir",
+    "pg_ls_logicalmapdir", "pg_ls_replslotdir", "pg_file_write", "pg_file_rename",
+    "pg_file_unlink", "pg_file_sync", "pg_logdir_ls", "pg_current_logfile",
+    "pg_import_system_collations",
+)  # fmt: skip
+_LARGE_OBJECTS = (
+    "lo_import", "lo_export", "lo_from_bytea", "lo_get", "lo_put", "lo_unlink", "lo_create",
+    "lo_creat", "lo_open", "lo_close", "lo_lseek", "lo_lseek64", "lo_tell", "lo_tell64",
+    "lo_truncate", "lo_truncate64", "loread", "lowrite",
+)  # fmt: skip
+_SERVER_EFFECTS = (
+    "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
+    "pg_promote", "pg_switch_wal", "pg_create_restore_point", "pg_backup_start",
+    "pg_backup_stop", "pg_start_backup", "pg_stop_backup", "pg_wal_replay_pause",
+    "pg_wal_replay_resume", "pg_create_physical_replication_slot",
+    "pg_create_logical_replication_slot", "pg_drop_replication_slot",
+    "pg_replication_slot_advance", "pg_copy_physical_replication_slot",
+    "pg_copy_logical_replication_slot", "pg_logical_slot_get_changes",
+    "pg_logical_slot_peek_changes", "pg_logical_slot_get_binary_changes",
+    "pg_logical_slot_peek_binary_changes", "pg_logical_emit_message",
+    "pg_log_backend_memory_contexts", "pg_stat_reset", "pg_stat_reset_shared",
+    "pg_stat_reset_single_table_counters", "pg_stat_reset_single_function_counters",
+    "pg_stat_reset_slru", "pg_stat_reset_replication_slot", "pg_stat_reset_subscription_stats",
+)  # fmt: skip
+
+# name -> why, as the refusal says it
+DANGEROUS: dict[str, str] = {
+    **{name: "runs SQL given as text, which the gateway cannot judge" for name in _RUN_SQL_TEXT},
+    **{name: "reads or writes the server's files" for name in _FILES},
+    **{name: "reaches large objects" for name in _LARGE_OBJECTS},
+    **{name: "acts on the server or other sessions" for name in _SERVER_EFFECTS},
+}
+DANGEROUS_PREFIXES: dict[str, str] = {
+    "dblink": "reaches another server",
+    "pg_ls_": "reads the server's files",
+    "pg_file_": "reads or writes the server's files",
+    "pg_replication_origin_": "acts on the server's replication",
+    "pg_stat_reset": "acts on the server's statistics",
+    "lo_": "reaches large objects",
+    "binary_upgrade_": "acts on the server's catalog",
+}
+
 OPAQUE = frozenset(
     {
-        # run a query given as text
-        "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
-        "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
-        "cursor_to_xml", "cursor_to_xmlschema", "schema_to_xml", "schema_to_xmlschema",
-        "schema_to_xml_and_xmlschema", "database_to_xml", "database_to_xmlschema",
-        "database_to_xml_and_xmlschema", "ts_stat",
-        # files, large objects, other servers
-        "pg_read_file", "pg_read_binary_file", "pg_stat_file", "pg_ls_dir", "lo_get", "loread",
-        "lo_export", "lo_import",
+        *DANGEROUS,
         # session state a previous statement may have filled
         "current_setting", "pg_cursor", "pg_prepared_statement", "pg_listening_channels",
         # other sessions' statements, replication and logs
-        "pg_stat_get_activity", "pg_stat_get_backend_activity", "pg_current_logfile",
-        "pg_logical_slot_get_changes", "pg_logical_slot_peek_changes",
-        "pg_logical_slot_get_binary_changes", "pg_logical_slot_peek_binary_changes",
-        "pg_logical_emit_message", "pg_mcv_list_items",
+        "pg_stat_get_activity", "pg_stat_get_backend_activity", "pg_mcv_list_items",
     }
 )  # fmt: skip
-
-DANGEROUS_PREFIXES = ("dblink",)  # dblink, dblink_exec, dblink_fetch ...: another server
 
 # Builtin set-returning functions that may appear in FROM and compute from their arguments,
 # with the names of the columns they return (None: one column named after the alias or the
@@ -65,5 +110,14 @@ FROM_FUNCTIONS: dict[str, tuple[str, ...] | str | None] = {
 }
 
 
+def danger(name: str) -> str | None:
+    """Why calling the function ``name`` (its last name, as the parser folded it) is dangerous,
+    or None. ``set_config`` is judged by its arguments instead (`sql/danger.py`)."""
+    found = DANGEROUS.get(name)
+    if found is not None:
+        return found
+    return next((why for p, why in DANGEROUS_PREFIXES.items() if name.startswith(p)), None)
+
+
 def is_dangerous(name: str) -> bool:
-    return name in OPAQUE or name.startswith(DANGEROUS_PREFIXES)
+    return danger(name) is not None

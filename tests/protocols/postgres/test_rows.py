@@ -41,7 +41,7 @@ def test_compiled_equals_the_reference(row: list[bytes | None]) -> None:
 @settings(max_examples=500)
 @given(st.binary(max_size=64))
 def test_both_refuse_the_same_garbage(data: bytes) -> None:
-    outcomes = []
+    outcomes: list[tuple[str, list[bytes | None] | None]] = []
     for split in (rows.split, rows.split_python):
         try:
             outcomes.append(("ok", split(data)))

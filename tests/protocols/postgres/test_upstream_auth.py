@@ -45,6 +45,7 @@ def target(name: str, pg: LocalPostgres, **fields: Any) -> Target:
         "user": pg.user,
         "password": pg.password,
         "tls": "disable",
+        "allow_superuser": True,  # the scratch server's logins here are about authentication
     }
     entry.update(fields)
     return Target.model_validate({k: v for k, v in entry.items() if v is not None})

@@ -1,10 +1,18 @@
 """Runs the detectors over a text and keeps non-overlapping spans: the best-scored (then the
 longest) wins an overlap, and what a loser covered outside the winner is kept as its own span,
-so that a partial overlap never leaves part of an identifier unmasked."""
+so that a partial overlap never leaves part of an identifier unmasked.
+
+The detectors read a view of the text of the same length, so that their spans fit the text:
+escapes of JSON strings, array and row literals (``\\n``, ``\\"``, ``\\u00e9``) become spaces, which
+would otherwise glue a word to the letter after the backslash ("\\nJohn"). A text in one case
+only (what ``upper()`` or ``lower()`` returns) is read a second time title-cased, for the
+detectors that go by capitals (names, streets, cities, written dates).
+"""
 
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -42,7 +50,12 @@ class Scanner:
     def scan(self, text: str) -> list[Span]:
         """Spans of `text` that hold an entity, sorted by start, none overlapping."""
         floor = self.config.min_score
-        found = [s for d in self.detectors for s in d.find(text) if s.score >= floor]
+        view = unescaped(text)
+        found = [s for d in self.detectors for s in d.find(view) if s.score >= floor]
+        if view.isupper() or view.islower():
+            titled = view.title()
+            if len(titled) == len(view):
+                found += [s for d in self.detectors for s in d.find(titled) if s.score >= floor]
         return resolve(found) if found else found
 
     def scan_many(self, texts: Sequence[str]) -> list[list[Span]]:
@@ -63,6 +76,18 @@ class Scanner:
                 span = span._replace(end=limit)
             results[i].append(span._replace(start=span.start - base, end=span.end - base))
         return results
+
+
+_ESCAPE = re.compile(r"\\(?:u[0-9A-Fa-f]{4}|.)", re.DOTALL)
+
+
+def _spaces(m: re.Match[str]) -> str:
+    return " " * (m.end() - m.start())
+
+
+def unescaped(text: str) -> str:
+    """`text` with every backslash escape made spaces of its length."""
+    return _ESCAPE.sub(_spaces, text) if "\\" in text else text
 
 
 _SEPARATOR = "\n\x1f\n"  # no detector's pattern crosses it, nor looks back over it for a label

@@ -1,0 +1,50 @@
+"""Addresses and the other stored identifiers in clinical notes, as alice (engineer) reads them
+through a real gateway: the streets and cities the demo seeded into the notes never come back,
+in any case, nor inside arrays or JSON (issue 15: "... address 7488 Weeks Divide, ...")."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.gateway_harness import RunningGateway
+from tests.masking.test_masking_gateway import database, gateway, run, seeded  # noqa: F401
+from wardgate.demo.postgres import LocalPostgres
+
+STATEMENTS = [
+    "SELECT body FROM clinical_notes",
+    "SELECT upper(body) FROM clinical_notes",
+    "SELECT lower(body) FROM clinical_notes",
+    "SELECT array_agg(body) FROM clinical_notes",
+    "SELECT to_json(body) FROM clinical_notes",
+    "SELECT json_agg(n) FROM clinical_notes n",
+    "SELECT ROW(id, body)::text FROM clinical_notes",
+]
+
+
+@pytest.fixture(scope="module")
+def places(pg_server: LocalPostgres, database: str) -> list[str]:  # noqa: F811
+    """Every street, city and name of a patient whose address a note holds."""
+    with psycopg.connect(pg_server.dsn(database)) as conn:
+        rows = conn.execute(
+            "SELECT p.street, p.city, p.first_name, p.last_name FROM patients p"
+            " WHERE EXISTS (SELECT FROM clinical_notes n WHERE n.patient_id = p.id"
+            " AND strpos(n.body, p.street) > 0)"
+        ).fetchall()
+    assert rows, "the demo seed wrote no address into a note"
+    return sorted({v.lower() for row in rows for v in row if len(v) > 2})
+
+
+@pytest.mark.parametrize("statement", STATEMENTS)
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_addresses_in_notes_are_masked(
+    gateway: RunningGateway,  # noqa: F811
+    places: list[str],
+    statement: str,
+    binary: bool,
+) -> None:
+    output = run(gateway, "alice", statement, binary=binary)
+    assert output
+    lowered = output.lower()
+    leaked = [value for value in places if value in lowered]
+    assert not leaked, f"{statement!r} leaked {leaked[:5]}"

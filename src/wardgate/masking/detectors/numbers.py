@@ -24,7 +24,7 @@ from wardgate.masking.entities import Entity
 _RUN = re.compile(r"\d(?:[\d()./-]*[\d)])?(?: \(?\d(?:[\d()./-]*[\d)])?)*")
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 _AGE_UNIT = re.compile(r"\s*-?\s*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|year-old)")
-_STATE_BEFORE = re.compile(r"\b([A-Z]{2}),? $")
+_STATE_BEFORE = re.compile(r"\b([A-Z]{2}) ?[,|]? ?$")
 # identifier tokens by shape, each with the check a match must pass (None: the shape suffices)
 _ID_SHAPES: tuple[tuple[re.Pattern[str], Entity, float, Callable[[str], bool] | None], ...] = (
     (re.compile(r"\d[A-Z][A-Z\d]\d-?[A-Z][A-Z\d]\d-?[A-Z]{2}\d\d"), Entity.HEALTH_PLAN_ID, 0.85,
@@ -46,7 +46,8 @@ _NOT_DIGITS = str.maketrans("", "", " ()+-.")
 _STATES = frozenset(
     words(
         "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE "
-        "NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP"
+        "NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP "
+        "FM MH PW AA AE AP"
     )
 )
 
@@ -257,7 +258,7 @@ class NumberDetector:
         if length in (5, 10) and (candidate.isdigit() or candidate[5:6] == "-"):
             if label == "zip":
                 return Span(Entity.ZIP, a, b, 0.85, "zip")
-            state = _STATE_BEFORE.search(text, max(0, a - 5), a)
+            state = _STATE_BEFORE.search(text, max(0, a - 7), a)
             if state is not None and state[1] in _STATES:
                 return Span(Entity.ZIP, a, b, 0.85, "zip_state")
         if candidate.isdigit():

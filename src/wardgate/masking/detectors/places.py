@@ -51,9 +51,10 @@ _STREET = re.compile(
     r"(?:"
     + "|".join(_suffix(w) for w in sorted(set(_STREET_SUFFIXES), key=len, reverse=True))
     + r")\b\.?"
-    r"(?:,? (?:Apt\.?|Apartment|Suite|Ste\.?|Unit|#) ?#?[\w-]{1,6})?"
+    r"(?:,? (?:(?i:Apt|Apartment|Suite|Ste|Unit)\b\.?|#) ?#?[\w-]{1,6})?"
 )
-_CITY = re.compile(r"((?:[A-Z][a-zA-Z.'-]+ ){0,3}[A-Z][a-zA-Z.'-]+),? [A-Z]{2},? $")
+# a city before its state: "Lake Mary, FL ", "LAKE MARY FL ", "Lake Mary | FL | "
+_CITY = re.compile(r"((?:[A-Z][a-zA-Z.'-]+ ){0,3}[A-Z][a-zA-Z.'-]+) ?[,|]? [A-Z]{2} ?[,|]? ?$")
 _NOT_CITY = frozenset({"Pt", "Patient", "Lives", "In", "At", "From", "Moved", "To", "Address"})
 
 

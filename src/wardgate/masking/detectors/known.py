@@ -113,13 +113,13 @@ class KnownValues:
                     keys.setdefault(key, entity)  # the first label wins a key two columns hold
         self._compiled = _compile(keys, python=python or hyperscan is None)
 
-    def find(self, text: str) -> Iterator[Span]:
+    def find(self, text: str) -> Iterable[Span]:
         compiled = self._compiled
+        if compiled.database is not None:
+            return _find_hyperscan(compiled, text, self.name)
         if not compiled.keys:
-            return iter(())
-        if compiled.database is None:
-            return _find_python(compiled, text, self.name)
-        return _find_hyperscan(compiled, text, self.name)
+            return ()
+        return _find_python(compiled, text, self.name)
 
 
 def _compile(keys: dict[str, Entity], *, python: bool) -> _Compiled:
@@ -128,14 +128,33 @@ def _compile(keys: dict[str, Entity], *, python: bool) -> _Compiled:
     longest = max(k.count(" ") for k in keys) + 1
     if python:
         return _Compiled((), (), None, keys, longest)
-    literals = [f" {k} ".encode() for k in keys]
+    literals: list[bytes] = []
+    entities: list[Entity] = []
+    for key, entity in keys.items():
+        for variant in _variants(key):
+            literals.append(f" {variant} ".encode())
+            entities.append(entity)
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(
         expressions=literals, ids=list(range(len(literals))), elements=len(literals),
         flags=0, literal=True,
     )  # fmt: skip
-    entities = tuple(keys.values())
-    return _Compiled(entities, tuple(len(b) for b in literals), database, keys, longest)
+    return _Compiled(tuple(entities), tuple(len(b) for b in literals), database, keys, longest)
+
+
+def _variants(key: str) -> list[str]:
+    """A key of digit groups with each of its (up to three) separators one space or two:
+    punctuation next to a space ("(555) 201-4477") is two spaces in the key text, and matching
+    them as written spares collapsing every note. (Words are written with one separator: a
+    street or a city with a comma inside is not one.) A note with runs of whitespace (or line
+    breaks) has its runs of spaces collapsed before the scan instead."""
+    words = key.split(" ")
+    if not 2 <= len(words) <= 4 or not key.replace(" ", "").isdigit():
+        return [key]
+    variants = [words[0]]
+    for word in words[1:]:
+        variants = [f"{v}{gap}{word}" for v in variants for gap in (" ", "  ")]
+    return variants
 
 
 def _lower(text: str) -> str:
@@ -146,14 +165,14 @@ def _lower(text: str) -> str:
 
 
 def _key_text(lowered: str) -> tuple[bytes, list[int], list[int]]:
-    """The lower-cased note as key bytes (spaces around it, runs of spaces made one), with
-    where runs were collapsed: `starts[i]` is a position in the collapsed bytes and
-    `removed[i]` how many bytes were removed before it."""
+    """The lower-cased note as key bytes, a space before and after it. For a note with runs of
+    whitespace, runs of spaces are made one, and the answer says where: `starts[i]` is a
+    position in the collapsed bytes and `removed[i]` how many bytes were removed before it."""
     raw = b" " + lowered.encode("utf-8", "surrogatepass").translate(_KEY_BYTES) + b" "
     starts: list[int] = []
     removed: list[int] = []
-    if b"  " not in raw:
-        return raw, starts, removed
+    if not ("  " in lowered or "\n" in lowered or "\t" in lowered or "\r" in lowered):
+        return raw, starts, removed  # separators are punctuation and single spaces: as is
     total = 0
     for m in _SPACES.finditer(raw):
         total += m.end() - m.start() - 1
@@ -168,27 +187,38 @@ def _original(position: int, starts: list[int], removed: list[int]) -> int:
     return position + (removed[i - 1] if i else 0)
 
 
-def _find_hyperscan(compiled: _Compiled, text: str, name: str) -> Iterator[Span]:
-    lowered = _lower(text)
+def _find_hyperscan(compiled: _Compiled, text: str, name: str) -> list[Span]:
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        lowered = _lower(text)
     raw, starts, removed = _key_text(lowered)
-    hits: list[tuple[int, int]] = []
+    ends: list[int] = []
+    patterns: list[int] = []
 
     def on_match(pattern: int, _start: int, end: int, _flags: int, _context: object) -> None:
-        hits.append((pattern, end))
+        patterns.append(pattern)
+        ends.append(end)
 
     compiled.database.scan(raw, match_event_handler=on_match)
-    if not hits:
-        return
-    ascii_text = lowered.isascii()
-    encoded = b"" if ascii_text else lowered.encode("utf-8", "surrogatepass")
-    for pattern, end in hits:
+    if not ends:
+        return []
+    entities, lengths = compiled.entities, compiled.lengths
+    if not starts and lowered.isascii():  # the common case: key bytes and text line up
         # the literal is " key ": the value is what lies between its two spaces
-        a = _original(end - compiled.lengths[pattern] + 1, starts, removed) - 1
+        new = tuple.__new__  # Span(...) runs a Python-level __new__: a third of the time
+        return [
+            new(Span, (entities[p], e - lengths[p], e - 2, SCORE, name))
+            for p, e in zip(patterns, ends, strict=True)
+        ]
+    encoded = lowered.encode("utf-8", "surrogatepass")
+    spans = []
+    for pattern, end in zip(patterns, ends, strict=True):
+        a = _original(end - lengths[pattern] + 1, starts, removed) - 1
         b = _original(end - 2, starts, removed)
-        if not ascii_text:
-            a = len(encoded[:a].decode("utf-8", "surrogatepass"))
-            b = len(encoded[:b].decode("utf-8", "surrogatepass"))
-        yield Span(compiled.entities[pattern], a, b, SCORE, name)
+        a = len(encoded[:a].decode("utf-8", "surrogatepass"))
+        b = len(encoded[:b].decode("utf-8", "surrogatepass"))
+        spans.append(Span(entities[pattern], a, b, SCORE, name))
+    return spans
 
 
 def _find_python(compiled: _Compiled, text: str, name: str) -> Iterator[Span]:

@@ -97,13 +97,31 @@ def _start(span: Span) -> int:
     return span.start
 
 
+def _outer_first(span: Span) -> tuple[int, int, float]:
+    return span.start, -span.end, -span.score
+
+
 def resolve(spans: Iterable[Span]) -> list[Span]:
     ordered = sorted(spans, key=_start)
     if all(ordered[i - 1].end <= ordered[i].start for i in range(1, len(ordered))):
         return ordered  # the common case: nothing overlaps
+    # the next most common: a span inside one as good or better (a name found by the dictionary
+    # and as a stored value, a surname inside a street or an e-mail address), which the full
+    # resolution below would drop too; one pass decides it
+    nested = sorted(ordered, key=_outer_first)
+    kept: list[Span] = [nested[0]]
+    for span in nested[1:]:
+        last = kept[-1]
+        if span.start < last.end:
+            if span.end <= last.end and span.score <= last.score:
+                continue
+            break
+        kept.append(span)
+    else:
+        return kept
     ranked = sorted(ordered, key=lambda s: (-s.score, s.start - s.end, s.start))
     starts: list[int] = []
-    kept: list[Span] = []  # sorted by start, parallel to `starts`
+    kept = []  # sorted by start, parallel to `starts`
     for span in ranked:
         for piece in _uncovered(span, starts, kept):
             at = bisect.bisect_left(starts, piece.start)

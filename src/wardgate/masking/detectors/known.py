@@ -171,8 +171,15 @@ def _key_text(lowered: str) -> tuple[bytes, list[int], list[int]]:
     raw = b" " + lowered.encode("utf-8", "surrogatepass").translate(_KEY_BYTES) + b" "
     starts: list[int] = []
     removed: list[int] = []
-    if not ("  " in lowered or "\n" in lowered or "\t" in lowered or "\r" in lowered):
-        return raw, starts, removed  # separators are punctuation and single spaces: as is
+    if not (
+        "  " in lowered
+        or "\n\n" in lowered
+        or " \n" in lowered
+        or "\n " in lowered
+        or "\t" in lowered
+        or "\r" in lowered
+    ):
+        return raw, starts, removed  # one whitespace character at a time: as it is
     total = 0
     for m in _SPACES.finditer(raw):
         total += m.end() - m.start() - 1
@@ -187,32 +194,29 @@ def _original(position: int, starts: list[int], removed: list[int]) -> int:
     return position + (removed[i - 1] if i else 0)
 
 
+def _on_match(
+    pattern: int, _start: int, end: int, _flags: int, hits: list[tuple[int, int]]
+) -> None:
+    hits.append((pattern, end))
+
+
 def _find_hyperscan(compiled: _Compiled, text: str, name: str) -> list[Span]:
     lowered = text.lower()
     if len(lowered) != len(text):
         lowered = _lower(text)
     raw, starts, removed = _key_text(lowered)
-    ends: list[int] = []
-    patterns: list[int] = []
-
-    def on_match(pattern: int, _start: int, end: int, _flags: int, _context: object) -> None:
-        patterns.append(pattern)
-        ends.append(end)
-
-    compiled.database.scan(raw, match_event_handler=on_match)
-    if not ends:
+    hits: list[tuple[int, int]] = []
+    compiled.database.scan(raw, match_event_handler=_on_match, context=hits)
+    if not hits:
         return []
     entities, lengths = compiled.entities, compiled.lengths
     if not starts and lowered.isascii():  # the common case: key bytes and text line up
         # the literal is " key ": the value is what lies between its two spaces
         new = tuple.__new__  # Span(...) runs a Python-level __new__: a third of the time
-        return [
-            new(Span, (entities[p], e - lengths[p], e - 2, SCORE, name))
-            for p, e in zip(patterns, ends, strict=True)
-        ]
+        return [new(Span, (entities[p], e - lengths[p], e - 2, SCORE, name)) for p, e in hits]
     encoded = lowered.encode("utf-8", "surrogatepass")
     spans = []
-    for pattern, end in zip(patterns, ends, strict=True):
+    for pattern, end in hits:
         a = _original(end - lengths[pattern] + 1, starts, removed) - 1
         b = _original(end - 2, starts, removed)
         a = len(encoded[:a].decode("utf-8", "surrogatepass"))

@@ -1,6 +1,7 @@
 """Addresses and the other stored identifiers in clinical notes, as alice (engineer) reads them
 through a real gateway: the streets and cities the demo seeded into the notes never come back,
-in any case, nor inside arrays or JSON (issue 15: "... address 7488 Weeks Divide, ...")."""
+in any case, nor inside arrays or JSON (issue 15: "... address 7488 Weeks Divide, ..."), and
+no SSN comes back in the text[] of regexp_matches."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.gateway_harness import RunningGateway
-from tests.masking.test_masking_gateway import database, gateway, run, seeded  # noqa: F401
+from tests.masking.test_masking_gateway import Seeded, database, gateway, run, seeded  # noqa: F401
 from wardgate.demo.postgres import LocalPostgres
 
 STATEMENTS = [
@@ -19,6 +20,9 @@ STATEMENTS = [
     "SELECT to_json(body) FROM clinical_notes",
     "SELECT json_agg(n) FROM clinical_notes n",
     "SELECT ROW(id, body)::text FROM clinical_notes",
+    r"SELECT regexp_matches(body, '\d{3}-\d{2}-\d{4}', 'g') FROM clinical_notes",
+    "SELECT regexp_split_to_array(body, ', ') FROM clinical_notes",
+    "SELECT string_to_array(upper(body), '. ') FROM clinical_notes",
 ]
 
 
@@ -39,6 +43,7 @@ def places(pg_server: LocalPostgres, database: str) -> list[str]:  # noqa: F811
 @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
 def test_addresses_in_notes_are_masked(
     gateway: RunningGateway,  # noqa: F811
+    seeded: Seeded,  # noqa: F811
     places: list[str],
     statement: str,
     binary: bool,
@@ -46,5 +51,5 @@ def test_addresses_in_notes_are_masked(
     output = run(gateway, "alice", statement, binary=binary)
     assert output
     lowered = output.lower()
-    leaked = [value for value in places if value in lowered]
+    leaked = [value for value in places if value in lowered] + seeded.leaks(output)
     assert not leaked, f"{statement!r} leaked {leaked[:5]}"

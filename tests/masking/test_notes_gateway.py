@@ -53,3 +53,36 @@ def test_addresses_in_notes_are_masked(
     lowered = output.lower()
     leaked = [value for value in places if value in lowered] + seeded.leaks(output)
     assert not leaked, f"{statement!r} leaked {leaked[:5]}"
+
+
+def test_stored_values_written_otherwise_are_masked(
+    gateway: RunningGateway,  # noqa: F811
+    pg_server: LocalPostgres,
+    database: str,  # noqa: F811
+) -> None:
+    """The gateway read the patients' labelled columns when it loaded the catalog: a note that
+    names the patient's city (one word, "Justinland") alone in lower case, the surname in
+    capitals and the member id in lower case has none of them found by a rule, all of them by
+    the stored values."""
+    with psycopg.connect(pg_server.dsn(database), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT p.id, p.last_name, p.city, p.insurance_member_id, p.email, e.id"
+            " FROM patients p JOIN encounters e ON e.patient_id = p.id"
+            " WHERE p.city NOT LIKE '% %' ORDER BY p.id LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        patient, last, city, member, email, encounter = row
+        body = (
+            f"Called {last.upper()} back: staying with family in {city.lower()} this week, "
+            f"member number {member.lower()}, e-mail {email.upper()} for the forms."
+        )
+        note = conn.execute(
+            "INSERT INTO clinical_notes (encounter_id, patient_id, written_at, body)"
+            " VALUES (%s, %s, now(), %s) RETURNING id",
+            (encounter, patient, body),
+        ).fetchone()
+    assert note is not None
+    output = run(gateway, "alice", f"SELECT body FROM clinical_notes WHERE id = {note[0]}")
+    assert "staying with family in" in output
+    for value in (last, city, member, email):
+        assert value.lower() not in output.lower(), value

@@ -122,3 +122,23 @@ def test_the_scanner_sees_through_escapes_and_case(text: str) -> None:
     masked = {s.text(text).lower() for s in Scanner().scan(text)}
     assert {"123-45-6789"} <= masked
     assert "john smith" in masked or {"john", "smith"} <= masked
+
+
+@pytest.mark.parametrize("python", [False, True], ids=["hyperscan", "python"])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # one whitespace character at a time: scanned as it is
+        ("lives at 7488 Weeks\nDivide, call (555) 201-4477.", ["7488 Weeks\nDivide",
+                                                               "555) 201-4477"]),
+        # runs of whitespace: collapsed first, positions mapped back
+        ("lives at 7488 Weeks \n Divide,\n\ncall 555 -  201 4477", ["7488 Weeks \n Divide",
+                                                                   "555 -  201 4477"]),
+        ("Ünï: 7488\tweeks divide; (555)201-4477", ["7488\tweeks divide", "555)201-4477"]),
+    ],
+)  # fmt: skip
+def test_spacing_paths(python: bool, text: str, expected: list[str]) -> None:
+    known = KnownValues()
+    known.replace(STORED, python=python)
+    found = sorted(known.find(text), key=lambda s: s.start)
+    assert [s.text(text) for s in found] == expected

@@ -169,23 +169,25 @@ def _key_text(lowered: str) -> tuple[bytes, list[int], list[int]]:
     whitespace, runs of spaces are made one, and the answer says where: `starts[i]` is a
     position in the collapsed bytes and `removed[i]` how many bytes were removed before it."""
     raw = b" " + lowered.encode("utf-8", "surrogatepass").translate(_KEY_BYTES) + b" "
+    if (
+        "  " not in lowered
+        and "\t" not in lowered
+        and "\r" not in lowered
+        and ("\n" not in lowered or _LINE_BREAK_RUN.search(lowered) is None)
+    ):
+        return raw, _NONE, _NONE  # one whitespace character at a time: as it is
     starts: list[int] = []
     removed: list[int] = []
-    if not (
-        "  " in lowered
-        or "\n\n" in lowered
-        or " \n" in lowered
-        or "\n " in lowered
-        or "\t" in lowered
-        or "\r" in lowered
-    ):
-        return raw, starts, removed  # one whitespace character at a time: as it is
     total = 0
     for m in _SPACES.finditer(raw):
         total += m.end() - m.start() - 1
         starts.append(m.end() - total)
         removed.append(total)
     return _SPACES.sub(b" ", raw), starts, removed
+
+
+_LINE_BREAK_RUN = re.compile(r"[ \t\r\n]\n|\n[ \t\r\n]")  # not \s: "\x1f" is one
+_NONE: list[int] = []  # shared, never written
 
 
 def _original(position: int, starts: list[int], removed: list[int]) -> int:
@@ -214,15 +216,25 @@ def _find_hyperscan(compiled: _Compiled, text: str, name: str) -> list[Span]:
         # the literal is " key ": the value is what lies between its two spaces
         new = tuple.__new__  # Span(...) runs a Python-level __new__: a third of the time
         return [new(Span, (entities[p], e - lengths[p], e - 2, SCORE, name)) for p, e in hits]
+    found = [
+        (
+            entities[pattern],
+            _original(end - lengths[pattern] + 1, starts, removed) - 1,
+            _original(end - 2, starts, removed),
+        )
+        for pattern, end in hits
+    ]
+    if lowered.isascii():
+        return [Span(entity, a, b, SCORE, name) for entity, a, b in found]
+    # byte offsets to characters: decoded piece by piece, in order, once over the note
     encoded = lowered.encode("utf-8", "surrogatepass")
-    spans = []
-    for pattern, end in hits:
-        a = _original(end - lengths[pattern] + 1, starts, removed) - 1
-        b = _original(end - 2, starts, removed)
-        a = len(encoded[:a].decode("utf-8", "surrogatepass"))
-        b = len(encoded[:b].decode("utf-8", "surrogatepass"))
-        spans.append(Span(entities[pattern], a, b, SCORE, name))
-    return spans
+    chars: dict[int, int] = {}
+    byte = char = 0
+    for offset in sorted({x for _, a, b in found for x in (a, b)}):
+        char += len(encoded[byte:offset].decode("utf-8", "surrogatepass"))
+        byte = offset
+        chars[offset] = char
+    return [Span(entity, chars[a], chars[b], SCORE, name) for entity, a, b in found]
 
 
 def _find_python(compiled: _Compiled, text: str, name: str) -> Iterator[Span]:

@@ -60,6 +60,9 @@ def test_replace_swaps_every_value_and_empty_finds_nothing() -> None:
     known = KnownValues()
     assert list(known.find(NOTE)) == []
     known.replace(STORED)
+    compiled = known._compiled
+    known.replace(dict(STORED))  # a reload that changed nothing keeps the database
+    assert known._compiled is compiled
     known.replace({Entity.NAME: ["Zyx"]})
     assert [s.text("zyx Short") for s in known.find("zyx Short")] == ["zyx"]
 

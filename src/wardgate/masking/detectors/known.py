@@ -72,7 +72,7 @@ def keys_for(entity: Entity, value: str) -> list[str]:
     if not key or len(key) < 3 or key.count(" ") >= MAX_WORDS:
         return []
     keys = [key]
-    if " " in key and any(c.isdigit() for c in key):
+    if " " in key and key.replace(" ", "").isdigit():
         keys.append(key.replace(" ", ""))  # "555-201-4477" also as "5552014477"
     return keys
 
@@ -111,7 +111,11 @@ class KnownValues:
             for value in stored:
                 for key in keys_for(entity, value):
                     keys.setdefault(key, entity)  # the first label wins a key two columns hold
-        self._compiled = _compile(keys, python=python or hyperscan is None)
+        python = python or hyperscan is None
+        current = self._compiled
+        if keys == current.keys and python == (current.database is None):
+            return  # a catalog reload that changed nothing: no recompiling
+        self._compiled = _compile(keys, python=python)
 
     def find(self, text: str) -> Iterable[Span]:
         compiled = self._compiled

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from wardgate.masking.detectors.base import Span
@@ -84,6 +85,9 @@ class _Compiled:
     database: Any  # a hyperscan.Database, or None for the Python fallback
     keys: Mapping[str, Entity]  # the fallback's lookup table
     longest: int  # most words in a key
+    # one scratch space per database: scans from two threads (the event loop and a worker)
+    # take turns
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
 
 _EMPTY = _Compiled((), (), None, {}, 0)
@@ -212,7 +216,8 @@ def _find_hyperscan(compiled: _Compiled, text: str, name: str) -> list[Span]:
         lowered = _lower(text)
     raw, starts, removed = _key_text(lowered)
     hits: list[tuple[int, int]] = []
-    compiled.database.scan(raw, match_event_handler=_on_match, context=hits)
+    with compiled.lock:
+        compiled.database.scan(raw, match_event_handler=_on_match, context=hits)
     if not hits:
         return []
     entities, lengths = compiled.entities, compiled.lengths

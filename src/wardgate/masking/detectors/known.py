@@ -104,7 +104,8 @@ class KnownValues:
         self._compiled = _EMPTY
 
     def __len__(self) -> int:
-        return len(self._compiled.entities) or len(self._compiled.keys)
+        """How many keys are looked for."""
+        return len(self._compiled.keys)
 
     @property
     def engine(self) -> str:

@@ -1,9 +1,10 @@
 """Masking costs: detector throughput on clinical notes, and the per-cell cost of column maskers.
 
-    python bench/masking.py [--notes 3000] [--cells 200000] [--repeat 7]
+    python -m bench.masking [--notes 3000] [--cells 200000] [--repeat 7]   (from the repository
+    root: the corpus is test code, tests/masking/corpus.py)
 
 Detectors: MB of note text scanned per second on one core, for the labelled synthetic corpus
-(wardgate.masking.corpus) in two densities -- "dense", where nearly every sentence holds an
+(tests/masking/corpus.py) in two densities -- "dense", where nearly every sentence holds an
 identifier (the corpus the recall tests use), and "typical", one identifier-bearing sentence
 among several without -- plus each detector alone on the dense corpus. Target: >= 5 MB/s.
 
@@ -24,6 +25,8 @@ import struct
 import time
 from collections.abc import Callable
 
+from tests.masking.corpus import generate
+
 from wardgate.masking import (
     AgeOver89,
     ColumnMasker,
@@ -36,7 +39,6 @@ from wardgate.masking import (
     Zip3,
 )
 from wardgate.masking import pgtypes as pg
-from wardgate.masking.corpus import generate
 from wardgate.masking.detectors import Detector
 from wardgate.masking.pgtypes import Format
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from wardgate.masking.corpus import Score, evaluate, generate
+from tests.masking.corpus import Score, evaluate, generate
 from wardgate.masking.detectors import Scanner
 from wardgate.masking.detectors.names import NameDetector, name_lists
 from wardgate.masking.detectors.scanner import ScannerConfig

@@ -6,8 +6,9 @@ seconds, and soon after a session runs DDL. Until a target's catalog has loaded 
 to it are refused (fail closed); a reload that fails keeps the previous catalog, whose unknown
 tables then make unknown (masked) columns.
 
-With the catalog, the names the target stores in its NAME-labelled columns are read too: the
-detectors then find them in the target's free text (``detectors.known``).
+With the catalog, the values the target stores in its labelled name, address, MRN, member id,
+e-mail, phone and account columns are read too: the detectors then find them in the target's
+free text (``detectors.known``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from psycopg import sql
 
 from wardgate.config import Target
-from wardgate.masking.detectors.known import KnownValues
+from wardgate.masking.detectors.known import ENTITIES, KnownValues
 from wardgate.masking.entities import Entity
 from wardgate.masking.policy import Labels
 from wardgate.sql.catalog import Catalog, load_catalog
@@ -54,7 +55,7 @@ class Catalogs:
     ) -> None:
         self.targets = {t.name: t for t in targets}
         self.labels = labels or {}
-        self.known = {name: KnownValues(Entity.NAME) for name in self.targets}
+        self.known = {name: KnownValues() for name in self.targets}
         self.refresh = refresh
         self._catalogs: dict[str, Catalog] = {}
         self._loaded_at: dict[str, float] = {}
@@ -90,27 +91,29 @@ class Catalogs:
         try:
             with psycopg.connect(**conninfo(target), autocommit=False) as conn:
                 catalog = load_catalog(conn)
-                names = self._names(conn, name, catalog)
+                values = self._values(conn, name, catalog)
         except (psycopg.Error, OSError) as exc:
             self.errors[name] = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             self._loaded_at[name] = time.monotonic() - self.refresh + 5.0  # retry in 5 s
             log.error("masking: cannot read the catalog of target %s: %s", name, self.errors[name])
             return False
         self._catalogs[name] = catalog
-        self.known[name].replace(names)
+        self.known[name].replace(values)
         self._loaded_at[name] = time.monotonic()
         self.errors.pop(name, None)
         log.info("masking: catalog of target %s: %d relations", name, len(catalog.relations))
         return True
 
-    def _names(self, conn: Any, target: str, catalog: Catalog) -> list[str]:
+    def _values(self, conn: Any, target: str, catalog: Catalog) -> dict[Entity, list[str]]:
         labels = self.labels.get(target)
+        found: dict[Entity, list[str]] = {}
         if labels is None:
-            return []
-        found: list[str] = []
+            return found
+        wanted = {e.value: e for e in ENTITIES}
         for column, label in labels.columns.items():
             relation = catalog.relation(column.schema, column.table)
-            if label != Entity.NAME.value or relation is None or not relation.column(column.column):
+            entity = wanted.get(label)
+            if entity is None or relation is None or not relation.column(column.column):
                 continue
             query = sql.SQL("SELECT DISTINCT {}::text FROM {}.{} WHERE {} IS NOT NULL LIMIT {}")
             ident = sql.Identifier(column.column)
@@ -120,7 +123,7 @@ class Catalogs:
                     sql.Literal(MAX_KNOWN),
                 )
             ).fetchall()  # fmt: skip
-            found.extend(str(r[0]) for r in rows)
+            found.setdefault(entity, []).extend(str(r[0]) for r in rows)
         return found
 
     def load_due(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wardgate.core.model import ResultColumn
+from wardgate.masking.arrays import ELEMENTS
 from wardgate.masking.column import ColumnMasker
 from wardgate.masking.operators import OperatorSpec, Redact, operator_config
 from wardgate.masking.pgtypes import Family, Format, family_of
@@ -128,7 +129,10 @@ class Planner:
             return ColumnPlan(None)
         entity_ops = [op for lab in masked if (op := self.view.operator(lab)) is not None]
         if not entity_ops:  # only free text, or unlabelled columns of labelled tables
-            if column.type_oid and family_of(column.type_oid) not in _SCANNABLE:
+            # an array is judged by its elements (array_agg(body) is text); a type that is
+            # neither text nor known to hold no text (bytea, xml...) is scanned, so: NULL
+            family = family_of(ELEMENTS.get(column.type_oid, column.type_oid))
+            if column.type_oid and family not in _SCANNABLE and family is not Family.OTHER:
                 return ColumnPlan(None)  # a number, a date...: only a label can make it PHI
             return ColumnPlan(self._masker(column, self.scan), tuple(masked), "content scan")
         operator = strictest(entity_ops)

@@ -10,7 +10,7 @@ identifier token, judged by its shape and label.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from wardgate.masking.detectors import shapes as sh
 from wardgate.masking.detectors import validators as v
@@ -24,12 +24,15 @@ from wardgate.masking.entities import Entity
 _RUN = re.compile(r"\d(?:[\d()./-]*[\d)])?(?: \(?\d(?:[\d()./-]*[\d)])?)*")
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 _AGE_UNIT = re.compile(r"\s*-?\s*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|year-old)")
-_STATE_BEFORE = re.compile(r"\b([A-Z]{2}),? $")
-_ID_SHAPES = (
-    (re.compile(r"[A-Z]{3}\d{9}"), Entity.HEALTH_PLAN_ID, 0.6),
-    (re.compile(r"[A-HJ-NPR-Z0-9]{17}"), Entity.VEHICLE_ID, 0.9),  # validated as a VIN
-    (re.compile(r"[A-Z]{2}\d{7}"), Entity.LICENSE, 0.85),  # validated as a DEA number
-)
+_STATE_BEFORE = re.compile(r"\b([A-Z]{2}) ?[,|]? ?$")
+# identifier tokens by shape, each with the check a match must pass (None: the shape suffices)
+_ID_SHAPES: tuple[tuple[re.Pattern[str], Entity, float, Callable[[str], bool] | None], ...] = (
+    (re.compile(r"\d[A-Z][A-Z\d]\d-?[A-Z][A-Z\d]\d-?[A-Z]{2}\d\d"), Entity.HEALTH_PLAN_ID, 0.85,
+     v.mbi_ok),  # a Medicare Beneficiary Identifier
+    (re.compile(r"[A-Z]{3}\d{9}"), Entity.HEALTH_PLAN_ID, 0.6, None),
+    (re.compile(r"[A-HJ-NPR-Z0-9]{17}"), Entity.VEHICLE_ID, 0.9, v.vin_ok),
+    (re.compile(r"[A-Z][A-Z9]\d{7}"), Entity.LICENSE, 0.85, v.dea_ok),  # a DEA registration
+)  # fmt: skip
 _LABELLED_TOKEN = {
     "plan": Entity.HEALTH_PLAN_ID,
     "license": Entity.LICENSE,
@@ -43,7 +46,8 @@ _NOT_DIGITS = str.maketrans("", "", " ()+-.")
 _STATES = frozenset(
     words(
         "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE "
-        "NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP"
+        "NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP "
+        "FM MH PW AA AE AP"
     )
 )
 
@@ -121,11 +125,10 @@ class NumberDetector:
         if entity is not None:
             yield Span(entity, start, end, 0.9, f"{label}_label")
             return
-        for pattern, shaped, score in _ID_SHAPES:
-            if pattern.fullmatch(token):
-                if shaped is Entity.VEHICLE_ID and not v.vin_ok(token):
-                    continue
-                if shaped is Entity.LICENSE and not v.dea_ok(token):
+        upper = token.upper()  # identifiers in a note written (or upper()-ed) in any case
+        for pattern, shaped, score, check in _ID_SHAPES:
+            if pattern.fullmatch(upper):
+                if check is not None and not check(upper):
                     continue
                 yield Span(shaped, start, end, score, "id_shape")
                 return
@@ -255,7 +258,7 @@ class NumberDetector:
         if length in (5, 10) and (candidate.isdigit() or candidate[5:6] == "-"):
             if label == "zip":
                 return Span(Entity.ZIP, a, b, 0.85, "zip")
-            state = _STATE_BEFORE.search(text, max(0, a - 5), a)
+            state = _STATE_BEFORE.search(text, max(0, a - 7), a)
             if state is not None and state[1] in _STATES:
                 return Span(Entity.ZIP, a, b, 0.85, "zip_state")
         if candidate.isdigit():

@@ -1,10 +1,18 @@
 """Runs the detectors over a text and keeps non-overlapping spans: the best-scored (then the
 longest) wins an overlap, and what a loser covered outside the winner is kept as its own span,
-so that a partial overlap never leaves part of an identifier unmasked."""
+so that a partial overlap never leaves part of an identifier unmasked.
+
+The detectors read a view of the text of the same length, so that their spans fit the text:
+escapes of JSON strings, array and row literals (``\\n``, ``\\"``, ``\\u00e9``) become spaces, which
+would otherwise glue a word to the letter after the backslash ("\\nJohn"). A text in one case
+only (what ``upper()`` or ``lower()`` returns) is read a second time title-cased, for the
+detectors that go by capitals (names, streets, cities, written dates).
+"""
 
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -42,7 +50,12 @@ class Scanner:
     def scan(self, text: str) -> list[Span]:
         """Spans of `text` that hold an entity, sorted by start, none overlapping."""
         floor = self.config.min_score
-        found = [s for d in self.detectors for s in d.find(text) if s.score >= floor]
+        view = unescaped(text)
+        found = [s for d in self.detectors for s in d.find(view) if s.score >= floor]
+        if view.isupper() or view.islower():
+            titled = view.title()
+            if len(titled) == len(view):
+                found += [s for d in self.detectors for s in d.find(titled) if s.score >= floor]
         return resolve(found) if found else found
 
     def scan_many(self, texts: Sequence[str]) -> list[list[Span]]:
@@ -65,6 +78,18 @@ class Scanner:
         return results
 
 
+_ESCAPE = re.compile(r"\\(?:u[0-9A-Fa-f]{4}|.)", re.DOTALL)
+
+
+def _spaces(m: re.Match[str]) -> str:
+    return " " * (m.end() - m.start())
+
+
+def unescaped(text: str) -> str:
+    """`text` with every backslash escape made spaces of its length."""
+    return _ESCAPE.sub(_spaces, text) if "\\" in text else text
+
+
 _SEPARATOR = "\n\x1f\n"  # no detector's pattern crosses it, nor looks back over it for a label
 
 
@@ -72,13 +97,31 @@ def _start(span: Span) -> int:
     return span.start
 
 
+def _outer_first(span: Span) -> tuple[int, int, float]:
+    return span.start, -span.end, -span.score
+
+
 def resolve(spans: Iterable[Span]) -> list[Span]:
     ordered = sorted(spans, key=_start)
     if all(ordered[i - 1].end <= ordered[i].start for i in range(1, len(ordered))):
         return ordered  # the common case: nothing overlaps
+    # the next most common: a span inside one as good or better (a name found by the dictionary
+    # and as a stored value, a surname inside a street or an e-mail address), which the full
+    # resolution below would drop too; one pass decides it
+    nested = sorted(ordered, key=_outer_first)
+    kept: list[Span] = [nested[0]]
+    for span in nested[1:]:
+        last = kept[-1]
+        if span.start < last.end:
+            if span.end <= last.end and span.score <= last.score:
+                continue
+            break
+        kept.append(span)
+    else:
+        return kept
     ranked = sorted(ordered, key=lambda s: (-s.score, s.start - s.end, s.start))
     starts: list[int] = []
-    kept: list[Span] = []  # sorted by start, parallel to `starts`
+    kept = []  # sorted by start, parallel to `starts`
     for span in ranked:
         for piece in _uncovered(span, starts, kept):
             at = bisect.bisect_left(starts, piece.start)

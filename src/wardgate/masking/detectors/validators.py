@@ -31,13 +31,37 @@ def nanp_ok(area: str, exchange: str) -> bool:
     return area[0] >= "2" and exchange[0] >= "2" and area[1:] != "11" and area[1] != "9"
 
 
+_DEA_REGISTRANTS = frozenset("ABCDEFGHJKLMPRSTUX")
+
+
 def dea_ok(dea: str) -> bool:
-    """A DEA registration number: two letters and seven digits; (d1+d3+d5) + 2*(d2+d4+d6) ends
-    in d7."""
-    if len(dea) != 9 or not dea[:2].isalpha() or not dea[2:].isdigit():
+    """A DEA registration number: a registrant-type letter, a letter (the registrant's initial,
+    or 9 for some business activities) and seven digits; (d1+d3+d5) + 2*(d2+d4+d6) ends in
+    d7."""
+    if len(dea) != 9 or dea[0] not in _DEA_REGISTRANTS or not dea[2:].isdigit():
+        return False
+    if not (dea[1].isalpha() or dea[1] == "9"):
         return False
     d = [int(c) for c in dea[2:]]
     return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
+
+
+_MBI_ALPHA = "ACDEFGHJKMNPQRTUVWXY"  # A-Z without S, L, O, I, B, Z
+_MBI_POSITIONS = (
+    "123456789", _MBI_ALPHA, _MBI_ALPHA + "0123456789", "0123456789", _MBI_ALPHA,
+    _MBI_ALPHA + "0123456789", "0123456789", _MBI_ALPHA, _MBI_ALPHA, "0123456789", "0123456789",
+)  # fmt: skip
+
+
+def mbi_ok(mbi: str) -> bool:
+    """A Medicare Beneficiary Identifier: eleven characters, each position from its own set
+    (CMS's format: no check digit, but letters that look like digits are never used). Dashes
+    as written on the card (1EG4-TE5-MK73) are allowed."""
+    if len(mbi) == 13 and mbi[4] == "-" and mbi[8] == "-":
+        mbi = mbi[:4] + mbi[5:8] + mbi[9:]
+    if len(mbi) != 11:
+        return False
+    return all(c in allowed for c, allowed in zip(mbi, _MBI_POSITIONS, strict=True))
 
 
 _VIN_VALUES = dict(

@@ -79,7 +79,9 @@ class Gateway:
                 webhook=audit.webhook,
                 every_entries=audit.checkpoint_entries,
                 every_seconds=audit.checkpoint_seconds,
+                alarm_file=audit.alarm_path(),
             )
+            self.chained.on_alarm = self._alarm
             recorders.append(self.chained)
         if config.siem.sinks:
             self.forwarder = Forwarder.from_config(config.siem)
@@ -163,6 +165,17 @@ class Gateway:
                     log.error("%s", exc)
         if self.chained is not None:
             self.chained.commit()
+
+    def _alarm(self, event: Event) -> None:
+        """A tamper alarm of the signed store: to the JSON-lines copy and the SIEM at once."""
+        if self.audit is not None:
+            self.audit.write(event)
+            self.audit.commit()
+        if self.forwarder is not None:
+            try:
+                self.forwarder.submit(event)
+            except SpoolFull as exc:
+                log.error("%s", exc)
 
     async def start(self) -> None:
         if self.forwarder is not None:

@@ -68,9 +68,11 @@ def insert_one(log: Log) -> None:
     prev, forged = row[0], canonical(event(99, subject="mallory")).decode()
     shifts = [f"UPDATE {S}.audit_entry SET seq = seq + 1 WHERE seq = {s}" for s in range(20, 6, -1)]
     insert = (
-        f"INSERT INTO {S}.audit_entry (seq, time, type, event, prev_hash, hash, on_behalf, tables)"
+        f"INSERT INTO {S}.audit_entry (seq, time, type, event, prev_hash, hash, on_behalf, tables,"
+        " subject, target, decision)"
         f" VALUES (7, '{event(99)['time']}', 'statement', '{forged}', '{prev}',"
-        f" '{entry_hash(7, prev, forged.encode())}', '', '')"
+        f" '{entry_hash(7, prev, forged.encode())}', '', '',"
+        " 'mallory', 'clinic', 'allow')"
     )
     tamper(_url(log), *shifts, insert)
 

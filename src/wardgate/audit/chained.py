@@ -7,36 +7,68 @@ one durable transaction and then writes a signed head if one is due; a response 
 once the commit that follows its events has returned. If the store cannot write, ``commit`` raises
 ``AuditUnavailable``, keeps the events for the next attempt, and ``healthy`` turns False with
 the reason until a commit succeeds again.
+
+Write-ahead: ``sent`` records a ``statement.start`` entry (who, what, target) when an allowed
+statement goes to the server, so the commit that releases the first byte of its result has made
+that entry durable; ``result_end`` records the summary (``statement``) later.
+
+The gateway trusts only itself: the store remembers the tail it wrote and the checkpointer the tip
+it signs; an append that does not follow it or a store that does not end with it raises
+``Tampered``. That is an alarm (``alarms.py``): written to the alarm file, handed to ``on_alarm``
+(the SIEM), health red, nothing more appended or signed, new sessions refused, until an operator
+acknowledges it; the acknowledgement is then the next entry of the chain, naming the entries the
+gateway did not write.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
+from wardgate.audit.alarms import AlarmFile
 from wardgate.audit.anchors import Anchors
 from wardgate.audit.checkpoints import Checkpointer, load_or_create_key
 from wardgate.audit.events import Event
 from wardgate.audit.location import Location
 from wardgate.audit.prepared import StatementEntries
 from wardgate.audit.recorder import EventRecorder
-from wardgate.audit.store import AuditStore, AuditUnavailable, Prepared, open_store, prepare
+from wardgate.audit.store import (
+    AuditStore,
+    AuditUnavailable,
+    Prepared,
+    Tampered,
+    open_store,
+    prepare,
+)
 from wardgate.core.model import Request, SessionInfo
+
+log = logging.getLogger(__name__)
 
 
 class ChainedAudit(EventRecorder):
     name = "audit"
     commit_blocks = True
 
-    def __init__(self, store: AuditStore, checkpointer: Checkpointer | None = None) -> None:
+    def __init__(
+        self,
+        store: AuditStore,
+        checkpointer: Checkpointer | None = None,
+        alarms: AlarmFile | None = None,
+    ) -> None:
         self.store = store
         self.checkpointer = checkpointer
+        self.alarms = alarms
         self.healthy = True
         self.reason = ""
+        self.on_alarm: Callable[[Event], None] | None = None  # the SIEM, set by the gateway
         self._pending: deque[Event | Prepared] = deque()
         self._commit_lock = threading.Lock()
         self._statements = StatementEntries()
+        self.alarm: Event | None = alarms.open_alarm() if alarms is not None else None
 
     @classmethod
     def open(
@@ -47,26 +79,36 @@ class ChainedAudit(EventRecorder):
         head_file: Path | None = None,
         webhook: str | None = None,
         every_entries: int = 1000,
-        every_seconds: float = 60.0,
+        every_seconds: float = 1.0,
+        alarm_file: Path | None = None,
+        sign_now: bool = True,
     ) -> ChainedAudit:
         """The store at ``store`` (a SQLite file, or a ``postgresql://`` URL), signing heads with
-        ``key`` (created if absent)."""
+        ``key`` (created if absent). Entries left unsigned by a crash are signed at once."""
         opened = open_store(store)
         try:
+            private = load_or_create_key(key)
             checkpointer = Checkpointer(
                 opened,
-                load_or_create_key(key),
+                private,
                 every_entries=every_entries,
                 every_seconds=every_seconds,
                 anchors=Anchors(head_file, webhook),
             )
+            alarms = AlarmFile(alarm_file, private) if alarm_file is not None else None
+            audit = cls(opened, checkpointer, alarms)
+            if sign_now and audit.alarm is None:
+                checkpointer.checkpoint()
         except BaseException:
             opened.close()
             raise
-        return cls(opened, checkpointer)
+        return audit
 
     def record(self, event: Event) -> None:
         self._pending.append(event)
+
+    def sent(self, request: Request) -> None:
+        self._pending.append(self._statements.start(request))
 
     def result_end(self, request: Request) -> None:
         self._pending.append(self._statements.prepare(request))
@@ -85,6 +127,8 @@ class ChainedAudit(EventRecorder):
     def flush(self) -> list[int]:
         """``commit``, returning the seqs of the entries it appended."""
         with self._commit_lock:
+            if self.alarm is not None:
+                raise Tampered(self.unavailable())
             pending = self._pending
             batch = [pending.popleft() for _ in range(len(pending))]
             if not batch:
@@ -118,6 +162,9 @@ class ChainedAudit(EventRecorder):
         """Write a head if one is due by time; call it every second or so from a timer."""
         if self.checkpointer is None:
             return
+        if self.alarm is not None:
+            self.resume_if_acknowledged()
+            return
         with self._commit_lock:
             try:
                 self.checkpointer.tick()
@@ -126,17 +173,69 @@ class ChainedAudit(EventRecorder):
                 raise
 
     def _fail(self, exc: AuditUnavailable) -> None:
+        if isinstance(exc, Tampered) and self.alarm is None:
+            self._raise_alarm(str(exc))
         self.healthy, self.reason = False, str(exc)
 
+    def _raise_alarm(self, reason: str) -> None:
+        log.critical("audit: TAMPER ALARM: %s", reason)
+        event: Event = {"time": "", "type": "audit.tamper", "reason": reason}
+        if self.alarms is not None:
+            try:
+                event = self.alarms.raise_alarm(reason, time.time())
+            except OSError as exc:
+                log.critical("audit: cannot write the alarm file: %s", exc)
+        self.alarm = event
+        if self.on_alarm is not None:
+            try:
+                self.on_alarm(event)
+            except Exception:
+                log.exception("audit: the tamper alarm could not be forwarded")
+
+    def resume_if_acknowledged(self) -> bool:
+        """If the open alarm was acknowledged (``wardgate audit ack``), chain on after what the
+        store holds, with an ``audit.ack`` entry naming the entries this gateway did not write."""
+        alarm = self.alarm
+        if alarm is None or self.alarms is None:
+            return False
+        ack = self.alarms.acknowledgement(alarm)
+        if ack is None:
+            return False
+        with self._commit_lock:
+            self.store.resync()
+            first, last = self.checkpointer.resync() if self.checkpointer else (1, 0)
+            event: Event = {**ack, "alarm": {"time": alarm["time"], "reason": alarm["reason"]}}
+            if first <= last:
+                event["foreign"] = {"first": first, "last": last}
+            self._pending.appendleft(event)
+            self.alarm = None
+        log.warning("audit: tamper alarm acknowledged: %s", ack.get("reason"))
+        self.flush()
+        return True
+
     def unavailable(self) -> str:
+        if self.alarm is not None:
+            return (
+                f"audit tamper alarm: {self.alarm.get('reason')}"
+                " (acknowledge with `wardgate audit ack --reason ...`)"
+            )
         return "" if self.healthy else f"audit store unavailable: {self.reason}"
 
     def health(self) -> dict[str, object]:
-        return {"healthy": self.healthy, "reason": self.reason, "pending": len(self._pending)}
+        out: dict[str, object] = {
+            "healthy": self.healthy and self.alarm is None,
+            "reason": self.unavailable(),
+            "pending": len(self._pending),
+        }
+        if self.alarm is not None:
+            out["alarm"] = self.alarm
+        return out
 
     def close(self) -> None:
         """Commit what is pending, sign a final head, stop the anchors, close the store."""
         try:
+            if self.alarm is not None:
+                return  # nothing is signed over entries this gateway did not write
             self.flush()
             if self.checkpointer is not None:
                 with self._commit_lock:

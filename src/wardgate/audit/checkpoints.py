@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from wardgate.audit.anchors import Anchors
 from wardgate.audit.canonical import canonical
 from wardgate.audit.merkle import Frontier, Tree, leaf_hash
-from wardgate.audit.store import AuditStore, AuditUnavailable, Entry, Head
+from wardgate.audit.store import AuditStore, AuditUnavailable, Entry, Head, Tampered, tamper_message
 
 
 def utc(ts: float) -> str:
@@ -157,6 +157,16 @@ class Checkpointer:
                 self.frontier.append(leaf_hash(bytes.fromhex(entry.hash)))
         if self.frontier.size != size:
             raise AuditUnavailable(f"the audit store ends at {size}, its heads at {self.head_size}")
+        self.tip = store.last()  # (seq, hash) of the last entry this gateway knows it wrote
+
+    def check_tip(self) -> None:
+        """Refuse to sign unless the store ends with the entry this gateway wrote last (a store
+        shared by replicas is checked entry by entry instead, in ``_catch_up``)."""
+        if self.store.shared:
+            return
+        found = self.store.last()
+        if found != self.tip:
+            raise Tampered(tamper_message(found, self.tip))
 
     def appended(self, entries: Sequence[Entry]) -> Head | None:
         if not entries:
@@ -178,6 +188,8 @@ class Checkpointer:
         append = self.frontier.append
         for digest in digests:
             append(leaf_hash(digest))
+        if digests:
+            self.tip = (self.frontier.size, digests[-1].hex())
         return self.tick()
 
     def _catch_up(self, size: int) -> None:
@@ -186,6 +198,24 @@ class Checkpointer:
             if entry.seq != self.frontier.size + 1:
                 break
             self.frontier.append(leaf_hash(bytes.fromhex(entry.hash)))
+            self.tip = (entry.seq, entry.hash)
+
+    def resync(self) -> tuple[int, int]:
+        """Take what the store holds beyond this gateway's tip into the tree (after an operator
+        acknowledged a tamper alarm); returns the range taken, empty if none. A store that lost
+        entries this gateway wrote cannot be resumed."""
+        found = self.store.last()
+        first = self.frontier.size + 1
+        if found[0] < self.frontier.size:
+            raise Tampered(
+                tamper_message(found, self.tip) + "; entries this gateway wrote are gone:"
+                " restore the store from a backup"
+            )
+        self._catch_up(found[0])
+        if self.frontier.size != found[0]:
+            raise Tampered(f"the audit store lacks entries {self.frontier.size + 1}..{found[0]}")
+        self.tip = found
+        return first, found[0]
 
     def due(self, now: float) -> bool:
         if self.frontier.size == self.head_size:
@@ -205,6 +235,7 @@ class Checkpointer:
         if self.frontier.size == self.head_size:
             return None
         now = self.clock() if now is None else now
+        self.check_tip()
         head = self._publish(sign_head(self.key, self.frontier, now))
         self.head_size, self.head_time = head.tree_size, now
         return head
@@ -218,6 +249,7 @@ class Checkpointer:
             head = self.checkpoint()
             assert head is not None
             return head
+        self.check_tip()
         tree, _ = tree_upto(self.store, size, size - 1)
         frontier = tree_frontier(tree, size)
         return self._publish(sign_head(self.key, frontier, self.clock()))

@@ -102,6 +102,21 @@ def statement_event(request: Request, now: float) -> Event:
     return event
 
 
+def start_event(request: Request) -> Event:
+    """The write-ahead record of an allowed statement (or API call), made when it goes to the
+    server: who, what and on which target, before any of its result reaches the client. Its
+    summary (``statement`` / ``api_call``) follows when it ends."""
+    event: Event = {
+        "time": _time(request.started),
+        "type": "api_call.start" if request.kind == "http" else "statement.start",
+        **_statement_context(request.session),
+        "seq": request.seq,
+        "kind": request.kind,
+        "statement": request.text,
+    }
+    return event
+
+
 def api_call_event(request: Request) -> Event:
     """An HTTP request through the gateway (kind "http"): OCSF API Activity."""
     s = request.session

@@ -39,9 +39,10 @@ from wardgate.audit.store import (
     Query,
     Row,
     chain,
+    entry_of,
 )
 
-_ENTRY = "seq, time, type, event, prev_hash, hash"
+_ENTRY = "seq, time, type, event, prev_hash, hash, subject, on_behalf, target, tables, decision"
 _CHUNK = 5000  # rows per read: entries and search results are paged by seq
 _DEFAULTS = {  # unless the URL says otherwise: a dead server fails a commit within seconds
     "connect_timeout": "10",
@@ -62,6 +63,7 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 
 class PostgresStore(AuditStore):
+    shared = True  # replicas append to one chain
     idle_check = 30.0  # seconds idle after which a connection is probed before an append
 
     def __init__(
@@ -297,6 +299,10 @@ class PostgresStore(AuditStore):
             except psycopg.Error as exc:
                 raise self._unavailable(exc) from exc
 
+    def resync(self) -> None:
+        with self._lock:
+            self._tail = None
+
     def last(self) -> tuple[int, str]:
         with self._lock:
             try:
@@ -321,7 +327,7 @@ class PostgresStore(AuditStore):
             chunk = _CHUNK if left is None else min(left, _CHUNK)
             rows = self._fetch(sql, [*params, after, chunk])
             for row in rows:
-                yield Entry(int(row[0]), *row[1:])
+                yield entry_of(row)
             if len(rows) < chunk:
                 return
             after = int(rows[-1][0])

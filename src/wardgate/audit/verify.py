@@ -5,8 +5,10 @@ One pass in seq order, so the first problem reported is the first bad entry (or 
 
 1. a retention cut, if any, is vouched for by a signed head of its size: the head's frontier gives
    its root, and the recorded hash of the last purged entry is proven to be that tree's last leaf;
-2. every entry: seq is the next one; the event is valid JSON in its canonical form; ``time`` and
-   ``type`` match the event; ``prev_hash`` is the previous entry's hash; ``hash`` is recomputed;
+2. every entry: seq is the next one; the event is valid JSON in its canonical form; ``time``,
+   ``type`` and the search columns (``subject``, ``on_behalf``, ``target``, ``tables``,
+   ``decision``) match the event; ``prev_hash`` is the previous entry's hash; ``hash`` is
+   recomputed;
 3. at each stored or anchored head's size: its key id is the given key's, its signature verifies,
    and its root equals the Merkle root recomputed from the entries;
 4. no head (stored or anchored) is beyond the last entry; consecutive heads are consistent
@@ -35,7 +37,10 @@ from wardgate.audit.store import (
     Head,
     entry_hash,
     open_store,
+    search_columns,
 )
+
+_COLUMN_NAMES = ("subject", "on_behalf", "target", "tables", "decision")
 
 
 @dataclass
@@ -56,10 +61,22 @@ class _Bad(Exception):
         self.seq, self.problem = seq, problem
 
 
-def verify(db: Location, public: Ed25519PublicKey, head_file: Path | None = None) -> Report:
-    """``db`` is a SQLite file or a PostgreSQL URL (read in one snapshot)."""
+def verify(
+    db: Location,
+    public: Ed25519PublicKey,
+    head_file: Path | None = None,
+    pin: str | None = None,
+) -> Report:
+    """``db`` is a SQLite file or a PostgreSQL URL (read in one snapshot). With ``pin`` (a key
+    id), a public key with another id is refused before anything else is read."""
     report = Report()
     try:
+        if pin is not None and key_id(public) != pin.lower():
+            raise _Bad(
+                None,
+                f"the public key given has key id {key_id(public)}, not the pinned {pin.lower()}"
+                " (heads signed by any other key are refused)",
+            )
         anchored = read_head_file(head_file) if head_file is not None else []
         if isinstance(db, Path) and not db.is_file():
             raise _Bad(None, f"{db}: no such database file")
@@ -201,6 +218,15 @@ def _check_entry(entry: Entry, prev: str) -> None:
         raise _Bad(seq, f"entry {seq}: prev_hash is not the hash of entry {seq - 1}")
     if entry_hash(seq, prev, data) != entry.hash:
         raise _Bad(seq, f"entry {seq}: the hash does not match its contents")
+    if entry.columns is not None and isinstance(event, dict):
+        expected = search_columns(event)
+        for name, stored, wanted in zip(_COLUMN_NAMES, entry.columns, expected, strict=True):
+            if (stored or None) != (wanted or None):
+                raise _Bad(
+                    seq,
+                    f"entry {seq}: its {name} column {stored!r} differs from its event"
+                    f" ({wanted!r}); search would miss or misfile it",
+                )
 
 
 def prove(store: AuditStore, seq: int) -> dict[str, object]:

@@ -48,6 +48,10 @@ class Addon:
     def request(self, request: Request) -> Decision | None:
         return None
 
+    def sent(self, request: Request) -> None:
+        """An allowed statement (or call) goes to the server now: whatever of its result the
+        client receives comes after this (the audit's write-ahead record)."""
+
     def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
         pass
 
@@ -80,7 +84,7 @@ class Addon:
 
 HOOKS = (
     "connect", "request", "result_header", "row", "result_end", "diagnostic", "document",
-    "disconnect", "commit",
+    "disconnect", "commit", "sent",
 )  # fmt: skip
 
 
@@ -114,6 +118,9 @@ class Pipeline:
             if decision is not None and not decision.allowed:
                 return decision
         return ALLOW
+
+    def sent(self, request: Request) -> None:
+        self._notify("sent", request)
 
     def result_header(self, request: Request, columns: tuple[Column, ...]) -> None:
         self._notify("result_header", request, columns)

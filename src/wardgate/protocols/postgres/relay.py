@@ -305,6 +305,8 @@ class Relay:
         elif request.row_cap is not None:
             self._caps += 1
         self._expected.append(_Expect(what, name, request=request, denied=denied))
+        if not denied:
+            self.pipeline.sent(request)  # the audit's record precedes any row of the result
         return poison if denied else None
 
     def _resolved(self, decision: Decision) -> None:
@@ -318,6 +320,8 @@ class Relay:
         request.decision = decision
         denied = not decision.allowed
         self._expected.append(_Expect(what, name, request=request, denied=denied))
+        if not denied:
+            self.pipeline.sent(request)
         self.send_server(poison if denied else message)
         held, self._held = self._held, None
         if held:

@@ -302,6 +302,9 @@ class Gateway:
             "audit": audit,
             "sessions": len(self.live_sessions()),
         }
+        lag = self.chained.anchor_lag(self.config.audit.anchor_lag) if self.chained else ""
+        if lag:  # sessions go on; the anchor that guards against a rollback is behind
+            out["degraded"] = lag
         if self.forwarder is not None:
             out["siem"] = self.forwarder.status()
         if self.revalidator is not None:

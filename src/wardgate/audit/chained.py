@@ -93,7 +93,9 @@ class ChainedAudit(EventRecorder):
                 private,
                 every_entries=every_entries,
                 every_seconds=every_seconds,
-                anchors=Anchors(head_file, webhook),
+                anchors=Anchors(
+                    head_file, webhook, queue_file=key.parent / "audit-webhook-queue.jsonl"
+                ),
             )
             alarms = AlarmFile(alarm_file, private) if alarm_file is not None else None
             audit = cls(opened, checkpointer, alarms)
@@ -229,7 +231,26 @@ class ChainedAudit(EventRecorder):
         }
         if self.alarm is not None:
             out["alarm"] = self.alarm
+        anchors = self.checkpointer.anchors if self.checkpointer is not None else None
+        if anchors is not None and anchors.webhook is not None:
+            out["anchor"] = anchors.status()
         return out
+
+    def anchor_lag(self, limit: float) -> str:
+        """Why the anchoring is degraded (its oldest undelivered head is older than ``limit``
+        seconds), or ""."""
+        anchors = self.checkpointer.anchors if self.checkpointer is not None else None
+        if anchors is None or anchors.webhook is None:
+            return ""
+        status = anchors.status()
+        lag = float(status["lag_s"])  # type: ignore[arg-type]
+        if lag <= limit:
+            return ""
+        return (
+            f"audit anchor behind: {status['undelivered']} signed heads not delivered to"
+            f" {anchors.webhook}, the oldest for {lag:.0f} s (limit {limit:.0f} s):"
+            f" {status['last_error']}"
+        )
 
     def close(self) -> None:
         """Commit what is pending, sign a final head, stop the anchors, close the store."""

@@ -6,7 +6,8 @@ into the alarm file instead, a segment of its own: one line per event,
 ``JCS({"event": <event>, "key_id": ..., "signature": ...})``, the signature being the gateway key's
 Ed25519 signature over ``JCS(event)``. Two event types:
 
-- ``audit.tamper``: ``reason`` (what the store holds against what the gateway wrote);
+- ``audit.tamper``: ``reason`` (what the store holds against what the gateway wrote), ``wrote``
+  (``seq`` and ``hash`` of the last entry the gateway wrote);
 - ``audit.ack``: ``reason`` (the operator's), ``by`` (the operating-system user), ``alarm`` (the
   time of the alarm it acknowledges). Written by ``wardgate audit ack``, which needs the key.
 
@@ -56,8 +57,11 @@ class AlarmFile:
                 return event
         return None
 
-    def raise_alarm(self, reason: str, now: float) -> Event:
-        return self._append({"time": utc(now), "type": "audit.tamper", "reason": reason})
+    def raise_alarm(self, reason: str, now: float, wrote: tuple[int, str] | None) -> Event:
+        event: Event = {"time": utc(now), "type": "audit.tamper", "reason": reason}
+        if wrote is not None:
+            event["wrote"] = {"seq": wrote[0], "hash": wrote[1]}
+        return self._append(event)
 
     def acknowledge(self, reason: str, by: str, now: float) -> Event | None:
         """Acknowledge the open alarm; None if there is none."""

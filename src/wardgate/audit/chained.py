@@ -124,6 +124,8 @@ class ChainedAudit(EventRecorder):
 
     def commit(self) -> None:
         """Make every event recorded so far durable (the pipeline's group-commit hook)."""
+        if self.alarm is not None:
+            self.resume_if_acknowledged()
         self.flush()
 
     def flush(self) -> list[int]:
@@ -161,7 +163,8 @@ class ChainedAudit(EventRecorder):
             return [row[0] for row in rows]
 
     def tick(self) -> None:
-        """Write a head if one is due by time; call it every second or so from a timer."""
+        """Check the store still ends with this gateway's tip, write a head if one is due by time
+        and take up an acknowledged alarm; call it every second from a timer."""
         if self.checkpointer is None:
             return
         if self.alarm is not None:
@@ -169,6 +172,7 @@ class ChainedAudit(EventRecorder):
             return
         with self._commit_lock:
             try:
+                self.checkpointer.check_tip()  # a forged entry is noticed within a second
                 self.checkpointer.tick()
             except AuditUnavailable as exc:
                 self._fail(exc)
@@ -176,15 +180,17 @@ class ChainedAudit(EventRecorder):
 
     def _fail(self, exc: AuditUnavailable) -> None:
         if isinstance(exc, Tampered) and self.alarm is None:
-            self._raise_alarm(str(exc))
+            self._raise_alarm(str(exc), exc.wrote)
         self.healthy, self.reason = False, str(exc)
 
-    def _raise_alarm(self, reason: str) -> None:
+    def _raise_alarm(self, reason: str, wrote: tuple[int, str] | None) -> None:
         log.critical("audit: TAMPER ALARM: %s", reason)
         event: Event = {"time": "", "type": "audit.tamper", "reason": reason}
+        if wrote is not None:
+            event["wrote"] = {"seq": wrote[0], "hash": wrote[1]}
         if self.alarms is not None:
             try:
-                event = self.alarms.raise_alarm(reason, time.time())
+                event = self.alarms.raise_alarm(reason, time.time(), wrote)
             except OSError as exc:
                 log.critical("audit: cannot write the alarm file: %s", exc)
         self.alarm = event
@@ -205,9 +211,13 @@ class ChainedAudit(EventRecorder):
             return False
         with self._commit_lock:
             self.store.resync()
-            first, last = self.checkpointer.resync() if self.checkpointer else (1, 0)
+            if self.checkpointer is not None:
+                self.checkpointer.resync()
+            last = self.store.last()[0]
+            wrote = alarm.get("wrote")
+            first = int(wrote["seq"]) + 1 if isinstance(wrote, dict) else last + 1
             event: Event = {**ack, "alarm": {"time": alarm["time"], "reason": alarm["reason"]}}
-            if first <= last:
+            if first <= last:  # the entries this gateway did not write, now acknowledged
                 event["foreign"] = {"first": first, "last": last}
             self._pending.appendleft(event)
             self.alarm = None

@@ -166,7 +166,7 @@ class Checkpointer:
             return
         found = self.store.last()
         if found != self.tip:
-            raise Tampered(tamper_message(found, self.tip))
+            raise Tampered(tamper_message(found, self.tip), self.tip)
 
     def appended(self, entries: Sequence[Entry]) -> Head | None:
         if not entries:

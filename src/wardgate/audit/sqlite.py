@@ -125,7 +125,7 @@ class SQLiteStore(AuditStore):
             try:
                 self._insert(rows)
             except _OutOfSequence:
-                raise Tampered(self._foreign(self._tail)) from None
+                raise Tampered(self._foreign(self._tail), self._tail) from None
             self._tail = rows[-1][0], rows[-1][5]
             return rows, digests
 

@@ -36,6 +36,10 @@ class Tampered(AuditUnavailable):
     """The store's chain is not the one this gateway wrote (an entry it did not append, or one it
     appended missing): a tamper alarm, which only an operator's acknowledgement clears."""
 
+    def __init__(self, message: str, wrote: tuple[int, str] | None = None) -> None:
+        super().__init__(message)
+        self.wrote = wrote  # (seq, hash) of the last entry this gateway wrote
+
 
 def tamper_message(found: tuple[int, str], wrote: tuple[int, str]) -> str:
     """The alarm's text: what the store ends with against what this gateway last wrote."""

@@ -18,7 +18,7 @@ from wardgate.api.app import ApiContext, build_app
 from wardgate.api.asgi import AsgiListener
 from wardgate.approvals.addon import ApprovalAddon
 from wardgate.approvals.store import ApprovalStore
-from wardgate.audit.chained import ChainedAudit
+from wardgate.audit.chained import ChainedAudit, tick_interval
 from wardgate.audit.events import Event
 from wardgate.audit.jsonl import AuditLog
 from wardgate.audit.siem.feed import SiemFeed
@@ -228,8 +228,9 @@ class Gateway:
         write the health file that `wardgate health` reads."""
         loop = asyncio.get_running_loop()
         healthy = True
+        every = tick_interval(self.config.audit.checkpoint_seconds) if self.chained else 1.0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(every)
             chained = self.chained
             if chained is not None:
                 try:

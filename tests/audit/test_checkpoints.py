@@ -82,8 +82,10 @@ def test_a_head_every_n_entries_or_t_seconds_whichever_first(tmp_path: Path) -> 
     assert append(1) == 6
     clock.now += 29
     assert append(1) is None and cp.tick() is None
+    clock.now += 29
+    assert cp.tick() is None  # the unsigned entry is 29 s old
     clock.now += 1
-    assert cp.tick() is not None  # 30 s after the last head
+    assert cp.tick() is not None  # 30 s after the first entry no head covered
     clock.now += 100
     assert cp.tick() is None  # nothing new to sign
     assert [h.tree_size for h in store.heads()] == [1, 6, 7]

@@ -49,6 +49,12 @@ from wardgate.core.model import Request, SessionInfo
 log = logging.getLogger(__name__)
 
 
+def tick_interval(every_seconds: float) -> float:
+    """How often the gateway's timer calls ``tick``: often enough that the unsigned tail is never
+    older than ``every_seconds``."""
+    return min(1.0, every_seconds / 4)
+
+
 class ChainedAudit(EventRecorder):
     name = "audit"
     commit_blocks = True
@@ -93,6 +99,7 @@ class ChainedAudit(EventRecorder):
                 private,
                 every_entries=every_entries,
                 every_seconds=every_seconds,
+                tick=tick_interval(every_seconds),
                 anchors=Anchors(
                     head_file, webhook, queue_file=key.parent / "audit-webhook-queue.jsonl"
                 ),

@@ -128,8 +128,9 @@ def tree_upto(store: AuditStore, size: int, first_leaf: int) -> tuple[Tree, list
 
 
 class Checkpointer:
-    """Writes a head every ``every_entries`` entries or ``every_seconds``, whichever comes first
-    (and at the first append), keeping the tree as a frontier in memory. Entries that another
+    """Writes a head every ``every_entries`` entries or when the oldest unsigned entry is
+    ``every_seconds`` old, whichever comes first (and at the first append), keeping the tree as
+    a frontier in memory. Entries that another
     writer appended (a replica sharing a PostgreSQL store) are read from the store into it."""
 
     def __init__(
@@ -138,12 +139,17 @@ class Checkpointer:
         key: Ed25519PrivateKey,
         *,
         every_entries: int = 1000,
-        every_seconds: float = 60.0,
+        every_seconds: float = 1.0,
         anchors: Anchors | None = None,
         clock: Callable[[], float] = time.time,
+        tick: float = 0.0,
     ) -> None:
         self.store, self.key, self.anchors, self.clock = store, key, anchors, clock
         self.every_entries, self.every_seconds = every_entries, every_seconds
+        # A head is due when the oldest unsigned entry is ``every_seconds - tick`` old: with a
+        # timer every ``tick`` seconds, no entry stays unsigned longer than ``every_seconds``.
+        self.tick_interval = tick
+        self.unsigned_since: float | None = None
         public = key.public_key()
         store.record_key(key_id(public), public_pem(public), utc(clock()))
         heads = store.heads()
@@ -190,6 +196,8 @@ class Checkpointer:
             append(leaf_hash(digest))
         if digests:
             self.tip = (self.frontier.size, digests[-1].hex())
+            if self.unsigned_since is None:
+                self.unsigned_since = self.clock()
         return self.tick()
 
     def _catch_up(self, size: int) -> None:
@@ -220,9 +228,11 @@ class Checkpointer:
     def due(self, now: float) -> bool:
         if self.frontier.size == self.head_size:
             return False
+        if self.head_time == float("-inf") or self.unsigned_since is None:
+            return True  # the first entries, or ones left by a previous run
         return (
             self.frontier.size - self.head_size >= self.every_entries
-            or now - self.head_time >= self.every_seconds
+            or now - self.unsigned_since >= self.every_seconds - self.tick_interval
         )
 
     def tick(self) -> Head | None:
@@ -238,6 +248,7 @@ class Checkpointer:
         self.check_tip()
         head = self._publish(sign_head(self.key, self.frontier, now))
         self.head_size, self.head_time = head.tree_size, now
+        self.unsigned_since = None
         return head
 
     def head_at(self, size: int) -> Head:

@@ -3,8 +3,12 @@ running gateway. Each test reproduces one attack and shows what catches it, with
 
 from __future__ import annotations
 
+import datetime as dt
 import http.server
+import itertools
 import json
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -19,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
-from tests.wardgate_cli import wardgate
+from tests.wardgate_cli import start_serve, wardgate
 from wardgate.audit.alarms import read_alarms
 from wardgate.audit.anchors import head_line, read_head_file
 from wardgate.audit.canonical import canonical
@@ -358,3 +362,67 @@ def test_an_anchor_that_falls_behind_degrades_health_and_catches_up(
         _until(lambda: not _degraded(gw)(), timeout=15)  # noqa: B023
     delivered = [json.loads(b)["tree_size"] for b in receiver.bodies]
     assert [h.tree_size for h in waiting] == delivered[: len(waiting)]
+
+
+def _last_seq(db: Path) -> int:
+    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return int(con.execute("SELECT coalesce(max(seq), 0) FROM audit_entry").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_the_unsigned_tail_is_at_most_the_interval_and_a_crash_is_signed_at_start(
+    tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, target_db: str
+) -> None:
+    config = _config(tmp_path, pki_dir, pg_server, target_db)
+    assert config.audit.checkpoint_seconds == 1.0  # the default
+    db, heads_file = tmp_path / "store" / "audit.db", tmp_path / "anchors" / "heads.jsonl"
+
+    def signed() -> int:
+        return max((h.tree_size for h in read_head_file(heads_file)), default=0)
+
+    for gw in running(config, pki_dir / "ca.pem"):
+        with psycopg.connect(gw.dsn(), autocommit=True) as conn:
+            deadline = time.monotonic() + 3.5
+            while time.monotonic() < deadline:
+                conn.execute("SELECT 1")
+            last = _last_seq(db)
+            begun = time.monotonic()
+            _until(lambda: signed() >= last, timeout=2.0)  # noqa: B023
+            assert time.monotonic() - begun <= 1.2
+        times = [dt.datetime.fromisoformat(h.time).timestamp() for h in read_head_file(heads_file)]
+        gaps = [b - a for a, b in itertools.pairwise(times[:-1])]  # the last: at shutdown
+        assert len(gaps) >= 2 and max(gaps) <= 1.25, gaps
+
+    # A crash leaves a tail; the next start signs it before it takes a session.
+    proc, port = start_serve(_file(config))
+    try:
+        dsn = (
+            f"host=127.0.0.1 port={port} user=alice password=alice-secret dbname=test "
+            f"sslmode=verify-full sslrootcert={pki_dir / 'ca.pem'}"
+        )
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for _i in range(20):
+                conn.execute("SELECT 2")
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    except psycopg.Error:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        assert proc.stderr is not None
+        proc.stderr.close()
+    crashed_at = _last_seq(db)
+    proc, _ = start_serve(_file(config))
+    try:
+        assert signed() >= crashed_at  # signed before the listener was up
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        assert proc.stderr is not None
+        proc.stderr.close()
+    code, out = _verify(config)
+    assert code == 0, out

@@ -32,11 +32,11 @@ def test_purge_cuts_at_a_signed_head_and_the_log_still_verifies(tmp_path: Path) 
     assert done is not None and done.cut == 9
     audit.close()
     remaining = sqlite3.connect(log.db).execute("SELECT min(seq), max(seq) FROM audit_entry")
-    assert remaining.fetchone() == (10, 16)
+    assert remaining.fetchone() == (10, 18)  # 16 and 18: the signed audit.cut entries
     result = verify_cli(log)
     assert result.returncode == 0, result.stdout
     assert "entries 1..9 were purged at a signed cut" in result.stdout
-    assert "OK: entries 10..16 chained" in result.stdout
+    assert "OK: entries 10..18 chained" in result.stdout
     proof = wardgate("audit", "prove", "10", "--db", log.db)
     assert proof.returncode == 0, proof.stderr
     gone = wardgate("audit", "prove", "3", "--db", log.db)

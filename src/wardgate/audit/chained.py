@@ -22,6 +22,7 @@ gateway did not write.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -32,15 +33,19 @@ from pathlib import Path
 from wardgate.audit.alarms import AlarmFile
 from wardgate.audit.anchors import Anchors
 from wardgate.audit.checkpoints import Checkpointer, load_or_create_key
+from wardgate.audit.cuts import cut_signed
 from wardgate.audit.events import Event
 from wardgate.audit.location import Location
+from wardgate.audit.merkle import leaf_hash
 from wardgate.audit.prepared import StatementEntries
 from wardgate.audit.recorder import EventRecorder
 from wardgate.audit.store import (
     AuditStore,
     AuditUnavailable,
+    Entry,
     Prepared,
     Tampered,
+    entry_hash,
     open_store,
     prepare,
 )
@@ -150,7 +155,12 @@ class ChainedAudit(EventRecorder):
                 pending.extendleft(reversed(batch))
                 raise
             try:
-                rows, digests = self.store.append_prepared(records)
+                try:
+                    rows, digests = self.store.append_prepared(records)
+                except Tampered:
+                    if not self._adopt():
+                        raise
+                    rows, digests = self.store.append_prepared(records)
             except AuditUnavailable as exc:
                 pending.extendleft(reversed(records))  # kept, in order, for the next attempt
                 self._fail(exc)
@@ -179,11 +189,52 @@ class ChainedAudit(EventRecorder):
             return
         with self._commit_lock:
             try:
-                self.checkpointer.check_tip()  # a forged entry is noticed within a second
+                try:
+                    self.checkpointer.check_tip()  # a forged entry is noticed within a second
+                except Tampered:
+                    if not self._adopt():
+                        raise
                 self.checkpointer.tick()
             except AuditUnavailable as exc:
                 self._fail(exc)
                 raise
+
+    def _adopt(self) -> bool:
+        """Take in the entries after this gateway's tip if its own key vouches for every one (the
+        ``audit.cut`` that ``wardgate audit purge`` appends beside a running gateway); anything
+        else stays an alarm."""
+        cp = self.checkpointer
+        if cp is None:
+            return False
+        found = self.store.last()
+        public = cp.key.public_key()
+        prev, taken = cp.tip[1], list[Entry]()
+        for entry in self.store.entries(cp.frontier.size + 1, found[0]):
+            try:
+                event = json.loads(entry.event)
+            except ValueError:
+                return False
+            expected = cp.frontier.size + 1 + len(taken)
+            if (
+                entry.seq != expected
+                or entry.prev_hash != prev
+                or entry_hash(entry.seq, prev, entry.event.encode()) != entry.hash
+                or not isinstance(event, dict)
+                or not cut_signed(event, public)
+            ):
+                return False
+            taken.append(entry)
+            prev = entry.hash
+        if not taken or taken[-1].seq != found[0]:
+            return False
+        for entry in taken:
+            cp.frontier.append(leaf_hash(bytes.fromhex(entry.hash)))
+        cp.tip = found
+        self.store.resync()
+        log.info(
+            "audit: took in the signed retention cut at entries %d..%d", taken[0].seq, found[0]
+        )
+        return True
 
     def _fail(self, exc: AuditUnavailable) -> None:
         if isinstance(exc, Tampered) and self.alarm is None:

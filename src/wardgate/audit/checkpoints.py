@@ -150,6 +150,8 @@ class Checkpointer:
         # timer every ``tick`` seconds, no entry stays unsigned longer than ``every_seconds``.
         self.tick_interval = tick
         self.unsigned_since: float | None = None
+        # False for a command (``purge``) that writes beside the running gateway.
+        self.sole_writer = True
         public = key.public_key()
         store.record_key(key_id(public), public_pem(public), utc(clock()))
         heads = store.heads()
@@ -168,7 +170,7 @@ class Checkpointer:
     def check_tip(self) -> None:
         """Refuse to sign unless the store ends with the entry this gateway wrote last (a store
         shared by replicas is checked entry by entry instead, in ``_catch_up``)."""
-        if self.store.shared:
+        if self.store.shared or not self.sole_writer:
             return
         found = self.store.last()
         if found != self.tip:
@@ -207,6 +209,13 @@ class Checkpointer:
                 break
             self.frontier.append(leaf_hash(bytes.fromhex(entry.hash)))
             self.tip = (entry.seq, entry.hash)
+
+    def catch_up(self) -> None:
+        """Take whatever the store holds beyond the tree into it (a command run beside the
+        gateway does, before it appends)."""
+        found = self.store.last()
+        self._catch_up(found[0])
+        self.tip = found
 
     def resync(self) -> tuple[int, int]:
         """Take what the store holds beyond this gateway's tip into the tree (after an operator

@@ -263,7 +263,9 @@ def _purge(args: argparse.Namespace, cfg: Audit) -> int:
     private = cfg.key_path()
     if private is None:
         raise _Usage("purge needs the signing key: set audit.store (and audit.key)")
-    audit = ChainedAudit.open(_db(args, cfg), private, head_file=cfg.head_file, webhook=cfg.webhook)
+    audit = ChainedAudit.open(
+        _db(args, cfg), private, head_file=cfg.head_file, webhook=cfg.webhook, sign_now=False
+    )
     checkpointer = audit.checkpointer
     assert checkpointer is not None
     try:  # no final head: a running gateway keeps signing the tail

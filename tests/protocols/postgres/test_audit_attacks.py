@@ -426,3 +426,65 @@ def test_the_unsigned_tail_is_at_most_the_interval_and_a_crash_is_signed_at_star
         proc.stderr.close()
     code, out = _verify(config)
     assert code == 0, out
+
+
+def test_a_forged_retention_cut_fails_verification(
+    tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, target_db: str
+) -> None:
+    config = _config(tmp_path, pki_dir, pg_server, target_db)
+    for gw in running(config, pki_dir / "ca.pem"):
+        with psycopg.connect(gw.dsn(), autocommit=True) as conn:
+            for i in range(3):
+                conn.execute(f"SELECT {i}")
+                time.sleep(1.1)  # a head a second
+    store = config.audit.store
+    assert isinstance(store, Path)
+    # The attack: a cut at a signed head (the triggers allow it), entries minutes old deleted.
+    from wardgate.audit.checkpoints import tree_upto
+    from wardgate.audit.sqlite import SQLiteStore
+
+    opened = SQLiteStore(store)
+    cut = opened.heads()[-2].tree_size
+    tree, entries = tree_upto(opened, cut, 0)
+    proof = [p.hex() for p in tree.inclusion_proof(cut - 1, cut)]
+    opened.close()
+    con = sqlite3.connect(store, isolation_level=None)
+    con.execute(
+        "INSERT INTO audit_cut VALUES (?, ?, ?)", (cut, entries[-1].hash, json.dumps(proof))
+    )
+    con.execute("DELETE FROM audit_entry WHERE seq <= ?", (cut,))
+    con.close()
+    code, out = _verify(config)
+    assert code == 1
+    assert (
+        f"FAILED (first bad entry: {cut}): the retention cut at {cut} is not vouched for by a"
+        f" signed audit.cut entry: entries 1..{cut} were deleted without one"
+    ) in out
+
+
+def test_a_purge_beside_the_running_gateway_is_signed_and_taken_in(
+    tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, target_db: str
+) -> None:
+    """The ``audit.cut`` entry that ``wardgate audit purge`` appends is vouched for by the key:
+    the running gateway takes it in instead of raising the alarm."""
+    from wardgate.audit.chained import ChainedAudit
+    from wardgate.audit.retention import purge
+
+    config = _config(tmp_path, pki_dir, pg_server, target_db)
+    store, key = config.audit.store, config.audit.key_path()
+    assert isinstance(store, Path) and key is not None
+    for gw in running(config, pki_dir / "ca.pem"):
+        with psycopg.connect(gw.dsn(), autocommit=True) as conn:
+            conn.execute("SELECT 1")
+            beside = ChainedAudit.open(store, key, sign_now=False)
+            assert beside.checkpointer is not None
+            done = purge(beside.checkpointer, 1, now=time.time() + 3 * 86400)  # all are old
+            beside.store.close()
+            assert done is not None
+            cut = done.cut
+            time.sleep(1.5)
+            conn.execute("SELECT 2")
+        assert gw.gateway.health()["healthy"] is True
+    code, out = _verify(config)
+    assert code == 0, out
+    assert f"entries 1..{cut} were purged at a signed cut" in out

@@ -209,7 +209,7 @@ def test_audit_store_settings_resolve_and_default(tmp_path: Path) -> None:
     assert audit.retention_days == 3000
     plain = load(write(tmp_path, VALID)).audit
     assert plain.store is None and plain.key_path() is None and plain.retention_days == 2191
-    assert (plain.checkpoint_entries, plain.checkpoint_seconds) == (1000, 60.0)
+    assert (plain.checkpoint_entries, plain.checkpoint_seconds) == (1000, 1.0)
 
 
 @pytest.mark.parametrize(

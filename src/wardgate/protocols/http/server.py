@@ -320,6 +320,10 @@ class HttpConnection:
                 status = 408 if expired else 403
                 request.outcome = Outcome.DENIED
                 raise HttpError(status, decision.reason or "refused by policy")
+            try:
+                self.server.pipeline.sent(request)  # the audit's write-ahead record
+            except PipelineFailure as exc:
+                raise HttpError(503, AUDIT_UNAVAILABLE, str(exc)) from exc
             if request.forward_target:  # an addon rewrote where it goes (pseudonymous ids)
                 found = route(request.forward_target)
             return await self._forward(request, head, api, found, body)
@@ -530,6 +534,10 @@ class HttpConnection:
         length = response.headers.get("content-length")
         if length is not None and has_body and "content-encoding" not in response.headers:
             headers = [*headers, ("content-length", length)]
+        try:  # the call's write-ahead record is durable before the answer's first byte
+            await self.server.commit()
+        except PipelineFailure as exc:
+            raise HttpError(503, AUDIT_UNAVAILABLE, str(exc)) from exc
         await self._write(self.codec.head(request.status, headers))
         sent = 0  # bytes written to the client
         failure = ""

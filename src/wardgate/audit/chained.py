@@ -32,7 +32,7 @@ from pathlib import Path
 
 from wardgate.audit.alarms import AlarmFile
 from wardgate.audit.anchors import Anchors
-from wardgate.audit.checkpoints import Checkpointer, load_or_create_key
+from wardgate.audit.checkpoints import Checkpointer, load_or_create_key, mac_key
 from wardgate.audit.cuts import cut_signed
 from wardgate.audit.events import Event
 from wardgate.audit.location import Location
@@ -99,6 +99,7 @@ class ChainedAudit(EventRecorder):
         opened = open_store(store)
         try:
             private = load_or_create_key(key)
+            opened.mac_key = mac_key(private)  # a shared store vouches for each entry with it
             checkpointer = Checkpointer(
                 opened,
                 private,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import os
 import stat
 import time
@@ -23,7 +24,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from wardgate.audit.anchors import Anchors
 from wardgate.audit.canonical import canonical
 from wardgate.audit.merkle import Frontier, Tree, leaf_hash
-from wardgate.audit.store import AuditStore, AuditUnavailable, Entry, Head, Tampered, tamper_message
+from wardgate.audit.store import (
+    AuditStore,
+    AuditUnavailable,
+    Entry,
+    Head,
+    Tampered,
+    entry_mac,
+    tamper_message,
+)
 
 
 def utc(ts: float) -> str:
@@ -60,6 +69,14 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
         f.flush()
         os.fsync(f.fileno())
     return key
+
+
+def mac_key(key: Ed25519PrivateKey) -> bytes:
+    """The replicas' MAC key, derived from the signing key they share (``store.entry_mac``)."""
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return hmac.new(raw, b"wardgate audit replica mac", hashlib.sha256).digest()
 
 
 def key_id(public: Ed25519PublicKey) -> str:
@@ -202,11 +219,22 @@ class Checkpointer:
                 self.unsigned_since = self.clock()
         return self.tick()
 
-    def _catch_up(self, size: int) -> None:
-        """Take entries up to ``size`` that others appended into the tree, from the store."""
-        for entry in self.store.entries(self.frontier.size + 1, size):
+    def _catch_up(self, size: int, vouched: bool = True) -> None:
+        """Take entries up to ``size`` that others appended into the tree, from the store. In a
+        shared store each must carry a replica's MAC (``vouched``): the signer covers no entry
+        that no replica vouches for."""
+        first = self.frontier.size + 1
+        key = self.store.mac_key if vouched and self.store.shared else None
+        macs = self.store.vouches(first, size) if key is not None and size >= first else {}
+        for entry in self.store.entries(first, size):
             if entry.seq != self.frontier.size + 1:
                 break
+            if key is not None and macs.get(entry.seq) != entry_mac(key, entry.hash):
+                raise Tampered(
+                    f"audit store tampered with: entry {entry.seq} was appended by no replica"
+                    " (it has no valid replica MAC); nothing after it is signed",
+                    self.tip,
+                )
             self.frontier.append(leaf_hash(bytes.fromhex(entry.hash)))
             self.tip = (entry.seq, entry.hash)
 
@@ -228,7 +256,7 @@ class Checkpointer:
                 tamper_message(found, self.tip) + "; entries this gateway wrote are gone:"
                 " restore the store from a backup"
             )
-        self._catch_up(found[0])
+        self._catch_up(found[0], vouched=False)  # the operator acknowledged them
         if self.frontier.size != found[0]:
             raise Tampered(f"the audit store lacks entries {self.frontier.size + 1}..{found[0]}")
         self.tip = found

@@ -15,6 +15,7 @@ in PL/pgSQL. ``open_store`` picks one by the form of the location.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,12 @@ def tamper_message(found: tuple[int, str], wrote: tuple[int, str]) -> str:
         f"audit store tampered with: it ends at entry {found[0]} (hash {found[1][:16]}),"
         f" but this gateway last wrote entry {wrote[0]} (hash {wrote[1][:16]})"
     )
+
+
+def entry_mac(key: bytes, entry_hash_hex: str) -> str:
+    """The MAC a replica writes beside each entry it appends: HMAC-SHA256 over the entry's raw
+    hash, keyed with ``mac_key(signing key)``; only a holder of the signing key can make it."""
+    return hmac.new(key, bytes.fromhex(entry_hash_hex), hashlib.sha256).hexdigest()
 
 
 def chain_encoding(seq: int, prev_hash: str, event_json: bytes) -> bytes:
@@ -270,8 +277,14 @@ class AuditStore(ABC):
     ``purge`` and only up to a recorded cut, which the database itself enforces."""
 
     # True where several gateways append to one chain (PostgreSQL): entries this gateway did not
-    # write are then expected. A store that is not shared has exactly one writer, the gateway.
+    # write are then expected, each vouched for by the MAC of the replica that wrote it. A store
+    # that is not shared has exactly one writer, the gateway.
     shared = False
+    mac_key: bytes | None = None  # the replicas' MAC key (from the signing key), set by its owner
+
+    def vouches(self, first: int, last: int) -> dict[int, str]:
+        """The replica MACs of entries ``first..last`` by seq (a shared store keeps them)."""
+        return {}
 
     @abstractmethod
     def resync(self) -> None:

@@ -269,6 +269,8 @@ class ChainedAudit(EventRecorder):
         if ack is None:
             return False
         with self._commit_lock:
+            if self.alarm is not alarm:  # another thread took it up meanwhile
+                return False
             self.store.resync()
             if self.checkpointer is not None:
                 self.checkpointer.resync()

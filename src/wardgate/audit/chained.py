@@ -92,10 +92,12 @@ class ChainedAudit(EventRecorder):
         every_entries: int = 1000,
         every_seconds: float = 1.0,
         alarm_file: Path | None = None,
-        sign_now: bool = True,
+        gateway: bool = True,
     ) -> ChainedAudit:
         """The store at ``store`` (a SQLite file, or a ``postgresql://`` URL), signing heads with
-        ``key`` (created if absent). Entries left unsigned by a crash are signed at once."""
+        ``key`` (created if absent). Entries left unsigned by a crash are signed at once. A
+        command beside the gateway (``gateway=False``) keeps no webhook queue: the file is the
+        gateway's."""
         opened = open_store(store)
         try:
             private = load_or_create_key(key)
@@ -107,12 +109,14 @@ class ChainedAudit(EventRecorder):
                 every_seconds=every_seconds,
                 tick=tick_interval(every_seconds),
                 anchors=Anchors(
-                    head_file, webhook, queue_file=key.parent / "audit-webhook-queue.jsonl"
+                    head_file,
+                    webhook,
+                    queue_file=key.parent / "audit-webhook-queue.jsonl" if gateway else None,
                 ),
             )
             alarms = AlarmFile(alarm_file, private) if alarm_file is not None else None
             audit = cls(opened, checkpointer, alarms)
-            if sign_now and audit.alarm is None:
+            if gateway and audit.alarm is None:
                 checkpointer.checkpoint()
         except BaseException:
             opened.close()

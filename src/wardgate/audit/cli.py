@@ -264,7 +264,7 @@ def _purge(args: argparse.Namespace, cfg: Audit) -> int:
     if private is None:
         raise _Usage("purge needs the signing key: set audit.store (and audit.key)")
     audit = ChainedAudit.open(
-        _db(args, cfg), private, head_file=cfg.head_file, webhook=cfg.webhook, sign_now=False
+        _db(args, cfg), private, head_file=cfg.head_file, webhook=cfg.webhook, gateway=False
     )
     checkpointer = audit.checkpointer
     assert checkpointer is not None

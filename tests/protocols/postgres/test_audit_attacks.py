@@ -476,7 +476,7 @@ def test_a_purge_beside_the_running_gateway_is_signed_and_taken_in(
     for gw in running(config, pki_dir / "ca.pem"):
         with psycopg.connect(gw.dsn(), autocommit=True) as conn:
             conn.execute("SELECT 1")
-            beside = ChainedAudit.open(store, key, sign_now=False)
+            beside = ChainedAudit.open(store, key, gateway=False)
             assert beside.checkpointer is not None
             done = purge(beside.checkpointer, 1, now=time.time() + 3 * 86400)  # all are old
             beside.store.close()

@@ -236,7 +236,9 @@ class Gateway:
                 try:
                     # Events of refused sessions wait for no result; commit them here, which is
                     # also how a store that failed is found writable again.
-                    if chained.pending() or not chained.healthy:
+                    # (Under a tamper alarm nothing is committed; ``tick`` takes up its
+                    # acknowledgement.)
+                    if (chained.pending() or not chained.healthy) and chained.alarm is None:
                         await loop.run_in_executor(None, chained.commit)
                     await loop.run_in_executor(None, chained.tick)
                 except AuditUnavailable as exc:

@@ -106,6 +106,6 @@ def test_a_signed_cut_of_young_entries_fails_verification(tmp_path: Path) -> Non
     result = verify_cli(log)
     assert result.returncode == 1
     assert (
-        "FAILED (first bad entry: 9): the retention cut at 8 deleted entries younger than its retention period: entry 8 was"
-        " 0.21 days old when cut, the period is 30 days"
+        "FAILED (first bad entry: 9): the retention cut at 8 deleted entries younger than its"
+        " retention period: entry 8 was 0.21 days old when cut, the period is 30 days"
     ) in result.stdout

@@ -203,12 +203,13 @@ def test_audit_store_settings_resolve_and_default(tmp_path: Path) -> None:
     assert audit.path == tmp_path / "audit" / "audit.jsonl"  # the JSON-lines sink still works
     assert audit.store == tmp_path / "audit" / "audit.db"
     assert audit.head_file == tmp_path / "anchors" / "heads.jsonl"
-    assert audit.key_path() == tmp_path / "audit" / "audit-signing.key"
+    assert audit.key_path() == tmp_path / "audit-keys" / "audit-signing.key"  # not by the store
+    assert audit.alarm_path() == tmp_path / "audit-keys" / "audit-alarms.jsonl"
     assert (audit.checkpoint_entries, audit.checkpoint_seconds) == (50, 5.0)
     assert audit.retention_days == 3000
     plain = load(write(tmp_path, VALID)).audit
     assert plain.store is None and plain.key_path() is None and plain.retention_days == 2191
-    assert (plain.checkpoint_entries, plain.checkpoint_seconds) == (1000, 60.0)
+    assert (plain.checkpoint_entries, plain.checkpoint_seconds) == (1000, 1.0)
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from wardgate.api.app import ApiContext, build_app
 from wardgate.api.asgi import AsgiListener
 from wardgate.approvals.component import ApprovalsComponent
 from wardgate.approvals.store import ApprovalStore
+from wardgate.audit.chained import ChainedAudit
 from wardgate.audit.component import AuditComponent
 from wardgate.audit.events import Event
 from wardgate.config import Config
@@ -94,6 +95,10 @@ class Gateway:
     # ---- what other parts and the tests read ----
 
     @property
+    def chained(self) -> ChainedAudit | None:
+        return self.audit.chained
+
+    @property
     def state(self) -> StateStore | None:
         return self.identity.state
 
@@ -123,6 +128,9 @@ class Gateway:
             "audit": audit,
             "sessions": len(self.live_sessions()),
         }
+        degraded = self.audit.degraded()
+        if degraded:  # sessions go on; the anchor that guards against a rollback is behind
+            out["degraded"] = degraded
         siem = self.audit.siem_status()
         if siem is not None:
             out["siem"] = siem

@@ -189,6 +189,9 @@ def _health(explicit: str | None, max_age: float) -> int:
             file=sys.stderr,
         )
         return 1
+    if report.get("degraded"):
+        print(f"wardgate: degraded: {report['degraded']}", file=sys.stderr)
+        return 1
     return 0 if report.get("healthy") else 1
 
 

@@ -400,8 +400,11 @@ class Audit(_Model):
     head_file: Path | None = Field(default=None, description="anchored heads, one JSON per line")
     webhook: str | None = Field(default=None, pattern=r"^https?://")
     checkpoint_entries: int = Field(default=1000, ge=1)
-    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    checkpoint_seconds: float = Field(default=1.0, gt=0)
     retention_days: int = Field(default=2191, ge=1)
+    alarm_file: Path | None = Field(default=None, description="tamper alarms; default: by the key")
+    anchor_lag: float = Field(default=300.0, gt=0, description="health degraded past it (s)")
+    pin: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$", description="key id")
 
     @model_validator(mode="after")
     def _somewhere(self) -> Audit:
@@ -426,10 +429,23 @@ class Audit(_Model):
         return self
 
     def key_path(self) -> Path | None:
-        """The signing key: ``key``, or ``audit-signing.key`` beside a SQLite store."""
+        """The signing key: ``key``, or else ``audit-signing.key`` in the folder ``<F>-keys``
+        beside the SQLite store's folder ``F`` (outside it: whoever can rewrite the store must
+        not thereby hold the key). A key kept beside the store by older versions is still used."""
         if self.key is not None or not isinstance(self.store, Path):
             return self.key
-        return self.store.parent / "audit-signing.key"
+        legacy = self.store.parent / "audit-signing.key"
+        if legacy.exists():
+            return legacy
+        folder = self.store.parent if self.store.parent.name else self.store.resolve().parent
+        return folder.with_name(folder.name + "-keys") / "audit-signing.key"
+
+    def alarm_path(self) -> Path | None:
+        """``alarm_file``, or ``audit-alarms.jsonl`` beside the signing key."""
+        key = self.key_path()
+        if self.alarm_file is not None or key is None:
+            return self.alarm_file
+        return key.parent / "audit-alarms.jsonl"
 
 
 class Recording(_Model):

@@ -82,8 +82,10 @@ def test_a_head_every_n_entries_or_t_seconds_whichever_first(tmp_path: Path) -> 
     assert append(1) == 6
     clock.now += 29
     assert append(1) is None and cp.tick() is None
+    clock.now += 29
+    assert cp.tick() is None  # the unsigned entry is 29 s old
     clock.now += 1
-    assert cp.tick() is not None  # 30 s after the last head
+    assert cp.tick() is not None  # 30 s after the first entry no head covered
     clock.now += 100
     assert cp.tick() is None  # nothing new to sign
     assert [h.tree_size for h in store.heads()] == [1, 6, 7]
@@ -144,9 +146,32 @@ def test_heads_are_posted_to_the_webhook(tmp_path: Path, receiver: tuple[str, li
 
 def test_an_unreachable_webhook_does_not_hold_up_appends(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "audit.db")
-    anchors = Anchors(webhook="http://127.0.0.1:9/", timeout=0.5, retries=1)
+    queue = tmp_path / "anchors" / "queue.jsonl"
+    queue.parent.mkdir()
+    anchors = Anchors(webhook="http://127.0.0.1:9/", timeout=0.5, queue_file=queue)
     cp = Checkpointer(store, load_or_create_key(tmp_path / "k"), anchors=anchors)
-    assert cp.appended(store.append_entries([event(1)])) is not None
-    assert anchors.flush(10)
-    assert anchors.failures == 1
-    anchors.close()
+    head = cp.appended(store.append_entries([event(1)]))
+    assert head is not None
+    assert not anchors.flush(1.0)  # retried, never dropped
+    status = anchors.status()
+    assert status["undelivered"] == 1 and int(status["failures"]) >= 1  # type: ignore[call-overload]
+    anchors.close(0.1)
+    assert [h.tree_size for h in read_head_file(queue)] == [1]  # kept for the next start
+
+
+def test_undelivered_heads_survive_a_restart_and_are_delivered(
+    tmp_path: Path, receiver: tuple[str, list[bytes]]
+) -> None:
+    url, bodies = receiver
+    store = SQLiteStore(tmp_path / "audit.db")
+    queue = tmp_path / "queue.jsonl"
+    down = Anchors(webhook="http://127.0.0.1:9/", timeout=0.5, queue_file=queue)
+    cp = Checkpointer(store, load_or_create_key(tmp_path / "k"), every_entries=1, anchors=down)
+    for i in range(1, 4):
+        cp.appended(store.append_entries([event(i)]))
+    down.close(0.1)
+    up = Anchors(webhook=url, queue_file=queue)
+    assert up.flush(10)
+    up.close()
+    assert [json.loads(b)["tree_size"] for b in bodies] == [1, 2, 3]
+    assert queue.read_text() == ""

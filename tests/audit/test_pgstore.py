@@ -68,9 +68,11 @@ def insert_one(log: Log) -> None:
     prev, forged = row[0], canonical(event(99, subject="mallory")).decode()
     shifts = [f"UPDATE {S}.audit_entry SET seq = seq + 1 WHERE seq = {s}" for s in range(20, 6, -1)]
     insert = (
-        f"INSERT INTO {S}.audit_entry (seq, time, type, event, prev_hash, hash, on_behalf, tables)"
+        f"INSERT INTO {S}.audit_entry (seq, time, type, event, prev_hash, hash, on_behalf, tables,"
+        " subject, target, decision)"
         f" VALUES (7, '{event(99)['time']}', 'statement', '{forged}', '{prev}',"
-        f" '{entry_hash(7, prev, forged.encode())}', '', '')"
+        f" '{entry_hash(7, prev, forged.encode())}', '', '',"
+        " 'mallory', 'clinic', 'allow')"
     )
     tamper(_url(log), *shifts, insert)
 
@@ -388,3 +390,41 @@ def test_the_command_line_reads_the_store_from_the_configuration(tmp_path: Path,
     config.write_text(f"audit:\n  store: {url}\n")
     refused = wardgate("audit", "verify", "-c", config)
     assert refused.returncode == 2 and "needs 'key'" in refused.stderr
+
+
+def test_replicas_refuse_to_sign_an_entry_no_replica_vouches_for(tmp_path: Path, url: str) -> None:
+    """Issue 18, attack 1 with replicas: an entry inserted through the shared database (next
+    seq, chained, triggers in place) has no replica's MAC, so no replica signs over it."""
+    log = pg_log(tmp_path, url, 0)
+    second = Log(log.db, log.key, log.public, tmp_path / "anchors-b" / "heads.jsonl", url)
+    a, b = log.open(every_entries=1), second.open(every_entries=1)
+    a.record(event(1, subject="a"))
+    a.commit()
+    b.record(event(2, subject="b"))
+    b.commit()  # the other replica's entries carry a MAC: taken in, no alarm
+    a.record(event(3, subject="a"))
+    a.commit()
+    assert a.healthy and b.healthy and a.alarm is None
+    with psycopg.connect(url, autocommit=True) as conn:
+        seq, prev = conn.execute(
+            f"SELECT seq, hash FROM {S}.audit_entry ORDER BY seq DESC LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
+        forged = prepare(event(99, subject="mallory"))
+        digest = entry_hash(seq + 1, prev, forged[3])
+        conn.execute(
+            f"INSERT INTO {S}.audit_entry VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (seq + 1, forged[0], forged[1], forged[2], prev, digest, *forged[4:]),
+        )
+    b.record(event(4, subject="b"))
+    with pytest.raises(AuditUnavailable) as raised:
+        b.commit()
+    assert str(raised.value) == (
+        f"audit store tampered with: entry {seq + 1} was appended by no replica"
+        " (it has no valid replica MAC); nothing after it is signed"
+    )
+    assert b.alarm is not None and not b.health()["healthy"]
+    store = PostgresStore(url, readonly=True)
+    assert max(h.tree_size for h in store.heads()) < seq + 1
+    store.close()
+    for replica in (a, b):
+        replica.store.close()

@@ -13,7 +13,7 @@ import pytest
 from tests.audit.chain_helpers import event
 from wardgate.audit.canonical import canonical
 from wardgate.audit.sqlite import SQLiteStore
-from wardgate.audit.store import GENESIS, AuditUnavailable, Head, Query
+from wardgate.audit.store import GENESIS, AuditUnavailable, Head, Query, Tampered
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_changes_other_than_appends_fail_in_sql(store: SQLiteStore, statement: s
     store.record_key("k", "pem", "now")
     store.add_head(Head(2, "00" * 32, "now", "k", "sig"))
     con = sqlite3.connect(store.path)
-    with pytest.raises(sqlite3.IntegrityError, match=r"append|signed cut|sequence"):
+    with pytest.raises(sqlite3.IntegrityError, match=r"append|signed cut|sequence|chained"):
         con.execute(statement)
     con.close()
 
@@ -119,11 +119,33 @@ def test_a_batch_larger_than_one_insert_is_one_transaction(store: SQLiteStore) -
     assert store.last() == (600, prev)
 
 
-def test_appends_from_another_connection_are_chained_after(store: SQLiteStore) -> None:
-    store.append_many([event(1)])
+def test_an_append_by_another_writer_is_a_tamper_alarm(store: SQLiteStore) -> None:
+    """The gateway is the store's only writer: it never chains after entries it did not write
+    (issue 18, attack 1); the store keeps its entries, and the alarm names both tails."""
+    (mine,) = store.append_entries([event(1)])
     other = SQLiteStore(store.path)
-    assert other.append_many([event(2), event(3)]) == [2, 3]
+    theirs = other.append_entries([event(2), event(3)])
     other.close()
-    assert store.append_many([event(4)]) == [4]  # its remembered tail was stale
-    entries = list(store.entries())
-    assert [e.prev_hash for e in entries[1:]] == [e.hash for e in entries[:-1]]
+    with pytest.raises(Tampered) as raised:
+        store.append_many([event(4)])
+    assert str(raised.value) == (
+        f"audit store tampered with: it ends at entry 3 (hash {theirs[-1].hash[:16]}),"
+        f" but this gateway last wrote entry 1 (hash {mine.hash[:16]})"
+    )
+    assert store.last() == (3, theirs[-1].hash)
+
+
+def test_the_database_refuses_an_entry_not_chained_to_the_last(store: SQLiteStore) -> None:
+    (first,) = store.append_entries([event(1)])
+    con = sqlite3.connect(store.path)
+    with pytest.raises(sqlite3.IntegrityError, match="audit entries are chained to the last entry"):
+        con.execute(
+            "INSERT INTO audit_entry (seq, time, type, event, prev_hash, hash, on_behalf, tables)"
+            f" VALUES (2, 't', 'x', '{{}}', '{'1' * 64}', 'h', '', '')"
+        )
+    con.execute(  # chained to the last entry, it is accepted (and the gateway alarms on it)
+        "INSERT INTO audit_entry (seq, time, type, event, prev_hash, hash, on_behalf, tables)"
+        f" VALUES (2, 't', 'x', '{{}}', '{first.hash}', 'h', '', '')"
+    )
+    con.commit()
+    con.close()

@@ -43,9 +43,11 @@ def insert_one(log: Log) -> None:
     forged = canonical(event(99, subject="mallory"))
     shifts = [f"UPDATE audit_entry SET seq = seq + 1 WHERE seq = {s}" for s in range(20, 6, -1)]
     insert = (
-        "INSERT INTO audit_entry (seq, time, type, event, prev_hash, hash, on_behalf, tables)"
+        "INSERT INTO audit_entry (seq, time, type, event, prev_hash, hash, on_behalf, tables,"
+        " subject, target, decision)"
         f" VALUES (7, '{event(99)['time']}', 'statement', '{forged.decode()}', '{prev}',"
-        f" '{entry_hash(7, prev, forged)}', '', '')"
+        f" '{entry_hash(7, prev, forged)}', '', '',"
+        " 'mallory', 'clinic', 'allow')"
     )
     tamper(log.db, *shifts, insert)
 

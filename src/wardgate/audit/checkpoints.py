@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import os
 import stat
 import time
@@ -23,7 +24,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from wardgate.audit.anchors import Anchors
 from wardgate.audit.canonical import canonical
 from wardgate.audit.merkle import Frontier, Tree, leaf_hash
-from wardgate.audit.store import AuditStore, AuditUnavailable, Entry, Head
+from wardgate.audit.store import (
+    AuditStore,
+    AuditUnavailable,
+    Entry,
+    Head,
+    Tampered,
+    entry_mac,
+    tamper_message,
+)
 
 
 def utc(ts: float) -> str:
@@ -60,6 +69,14 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
         f.flush()
         os.fsync(f.fileno())
     return key
+
+
+def mac_key(key: Ed25519PrivateKey) -> bytes:
+    """The replicas' MAC key, derived from the signing key they share (``store.entry_mac``)."""
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return hmac.new(raw, b"wardgate audit replica mac", hashlib.sha256).digest()
 
 
 def key_id(public: Ed25519PublicKey) -> str:
@@ -128,8 +145,9 @@ def tree_upto(store: AuditStore, size: int, first_leaf: int) -> tuple[Tree, list
 
 
 class Checkpointer:
-    """Writes a head every ``every_entries`` entries or ``every_seconds``, whichever comes first
-    (and at the first append), keeping the tree as a frontier in memory. Entries that another
+    """Writes a head every ``every_entries`` entries or when the oldest unsigned entry is
+    ``every_seconds`` old, whichever comes first (and at the first append), keeping the tree as
+    a frontier in memory. Entries that another
     writer appended (a replica sharing a PostgreSQL store) are read from the store into it."""
 
     def __init__(
@@ -138,12 +156,19 @@ class Checkpointer:
         key: Ed25519PrivateKey,
         *,
         every_entries: int = 1000,
-        every_seconds: float = 60.0,
+        every_seconds: float = 1.0,
         anchors: Anchors | None = None,
         clock: Callable[[], float] = time.time,
+        tick: float = 0.0,
     ) -> None:
         self.store, self.key, self.anchors, self.clock = store, key, anchors, clock
         self.every_entries, self.every_seconds = every_entries, every_seconds
+        # A head is due when the oldest unsigned entry is ``every_seconds - tick`` old: with a
+        # timer every ``tick`` seconds, no entry stays unsigned longer than ``every_seconds``.
+        self.tick_interval = tick
+        self.unsigned_since: float | None = None
+        # False for a command (``purge``) that writes beside the running gateway.
+        self.sole_writer = True
         public = key.public_key()
         store.record_key(key_id(public), public_pem(public), utc(clock()))
         heads = store.heads()
@@ -157,6 +182,16 @@ class Checkpointer:
                 self.frontier.append(leaf_hash(bytes.fromhex(entry.hash)))
         if self.frontier.size != size:
             raise AuditUnavailable(f"the audit store ends at {size}, its heads at {self.head_size}")
+        self.tip = store.last()  # (seq, hash) of the last entry this gateway knows it wrote
+
+    def check_tip(self) -> None:
+        """Refuse to sign unless the store ends with the entry this gateway wrote last (a store
+        shared by replicas is checked entry by entry instead, in ``_catch_up``)."""
+        if self.store.shared or not self.sole_writer:
+            return
+        found = self.store.last()
+        if found != self.tip:
+            raise Tampered(tamper_message(found, self.tip), self.tip)
 
     def appended(self, entries: Sequence[Entry]) -> Head | None:
         if not entries:
@@ -178,21 +213,63 @@ class Checkpointer:
         append = self.frontier.append
         for digest in digests:
             append(leaf_hash(digest))
+        if digests:
+            self.tip = (self.frontier.size, digests[-1].hex())
+            if self.unsigned_since is None:
+                self.unsigned_since = self.clock()
         return self.tick()
 
-    def _catch_up(self, size: int) -> None:
-        """Take entries up to ``size`` that others appended into the tree, from the store."""
-        for entry in self.store.entries(self.frontier.size + 1, size):
+    def _catch_up(self, size: int, vouched: bool = True) -> None:
+        """Take entries up to ``size`` that others appended into the tree, from the store. In a
+        shared store each must carry a replica's MAC (``vouched``): the signer covers no entry
+        that no replica vouches for."""
+        first = self.frontier.size + 1
+        key = self.store.mac_key if vouched and self.store.shared else None
+        macs = self.store.vouches(first, size) if key is not None and size >= first else {}
+        for entry in self.store.entries(first, size):
             if entry.seq != self.frontier.size + 1:
                 break
+            if key is not None and macs.get(entry.seq) != entry_mac(key, entry.hash):
+                raise Tampered(
+                    f"audit store tampered with: entry {entry.seq} was appended by no replica"
+                    " (it has no valid replica MAC); nothing after it is signed",
+                    self.tip,
+                )
             self.frontier.append(leaf_hash(bytes.fromhex(entry.hash)))
+            self.tip = (entry.seq, entry.hash)
+
+    def catch_up(self) -> None:
+        """Take whatever the store holds beyond the tree into it (a command run beside the
+        gateway does, before it appends)."""
+        found = self.store.last()
+        self._catch_up(found[0])
+        self.tip = found
+
+    def resync(self) -> tuple[int, int]:
+        """Take what the store holds beyond this gateway's tip into the tree (after an operator
+        acknowledged a tamper alarm); returns the range taken, empty if none. A store that lost
+        entries this gateway wrote cannot be resumed."""
+        found = self.store.last()
+        first = self.frontier.size + 1
+        if found[0] < self.frontier.size:
+            raise Tampered(
+                tamper_message(found, self.tip) + "; entries this gateway wrote are gone:"
+                " restore the store from a backup"
+            )
+        self._catch_up(found[0], vouched=False)  # the operator acknowledged them
+        if self.frontier.size != found[0]:
+            raise Tampered(f"the audit store lacks entries {self.frontier.size + 1}..{found[0]}")
+        self.tip = found
+        return first, found[0]
 
     def due(self, now: float) -> bool:
         if self.frontier.size == self.head_size:
             return False
+        if self.head_time == float("-inf") or self.unsigned_since is None:
+            return True  # the first entries, or ones left by a previous run
         return (
             self.frontier.size - self.head_size >= self.every_entries
-            or now - self.head_time >= self.every_seconds
+            or now - self.unsigned_since >= self.every_seconds - self.tick_interval
         )
 
     def tick(self) -> Head | None:
@@ -205,8 +282,10 @@ class Checkpointer:
         if self.frontier.size == self.head_size:
             return None
         now = self.clock() if now is None else now
+        self.check_tip()
         head = self._publish(sign_head(self.key, self.frontier, now))
         self.head_size, self.head_time = head.tree_size, now
+        self.unsigned_since = None
         return head
 
     def head_at(self, size: int) -> Head:
@@ -218,6 +297,7 @@ class Checkpointer:
             head = self.checkpoint()
             assert head is not None
             return head
+        self.check_tip()
         tree, _ = tree_upto(self.store, size, size - 1)
         frontier = tree_frontier(tree, size)
         return self._publish(sign_head(self.key, frontier, self.clock()))

@@ -1,4 +1,4 @@
-"""``wardgate audit ...``: verify, prove, search, export, key, purge.
+"""``wardgate audit ...``: verify, prove, search, export, key, purge, ack.
 
 Paths default to the ``audit`` section of the configuration (``-c`` or ``$WARDGATE_CONFIG``);
 explicit options win, so an auditor needs no configuration: ``--db`` and ``--key`` suffice.
@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from wardgate.audit.checkpoints import load_public_key, public_pem
+from wardgate.audit.checkpoints import key_id, load_public_key, public_pem
 from wardgate.audit.location import Location, location
 from wardgate.audit.store import AuditUnavailable, Query, open_store
 from wardgate.config import CONFIG_ENV, Audit, ConfigError, config_path, load
@@ -47,6 +47,12 @@ def add_parser(subparsers: Any) -> None:
     verify = action("verify", "verify the log offline with the public key")
     verify.add_argument("--key", type=Path, default=None, help="public key PEM")
     verify.add_argument("--head", type=Path, default=None, help="anchored head file")
+    verify.add_argument(
+        "--pin",
+        default=None,
+        metavar="KEYID",
+        help="refuse heads signed by any key but this (`wardgate audit key --id`; or audit.pin)",
+    )
     prove = action("prove", "print the inclusion proof of an entry and its signed head (JSON)")
     prove.add_argument("seq", type=int)
     search = action("search", "find entries")
@@ -60,6 +66,9 @@ def add_parser(subparsers: Any) -> None:
     export.add_argument("--until", default=None)
     key = action("key", "print the public key (PEM) that verifies the signed heads")
     key.add_argument("--key-file", type=Path, default=None, help="the private key file")
+    key.add_argument("--id", action="store_true", help="print only the key id, which auditors pin")
+    ack = action("ack", "acknowledge a tamper alarm: the gateway resumes and records this")
+    ack.add_argument("--reason", required=True, help="what was found and done (recorded)")
     purge = action("purge", "delete entries older than the retention period, at a signed cut")
     purge.add_argument("--days", type=int, default=None, help="retention (default: config)")
 
@@ -117,7 +126,7 @@ def _verify(args: argparse.Namespace, cfg: Audit) -> int:
     head: Path | None = args.head or cfg.head_file
     if head is not None and not head.is_file():
         raise _Usage(f"{head}: no such head file")
-    report = verify(db, _public_key(args.key, cfg), head)
+    report = verify(db, _public_key(args.key, cfg), head, args.pin or cfg.pin)
     for note in report.notes:
         print(f"note: {note}")
     if not report.ok:
@@ -213,7 +222,37 @@ def _key(args: argparse.Namespace, cfg: Audit) -> int:
     private: Path | None = args.key_file or cfg.key_path()
     if private is None:
         raise _Usage("no key: pass --key-file or a configuration with audit.key or audit.store")
-    print(public_pem(_public_key(None, cfg.model_copy(update={"key": private}))), end="")
+    public = _public_key(None, cfg.model_copy(update={"key": private}))
+    if args.id:
+        print(key_id(public))
+        return 0
+    print(f"key id (pin it: wardgate audit verify --pin): {key_id(public)}", file=sys.stderr)
+    print(public_pem(public), end="")
+    return 0
+
+
+def _ack(args: argparse.Namespace, cfg: Audit) -> int:
+    import getpass
+    import time
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from wardgate.audit.alarms import AlarmFile
+
+    private, alarms = cfg.key_path(), cfg.alarm_path()
+    if private is None or alarms is None:
+        raise _Usage("ack needs the signing key: set audit.store (and audit.key)")
+    key = load_pem_private_key(_read(private), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise _Usage(f"{private}: not an Ed25519 key")
+    done = AlarmFile(alarms, key).acknowledge(args.reason, getpass.getuser(), time.time())
+    if done is None:
+        print(f"no open tamper alarm in {alarms}")
+        return 1
+    print(
+        f"acknowledged the tamper alarm of {done['alarm']}; the gateway resumes within a second"
+        " and records the acknowledgement in the log"
+    )
     return 0
 
 
@@ -224,7 +263,9 @@ def _purge(args: argparse.Namespace, cfg: Audit) -> int:
     private = cfg.key_path()
     if private is None:
         raise _Usage("purge needs the signing key: set audit.store (and audit.key)")
-    audit = ChainedAudit.open(_db(args, cfg), private, head_file=cfg.head_file, webhook=cfg.webhook)
+    audit = ChainedAudit.open(
+        _db(args, cfg), private, head_file=cfg.head_file, webhook=cfg.webhook, gateway=False
+    )
     checkpointer = audit.checkpointer
     assert checkpointer is not None
     try:  # no final head: a running gateway keeps signing the tail
@@ -247,4 +288,5 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Audit], int]] = {
     "export": _export,
     "key": _key,
     "purge": _purge,
+    "ack": _ack,
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from wardgate.audit.chained import ChainedAudit
+from wardgate.audit.chained import ChainedAudit, tick_interval
 from wardgate.audit.events import Event
 from wardgate.audit.jsonl import AuditLog
 from wardgate.audit.siem.feed import SiemFeed
@@ -42,8 +42,12 @@ class AuditComponent(Component):
                 webhook=audit.webhook,
                 every_entries=audit.checkpoint_entries,
                 every_seconds=audit.checkpoint_seconds,
+                alarm_file=audit.alarm_path(),
             )
+            self.chained.on_alarm = self._alarm
         self.forwarder = Forwarder.from_config(config.siem) if config.siem.sinks else None
+        self.anchor_lag = audit.anchor_lag
+        self.tick_seconds = tick_interval(audit.checkpoint_seconds)
 
     def recorders(self) -> list[Addon]:
         found: list[Addon] = [r for r in (self.log, self.chained) if r is not None]
@@ -67,19 +71,32 @@ class AuditComponent(Component):
         if self.chained is not None:
             self.chained.commit()
 
+    def _alarm(self, event: Event) -> None:
+        """A tamper alarm of the signed store: to the JSON-lines copy and the SIEM at once."""
+        if self.log is not None:
+            self.log.write(event)
+            self.log.commit()
+        if self.forwarder is not None:
+            try:
+                self.forwarder.submit(event)
+            except SpoolFull as exc:
+                log.error("%s", exc)
+
     async def start(self) -> None:
         if self.forwarder is not None:
             self.forwarder.start()
         if self.chained is not None:
-            self.every(1.0, self._tick, blocking=True)
+            self.every(self.tick_seconds, self._tick, blocking=True)
 
     def _tick(self) -> None:
-        """Sign a head if one is due by time (so a quiet log is signed too); commit the events
-        of refused sessions, which wait for no result (and so find a failed store writable)."""
+        """Sign a head if one is due by time (so a quiet log is signed too, within the interval);
+        commit the events of refused sessions, which wait for no result (and so find a failed
+        store writable)."""
         chained = self.chained
         assert chained is not None
         try:
-            if chained.pending() or not chained.healthy:
+            # Under a tamper alarm nothing is committed; ``tick`` takes up its acknowledgement.
+            if (chained.pending() or not chained.healthy) and chained.alarm is None:
                 chained.commit()
             chained.tick()
         except AuditUnavailable as exc:
@@ -89,6 +106,10 @@ class AuditComponent(Component):
         if self.chained is not None:
             return self.chained.health()
         return {"healthy": True, "reason": "", "pending": 0}
+
+    def degraded(self) -> str:
+        """Why the audit is degraded though sessions go on (the anchor is behind), or ""."""
+        return self.chained.anchor_lag(self.anchor_lag) if self.chained is not None else ""
 
     def siem_status(self) -> dict[str, object] | None:
         return self.forwarder.status() if self.forwarder is not None else None

@@ -102,6 +102,22 @@ def statement_event(request: Statement, now: float) -> Event:
     return event
 
 
+def start_event(request: Statement | ApiCall) -> Event:
+    """The write-ahead record of an allowed statement (or API call), made when it goes to the
+    server: who, what and on which target, before any of its result reaches the client. Its
+    summary (``statement`` / ``api_call``) follows when it ends."""
+    kind = "statement.start" if isinstance(request, Statement) else "api_call.start"
+    event: Event = {
+        "time": _time(request.started),
+        "type": kind,
+        **_statement_context(request.session),
+        "seq": request.seq,
+        "kind": request.kind,
+        "statement": request.text,
+    }
+    return event
+
+
 def api_call_event(request: ApiCall) -> Event:
     """An HTTP request through the gateway: OCSF API Activity."""
     s = request.session

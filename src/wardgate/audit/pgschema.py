@@ -39,9 +39,16 @@ def lock_key(name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+VOUCH = "audit_vouch"  # seq -> the MAC of the replica that appended the entry
+
+
 def tables(name: str) -> list[str]:
     """CREATE SCHEMA and the portable tables, to run with ``search_path`` set to ``name``."""
-    return [f"CREATE SCHEMA IF NOT EXISTS {name}", *schema("BIGINT", 'TEXT COLLATE "C"')]
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {name}",
+        *schema("BIGINT", 'TEXT COLLATE "C"'),
+        f"CREATE TABLE IF NOT EXISTS {VOUCH} (seq BIGINT PRIMARY KEY, mac CHAR(64) NOT NULL)",
+    ]
 
 
 def functions(s: str) -> list[str]:

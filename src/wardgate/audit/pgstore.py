@@ -39,9 +39,11 @@ from wardgate.audit.store import (
     Query,
     Row,
     chain,
+    entry_mac,
+    entry_of,
 )
 
-_ENTRY = "seq, time, type, event, prev_hash, hash"
+_ENTRY = "seq, time, type, event, prev_hash, hash, subject, on_behalf, target, tables, decision"
 _CHUNK = 5000  # rows per read: entries and search results are paged by seq
 _DEFAULTS = {  # unless the URL says otherwise: a dead server fails a commit within seconds
     "connect_timeout": "10",
@@ -62,6 +64,7 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 
 class PostgresStore(AuditStore):
+    shared = True  # replicas append to one chain, each entry with its replica's MAC
     idle_check = 30.0  # seconds idle after which a connection is probed before an append
 
     def __init__(
@@ -82,6 +85,10 @@ class PostgresStore(AuditStore):
             " on_behalf, target, tables, decision) SELECT * FROM unnest(%b::bigint[],"
             + ", ".join(["%b::text[]"] * 10)
             + ")"
+        )
+        self._vouch = (
+            f"INSERT INTO {s}.{pgschema.VOUCH} (seq, mac)"
+            " SELECT * FROM unnest(%b::bigint[], %b::text[])"
         )
         with self._lock:
             conn = self._connection()
@@ -177,7 +184,7 @@ class PostgresStore(AuditStore):
                 " WHERE schemaname = %s AND tableowner = current_user",
                 (s,),
             ).fetchone()
-            if owned is not None and owned[0] == len(pgschema.TABLES):
+            if owned is not None and owned[0] >= len(pgschema.TABLES):
                 for statement in pgschema.revokes(s):
                     conn.execute(statement)
 
@@ -193,7 +200,7 @@ class PostgresStore(AuditStore):
         ).fetchall()
         present = {(r[0], r[1]) for r in rows}
         have = {r[0] for r in rows}
-        return set(pgschema.TABLES) - have, set(wanted) - present
+        return {*pgschema.TABLES, pgschema.VOUCH} - have, set(wanted) - present
 
     # -- appends ------------------------------------------------------------------------------
 
@@ -231,6 +238,7 @@ class PostgresStore(AuditStore):
             self._in_doubt = rows
             try:
                 conn.execute(self._insert, _columns(rows))
+                self._vouch_for(conn, rows)
             except psycopg.Error as exc:
                 if exc.sqlstate == pgschema.IN_SEQUENCE:  # a writer that ignores the lock
                     self._in_doubt = None
@@ -250,6 +258,7 @@ class PostgresStore(AuditStore):
                 conn.execute("BEGIN")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key,))
                 conn.execute(self._insert, _columns(rows))
+                self._vouch_for(conn, rows)
                 conn.execute("COMMIT")
         except psycopg.Error as exc:
             if exc.sqlstate != pgschema.IN_SEQUENCE:
@@ -258,6 +267,18 @@ class PostgresStore(AuditStore):
             conn.execute("ROLLBACK")
             raise _OutOfSequence from exc
         self._in_doubt = None
+
+    def _vouch_for(self, conn: Connection, rows: list[Row]) -> None:
+        key = self.mac_key
+        if key is not None:
+            conn.execute(self._vouch, [[r[0] for r in rows], [entry_mac(key, r[5]) for r in rows]])
+
+    def vouches(self, first: int, last: int) -> dict[int, str]:
+        rows = self._fetch(
+            f"SELECT seq, mac FROM {self.schema}.{pgschema.VOUCH} WHERE seq BETWEEN %s AND %s",
+            (first, last),
+        )
+        return {int(r[0]): str(r[1]) for r in rows}
 
     def _read_tail(self, conn: Connection) -> tuple[int, str]:
         s = self.schema
@@ -297,6 +318,10 @@ class PostgresStore(AuditStore):
             except psycopg.Error as exc:
                 raise self._unavailable(exc) from exc
 
+    def resync(self) -> None:
+        with self._lock:
+            self._tail = None
+
     def last(self) -> tuple[int, str]:
         with self._lock:
             try:
@@ -321,7 +346,7 @@ class PostgresStore(AuditStore):
             chunk = _CHUNK if left is None else min(left, _CHUNK)
             rows = self._fetch(sql, [*params, after, chunk])
             for row in rows:
-                yield Entry(int(row[0]), *row[1:])
+                yield entry_of(row)
             if len(rows) < chunk:
                 return
             after = int(rows[-1][0])

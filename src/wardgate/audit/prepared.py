@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote  # JCS escapes strings alike (canonical.py)
 
-from wardgate.audit.events import UtcText, statement_event
+from wardgate.audit.events import UtcText, start_event, statement_event
 from wardgate.audit.store import Prepared, prepare
 from wardgate.core.model import Identity, SessionInfo, Statement
 
@@ -85,6 +85,39 @@ class StatementEntries:
 
     def forget(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+
+    def _session_parts(self, s: SessionInfo) -> _SessionParts:
+        parts = self._sessions.get(s.id)
+        if parts is None or not parts.fits(s):
+            parts = self._sessions[s.id] = _parts(s)
+        return parts
+
+    def start(self, request: Statement) -> Prepared:
+        """``store.prepare(start_event(request))``, fast."""
+        started = self._time.of(request.started)
+        if started is None:
+            return prepare(start_event(request))
+        parts = self._session_parts(request.session)
+        text = (
+            f'{{"kind":{_quote(request.kind)},"seq":{request.seq:d},"session":{parts.session},'
+            f'"statement":{_quote(request.text)},"time":"{started}","type":"statement.start",'
+            f'"who":{parts.who}}}'
+        )
+        try:
+            data = text.encode()
+        except UnicodeEncodeError:
+            return prepare(start_event(request))
+        return (
+            started,
+            "statement.start",
+            text,
+            data,
+            parts.subject,
+            parts.on_behalf,
+            parts.target or None,
+            "",
+            None,
+        )
 
     def prepare(self, request: Statement) -> Prepared:
         s = request.session

@@ -27,8 +27,11 @@ from wardgate.audit.store import (
     Prepared,
     Query,
     Row,
+    Tampered,
     chain,
+    entry_of,
     schema,
+    tamper_message,
 )
 
 _TRIGGERS = [
@@ -41,6 +44,13 @@ _TRIGGERS = [
        WHEN NEW.seq <> 1 + coalesce((SELECT max(seq) FROM audit_entry),
                                     (SELECT max(tree_size) FROM audit_cut), 0)
        BEGIN SELECT RAISE(ABORT, 'audit entries are appended in sequence'); END""",
+    # The chain itself: an entry names the last entry's hash (or the cut's, or 64 zeros) as its
+    # prev_hash. A store made before this trigger gets it at the next start.
+    f"""CREATE TRIGGER IF NOT EXISTS audit_entry_chained BEFORE INSERT ON audit_entry
+       WHEN NEW.prev_hash IS NOT coalesce(
+           (SELECT hash FROM audit_entry ORDER BY seq DESC LIMIT 1),
+           (SELECT last_hash FROM audit_cut ORDER BY tree_size DESC LIMIT 1), '{GENESIS}')
+       BEGIN SELECT RAISE(ABORT, 'audit entries are chained to the last entry'); END""",
     """CREATE TRIGGER IF NOT EXISTS audit_cut_at_head BEFORE INSERT ON audit_cut
        WHEN NOT EXISTS (SELECT 1 FROM audit_head WHERE tree_size = NEW.tree_size)
        BEGIN SELECT RAISE(ABORT, 'a cut needs a signed head of its size'); END""",
@@ -52,8 +62,13 @@ for _table in ("audit_head", "audit_cut", "audit_key"):
             BEGIN SELECT RAISE(ABORT, '{_table} is append-only'); END"""
         )
 
-_ENTRY = "seq, time, type, event, prev_hash, hash"
-_IN_SEQUENCE = "audit entries are appended in sequence"  # the trigger's message
+_ENTRY = "seq, time, type, event, prev_hash, hash, subject, on_behalf, target, tables, decision"
+# What the triggers and the primary key say when an insert does not follow the stored tail.
+_OUT_OF_SEQUENCE = (
+    "audit entries are appended in sequence",
+    "audit entries are chained to the last entry",
+    "UNIQUE constraint failed: audit_entry.seq",
+)
 _COLUMNS = 11
 _ROWS_PER_INSERT = 256  # 2816 parameters: well below SQLite's limit (32766 since 3.32)
 
@@ -99,25 +114,28 @@ class SQLiteStore(AuditStore):
             raise AuditUnavailable(f"audit store {path}: {exc}") from exc
 
     def append_prepared(self, records: Sequence[Prepared]) -> tuple[list[Row], list[bytes]]:
+        """The tail is read once, when the store opens; after that this gateway is the only
+        writer, so an insert that does not follow its own last entry is a tamper alarm."""
         if not records:
             return [], []
         with self._lock:
-            for attempt in range(2):
-                if self._tail is None:
-                    self._tail = self._last_or_unavailable()
-                rows, digests = chain(records, *self._tail)
-                try:
-                    self._insert(rows)
-                except _OutOfSequence:  # another connection appended: chain after its entries
-                    self._tail = None
-                    if attempt:
-                        raise AuditUnavailable(
-                            f"audit store {self.path}: entries are being appended elsewhere"
-                        ) from None
-                    continue
-                self._tail = rows[-1][0], rows[-1][5]
-                return rows, digests
-        raise AssertionError("unreachable")
+            if self._tail is None:
+                self._tail = self._last_or_unavailable()
+            rows, digests = chain(records, *self._tail)
+            try:
+                self._insert(rows)
+            except _OutOfSequence:
+                raise Tampered(self._foreign(self._tail), self._tail) from None
+            self._tail = rows[-1][0], rows[-1][5]
+            return rows, digests
+
+    def _foreign(self, tail: tuple[int, str]) -> str:
+        found = self._last_or_unavailable()
+        return tamper_message(found, tail)
+
+    def resync(self) -> None:
+        with self._lock:
+            self._tail = None
 
     def _insert(self, rows: list[Row]) -> None:
         """One INSERT in autocommit mode when the batch fits one statement: SQLite then runs the
@@ -137,7 +155,9 @@ class SQLiteStore(AuditStore):
             with contextlib.suppress(sqlite3.Error):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.IntegrityError) and _IN_SEQUENCE in str(exc):
+            if isinstance(exc, sqlite3.IntegrityError) and any(
+                message in str(exc) for message in _OUT_OF_SEQUENCE
+            ):
                 raise _OutOfSequence from exc
             raise AuditUnavailable(f"audit store {self.path}: {exc}") from exc
 
@@ -166,7 +186,7 @@ class SQLiteStore(AuditStore):
             sql += " AND seq <= ?"
             params.append(last)
         for row in self._db.execute(sql + " ORDER BY seq", params):
-            yield Entry(*row)
+            yield entry_of(row)
 
     def add_head(self, head: Head) -> None:
         with self._lock:
@@ -245,7 +265,7 @@ class SQLiteStore(AuditStore):
         if query.limit:
             sql += f" LIMIT {int(query.limit)}"
         for row in self._db.execute(sql, params):
-            yield Entry(*row)
+            yield entry_of(row)
 
     def record_key(self, key_id: str, public_pem: str, now: str) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ in PL/pgSQL. ``open_store`` picks one by the form of the location.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,29 @@ GENESIS = "0" * 64
 
 class AuditUnavailable(Exception):
     """The store cannot make events durable; requests must be refused until it can."""
+
+
+class Tampered(AuditUnavailable):
+    """The store's chain is not the one this gateway wrote (an entry it did not append, or one it
+    appended missing): a tamper alarm, which only an operator's acknowledgement clears."""
+
+    def __init__(self, message: str, wrote: tuple[int, str] | None = None) -> None:
+        super().__init__(message)
+        self.wrote = wrote  # (seq, hash) of the last entry this gateway wrote
+
+
+def tamper_message(found: tuple[int, str], wrote: tuple[int, str]) -> str:
+    """The alarm's text: what the store ends with against what this gateway last wrote."""
+    return (
+        f"audit store tampered with: it ends at entry {found[0]} (hash {found[1][:16]}),"
+        f" but this gateway last wrote entry {wrote[0]} (hash {wrote[1][:16]})"
+    )
+
+
+def entry_mac(key: bytes, entry_hash_hex: str) -> str:
+    """The MAC a replica writes beside each entry it appends: HMAC-SHA256 over the entry's raw
+    hash, keyed with ``mac_key(signing key)``; only a holder of the signing key can make it."""
+    return hmac.new(key, bytes.fromhex(entry_hash_hex), hashlib.sha256).hexdigest()
 
 
 def chain_encoding(seq: int, prev_hash: str, event_json: bytes) -> bytes:
@@ -97,6 +121,14 @@ class Entry:
     event: str
     prev_hash: str
     hash: str
+    # The search columns as stored (subject, on_behalf, target, tables, decision): copies the
+    # hash does not cover, so ``verify`` recomputes them from the event.
+    columns: tuple[str | None, ...] | None = field(default=None, compare=False)
+
+
+def entry_of(row: Sequence[Any]) -> Entry:
+    """An ``Entry`` from a row of the eleven columns (see ``Row``)."""
+    return Entry(int(row[0]), row[1], row[2], row[3], row[4], row[5], columns=tuple(row[6:11]))
 
 
 @dataclass(frozen=True)
@@ -243,6 +275,21 @@ def schema(seq_type: str = "INTEGER", text: str = "TEXT") -> list[str]:
 class AuditStore(ABC):
     """Append-only: entries, heads and cuts are only ever inserted; entries are deleted only by
     ``purge`` and only up to a recorded cut, which the database itself enforces."""
+
+    # True where several gateways append to one chain (PostgreSQL): entries this gateway did not
+    # write are then expected, each vouched for by the MAC of the replica that wrote it. A store
+    # that is not shared has exactly one writer, the gateway.
+    shared = False
+    mac_key: bytes | None = None  # the replicas' MAC key (from the signing key), set by its owner
+
+    def vouches(self, first: int, last: int) -> dict[int, str]:
+        """The replica MACs of entries ``first..last`` by seq (a shared store keeps them)."""
+        return {}
+
+    @abstractmethod
+    def resync(self) -> None:
+        """Forget the remembered tail: the next append chains after what the store holds (only
+        after an operator acknowledged a tamper alarm)."""
 
     @abstractmethod
     def append_prepared(self, records: Sequence[Prepared]) -> tuple[list[Row], list[bytes]]:

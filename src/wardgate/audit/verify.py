@@ -5,12 +5,17 @@ One pass in seq order, so the first problem reported is the first bad entry (or 
 
 1. a retention cut, if any, is vouched for by a signed head of its size: the head's frontier gives
    its root, and the recorded hash of the last purged entry is proven to be that tree's last leaf;
-2. every entry: seq is the next one; the event is valid JSON in its canonical form; ``time`` and
-   ``type`` match the event; ``prev_hash`` is the previous entry's hash; ``hash`` is recomputed;
+2. every entry: seq is the next one; the event is valid JSON in its canonical form; ``time``,
+   ``type`` and the search columns (``subject``, ``on_behalf``, ``target``, ``tables``,
+   ``decision``) match the event; ``prev_hash`` is the previous entry's hash; ``hash`` is
+   recomputed;
 3. at each stored or anchored head's size: its key id is the given key's, its signature verifies,
    and its root equals the Merkle root recomputed from the entries;
 4. no head (stored or anchored) is beyond the last entry; consecutive heads are consistent
-   (RFC 6962 consistency proofs); the log has at least one signed head.
+   (RFC 6962 consistency proofs); the log has at least one signed head;
+5. a retention cut is vouched for by a signed ``audit.cut`` entry (``cuts.py``) made when the
+   last entry cut was past the retention period, and every head below the cut is consistent
+   with the head at it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from wardgate.audit.anchors import read_head_file
 from wardgate.audit.canonical import CanonicalizationError, canonical
 from wardgate.audit.checkpoints import frontier_of, key_id, signature_ok, tree_upto
+from wardgate.audit.cuts import CUT, age_days, cut_signed
 from wardgate.audit.location import Location
 from wardgate.audit.merkle import Frontier, Tree, leaf_hash, verify_consistency, verify_inclusion
 from wardgate.audit.store import (
@@ -35,7 +41,10 @@ from wardgate.audit.store import (
     Head,
     entry_hash,
     open_store,
+    search_columns,
 )
+
+_COLUMN_NAMES = ("subject", "on_behalf", "target", "tables", "decision")
 
 
 @dataclass
@@ -56,10 +65,22 @@ class _Bad(Exception):
         self.seq, self.problem = seq, problem
 
 
-def verify(db: Location, public: Ed25519PublicKey, head_file: Path | None = None) -> Report:
-    """``db`` is a SQLite file or a PostgreSQL URL (read in one snapshot)."""
+def verify(
+    db: Location,
+    public: Ed25519PublicKey,
+    head_file: Path | None = None,
+    pin: str | None = None,
+) -> Report:
+    """``db`` is a SQLite file or a PostgreSQL URL (read in one snapshot). With ``pin`` (a key
+    id), a public key with another id is refused before anything else is read."""
     report = Report()
     try:
+        if pin is not None and key_id(public) != pin.lower():
+            raise _Bad(
+                None,
+                f"the public key given has key id {key_id(public)}, not the pinned {pin.lower()}"
+                " (heads signed by any other key are refused)",
+            )
         anchored = read_head_file(head_file) if head_file is not None else []
         if isinstance(db, Path) and not db.is_file():
             raise _Bad(None, f"{db}: no such database file")
@@ -114,6 +135,7 @@ def _check(
                 raise _Bad(size, f"{what} {size}: its root differs from the head at the cut")
 
     base = frontier.copy()
+    cuts: dict[int, tuple[int, dict[str, object]]] = {}  # signed audit.cut entries by cut size
     leaves: list[bytes] = []
     roots: dict[int, bytes] = {floor: frontier.root()} if floor else {}
     for entry in store.entries(floor + 1):
@@ -121,6 +143,11 @@ def _check(
         if entry.seq != expected:
             raise _Bad(expected, f"entry {expected} is missing (the next entry is {entry.seq})")
         _check_entry(entry, prev)
+        if entry.type == CUT:
+            cut_entry = json.loads(entry.event)
+            if not cut_signed(cut_entry, public):
+                raise _Bad(entry.seq, f"entry {entry.seq}: a retention cut not signed by key {kid}")
+            cuts[int(cut_entry["tree_size"])] = (entry.seq, cut_entry)
         prev = entry.hash
         leaf = leaf_hash(bytes.fromhex(entry.hash))
         frontier.append(leaf)
@@ -146,6 +173,8 @@ def _check(
         )
     if size and not stored:
         raise _Bad(None, "no signed head in the store: nothing vouches for these entries")
+    if cut is not None:
+        _check_cut_entry(cut.tree_size, cut.last_hash, stored, cuts, by_size, report)
     tree = Tree(leaves, base)
     sizes = sorted(roots)
     for old, new in itertools.pairwise(sizes):
@@ -180,6 +209,67 @@ def _check_cut(
     return frontier, last_hash
 
 
+def _check_cut_entry(
+    floor: int,
+    last_hash: str,
+    stored: dict[int, Head],
+    cuts: dict[int, tuple[int, dict[str, object]]],
+    by_size: dict[int, list[tuple[str, Head]]],
+    report: Report,
+) -> None:
+    """The cut at ``floor`` is vouched for by a signed ``audit.cut`` entry further on, made when
+    entry ``floor`` was past its retention period; heads below the cut are consistent with the
+    head at it (the proofs the cut entry carries)."""
+    found = cuts.get(floor)
+    if found is None:
+        raise _Bad(
+            floor,
+            f"the retention cut at {floor} is not vouched for by a signed audit.cut entry:"
+            f" entries 1..{floor} were deleted without one",
+        )
+    seq, event = found
+    if event.get("root_hash") != stored[floor].root_hash or event.get("last_hash") != last_hash:
+        raise _Bad(
+            seq, f"entry {seq}: the audit.cut entry names another cut than the one at {floor}"
+        )
+    try:
+        age, days = age_days(event), float(str(event["retention_days"]))
+    except (KeyError, ValueError):
+        raise _Bad(seq, f"entry {seq}: the audit.cut entry has no valid times") from None
+    if age < days:
+        raise _Bad(
+            seq,
+            f"the retention cut at {floor} deleted entries younger than its retention period:"
+            f" entry {floor} was {age:.2f} days old when cut, the period is {days:g} days",
+        )
+    report.notes[-1] = (
+        f"entries 1..{floor} were purged at a signed cut (entry {seq}, {event['time']}:"
+        f" entry {floor} was {age:.0f} days old, retention {days:g} days)"
+    )
+    proofs = event.get("consistency")
+    proofs = proofs if isinstance(proofs, dict) else {}
+    root = bytes.fromhex(stored[floor].root_hash)
+    unproven = []
+    for size in sorted(s for s in by_size if 0 < s < floor):
+        proof = proofs.get(str(size))
+        if proof is None:
+            unproven.append(size)
+            continue
+        nodes = [bytes.fromhex(p) for p in proof]
+        for what, head in by_size[size]:
+            if not verify_consistency(size, floor, bytes.fromhex(head.root_hash), root, nodes):
+                raise _Bad(
+                    size,
+                    f"{what} {size} is not consistent with the head at the cut ({floor}):"
+                    " the log before the cut was rewritten",
+                )
+    if unproven:
+        report.notes.append(
+            f"heads {unproven[0]}..{unproven[-1]} below the cut predate an earlier cut: only their"
+            " signatures are checked"
+        )
+
+
 def _check_entry(entry: Entry, prev: str) -> None:
     seq = entry.seq
     try:
@@ -201,6 +291,15 @@ def _check_entry(entry: Entry, prev: str) -> None:
         raise _Bad(seq, f"entry {seq}: prev_hash is not the hash of entry {seq - 1}")
     if entry_hash(seq, prev, data) != entry.hash:
         raise _Bad(seq, f"entry {seq}: the hash does not match its contents")
+    if entry.columns is not None and isinstance(event, dict):
+        expected = search_columns(event)
+        for name, stored, wanted in zip(_COLUMN_NAMES, entry.columns, expected, strict=True):
+            if (stored or None) != (wanted or None):
+                raise _Bad(
+                    seq,
+                    f"entry {seq}: its {name} column {stored!r} differs from its event"
+                    f" ({wanted!r}); search would miss or misfile it",
+                )
 
 
 def prove(store: AuditStore, seq: int) -> dict[str, object]:

@@ -4,10 +4,12 @@ Hooks are per exchange type, as mitmproxy's are per protocol.
 
 - ``connect(attempt)``: every session start, refused ones too.
 - SQL (``Statement``): ``statement(stmt)`` before it reaches the target (returns a ``Decision``
-  or None); ``result_header(stmt, columns)`` before a result's rows; ``row(stmt, values)`` for each
-  row, decoded (returns the values to send); ``statement_end(stmt)`` when its result is complete
-  or it was refused.
-- APIs (``ApiCall``): ``api_call(call)`` before it reaches the API; ``document(call, body)`` for
+  or None); ``statement_sent(stmt)`` when an allowed one goes to the target;
+  ``result_header(stmt, columns)`` before a result's rows; ``row(stmt, values)`` for each row,
+  decoded (returns the values to send); ``statement_end(stmt)`` when its result is complete or it
+  was refused.
+- APIs (``ApiCall``): ``api_call(call)`` before it reaches the API; ``api_call_sent(call)`` when
+  an allowed one goes to it; ``document(call, body)`` for
   each JSON document the API answers (returns the document to send); ``api_call_end(call)``.
 - Either: ``approve(exchange, decision)`` resolves a ``Verdict.APPROVE``.
 - ``diagnostic(session, fields)``: each error or notice the server sends (returns the fields to
@@ -68,6 +70,10 @@ class Addon:
     def statement(self, stmt: Statement) -> Decision | None:
         return None
 
+    def statement_sent(self, stmt: Statement) -> None:
+        """An allowed statement goes to the server now: whatever of its result the client
+        receives comes after this (the audit's write-ahead record)."""
+
     def result_header(self, stmt: Statement, columns: tuple[ResultColumn, ...]) -> None:
         pass
 
@@ -81,6 +87,9 @@ class Addon:
 
     def api_call(self, call: ApiCall) -> Decision | None:
         return None
+
+    def api_call_sent(self, call: ApiCall) -> None:
+        """An allowed call goes to the API now (the audit's write-ahead record)."""
 
     def document(self, call: ApiCall, body: Any) -> Any:
         """A JSON document an HTTP API answered (parsed: dicts, lists, str, numbers, None);
@@ -113,8 +122,9 @@ class Addon:
 
 
 HOOKS = (
-    "connect", "statement", "result_header", "row", "statement_end", "api_call", "document",
-    "api_call_end", "approve", "diagnostic", "disconnect", "commit",
+    "connect", "statement", "statement_sent", "result_header", "row", "statement_end",
+    "api_call", "api_call_sent", "document", "api_call_end", "approve", "diagnostic", "disconnect",
+    "commit",
 )  # fmt: skip
 
 
@@ -182,6 +192,12 @@ class Pipeline:
             f"{decision.reason or 'this needs approval'}, and this gateway keeps no approvals",
             decision.by,
         )
+
+    def statement_sent(self, stmt: Statement) -> None:
+        self._notify("statement_sent", stmt)
+
+    def api_call_sent(self, call: ApiCall) -> None:
+        self._notify("api_call_sent", call)
 
     # ---- results ----
 

@@ -134,3 +134,63 @@ def test_killed_gateway_loses_no_statement_a_client_saw(
         "audit", "verify", "--db", str(store), "--key", str(pem), "--head", str(heads)
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_every_client_that_received_a_row_finds_its_statement_after_a_kill(
+    tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, target_db: str
+) -> None:
+    """Issue 18, attack 2: the statement's record is durable before the first row of its result
+    leaves the gateway. Ten times: three clients stream a long result, each notes its statement
+    once it holds a row, and the gateway is killed mid-stream."""
+    config_file = _configure(tmp_path, pki_dir, pg_server, target_db)
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def client(dsn: str, marker: str, started: threading.Event) -> None:
+        query = f"SELECT '{marker}' AS m, generate_series(1, 100000000) AS g"
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for _ in conn.cursor().stream(query):
+                    if not started.is_set():
+                        with lock:
+                            seen.append(query)  # this client holds a row of the statement
+                        started.set()
+        except psycopg.Error:
+            started.set()
+
+    for kill in range(10):
+        proc, port = start_serve(config_file)
+        dsn = (
+            f"host=127.0.0.1 port={port} user=alice password=alice-secret dbname=test "
+            f"sslmode=verify-full sslrootcert={pki_dir / 'ca.pem'}"
+        )
+        started = [threading.Event() for _ in range(3)]
+        workers = [
+            threading.Thread(target=client, args=(dsn, f"stream-{kill}-{n}", started[n]))
+            for n in range(3)
+        ]
+        for w in workers:
+            w.start()
+        for s in started:
+            s.wait(60)  # a loaded machine (CI runs two suites) can be slow to the first row
+        time.sleep(0.1 * (kill % 4))  # the kill lands at different points of the streams
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert proc.stderr is not None
+        proc.stderr.close()
+        for w in workers:
+            w.join(20)
+    assert len(seen) == 30, f"only {len(seen)} of 30 clients received a row"
+
+    store = tmp_path / "store" / "audit.db"
+    found = wardgate("audit", "search", "--db", str(store), "--json", "--limit", "10000000")
+    assert found.returncode == 0, found.stderr
+    recorded = {json.loads(line).get("statement") for line in found.stdout.splitlines() if line}
+    missing = [q for q in seen if q not in recorded]
+    assert not missing, f"{len(missing)} of {len(seen)} streamed statements have no audit entry"
+    pem = _public_key(config_file, tmp_path)
+    heads = tmp_path / "anchors" / "heads.jsonl"
+    verified = wardgate(
+        "audit", "verify", "--db", str(store), "--key", str(pem), "--head", str(heads)
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -334,6 +334,10 @@ class HttpConnection:
                 request.outcome = Outcome.DENIED
                 raise HttpError(status, decision.reason or "refused by policy")
             echoes: list[tuple[str, str]] = []
+            try:
+                self.server.pipeline.api_call_sent(request)  # the audit's write-ahead record
+            except PipelineFailure as exc:
+                raise HttpError(503, AUDIT_UNAVAILABLE, str(exc)) from exc
             if request.forward_target:  # an addon rewrote where it goes (pseudonymous ids)
                 forward = route(request.forward_target)
                 echoes = rewritten(found, forward)
@@ -557,6 +561,10 @@ class HttpConnection:
         length = response.headers.get("content-length")
         if length is not None and has_body and "content-encoding" not in response.headers:
             headers = [*headers, ("content-length", length)]
+        try:  # the call's write-ahead record is durable before the answer's first byte
+            await self.server.commit()
+        except PipelineFailure as exc:
+            raise HttpError(503, AUDIT_UNAVAILABLE, str(exc)) from exc
         await self._write(self.codec.head(request.status, headers))
         sent = 0  # bytes written to the client
         failure = ""

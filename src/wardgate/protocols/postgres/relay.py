@@ -311,6 +311,9 @@ class Relay:
         if not denied and request.row_cap is not None:
             self._caps += 1
         self._expected.append(_Expect(what, name, request=request, denied=denied))
+        if not denied:
+            # the audit's record precedes any row of the result
+            self.pipeline.statement_sent(request)
         return poison if denied else None
 
     def _resolved(self, decision: Decision) -> None:
@@ -323,6 +326,8 @@ class Relay:
         self._approval = None
         denied = not decision.allowed
         self._expected.append(_Expect(what, name, request=request, denied=denied))
+        if not denied:
+            self.pipeline.statement_sent(request)
         self.send_server(poison if denied else message)
         held, self._held = self._held, None
         if held:

@@ -137,6 +137,10 @@ class Pipeline:
         self.addons = list(addons)
         self.analyser = analyser
         self._by_hook = {hook: [a for a in self.addons if _overrides(a, hook)] for hook in HOOKS}
+        self._bound = {
+            hook: [(a.name, getattr(a, hook)) for a in addons]
+            for hook, addons in self._by_hook.items()
+        }
         self.wants_rows = bool(self._by_hook["row"])
         self.wants_columns = self.wants_rows or bool(self._by_hook["result_header"])
         self.wants_commit = bool(self._by_hook["commit"])
@@ -205,37 +209,30 @@ class Pipeline:
         self._notify("result_header", stmt, columns)
 
     def row(self, stmt: Statement, values: list[bytes | None]) -> list[bytes | None]:
-        for addon in self._by_hook["row"]:
-            try:
-                values = addon.row(stmt, values)
-            except Exception as exc:
-                log.exception("addon %s failed on a row", addon.name)
-                raise PipelineFailure(f"{addon.name} failed on a result row") from exc
-        return values
+        return self._fold("row", "a result row", stmt, values)  # type: ignore[no-any-return]
 
     def statement_end(self, stmt: Statement) -> None:
         self._notify("statement_end", stmt)
 
     def document(self, call: ApiCall, body: Any) -> Any:
-        for addon in self._by_hook["document"]:
-            try:
-                body = addon.document(call, body)
-            except Exception as exc:
-                log.exception("addon %s failed on a document", addon.name)
-                raise PipelineFailure(f"{addon.name} failed on a response document") from exc
-        return body
+        return self._fold("document", "a response document", call, body)
 
     def api_call_end(self, call: ApiCall) -> None:
         self._notify("api_call_end", call)
 
     def diagnostic(self, session: SessionInfo, fields: dict[str, str]) -> dict[str, str]:
-        for addon in self._by_hook["diagnostic"]:
+        found = self._fold("diagnostic", "an error or notice", session, fields)
+        return found  # type: ignore[no-any-return]
+
+    def _fold(self, hook: str, what: str, context: object, value: Any) -> Any:
+        """Each addon's hook turns the value into the next one's; a failure ends the session."""
+        for name, call in self._bound[hook]:
             try:
-                fields = addon.diagnostic(session, fields)
+                value = call(context, value)
             except Exception as exc:
-                log.exception("addon %s failed on an error or notice", addon.name)
-                raise PipelineFailure(f"{addon.name} failed on an error or notice") from exc
-        return fields
+                log.exception("addon %s failed on %s", name, what)
+                raise PipelineFailure(f"{name} failed on {what}") from exc
+        return value
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._notify("disconnect", session, reason)

@@ -67,11 +67,16 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
 
 @pytest.fixture(scope="module")
 def tokens(gateway: RunningGateway) -> dict[str, str]:
+    return human_tokens(gateway, alice="engineer", bob="clinician", carol="compliance")
+
+
+def human_tokens(gateway: RunningGateway, **roles: str) -> dict[str, str]:
+    """A gateway credential for each human named, with their one role."""
     state = gateway.gateway.config.identity.state
     assert state is not None
     store = StateStore(state)
     out = {}
-    for name, role in (("alice", "engineer"), ("bob", "clinician"), ("carol", "compliance")):
+    for name, role in roles.items():
         human = store.add_human(name, None, (role,), source="test")
         out[name] = issue(store, "human", name, human, 3600, _created()).secret
     store.close()

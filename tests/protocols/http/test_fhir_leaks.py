@@ -23,13 +23,10 @@ import pytest
 import yaml
 
 from tests.gateway_harness import RunningGateway, running
-from tests.protocols.http.test_fhir_gateway import identifiers, leaks
-from wardgate.audit.events import identity_event
+from tests.protocols.http.test_fhir_gateway import base, human_tokens, identifiers, leaks
 from wardgate.config import loads
 from wardgate.demo.fhir import running_fhir_server
 from wardgate.demo.fhir_data import resources_of
-from wardgate.identity.credentials import issue
-from wardgate.identity.state import StateStore
 from wardgate.pki import ensure_dev_pki
 
 API_KEY = "fhir-upstream-key-" + "q" * 24
@@ -60,20 +57,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
 
 @pytest.fixture(scope="module")
 def tokens(gateway: RunningGateway) -> dict[str, str]:
-    state = gateway.gateway.config.identity.state
-    assert state is not None
-    store = StateStore(state)
-    out = {}
-    created = identity_event("credential.created", "test", time.time())
-    for name, role in (("alice", "engineer"), ("bob", "clinician")):
-        human = store.add_human(name, None, (role,), source="test")
-        out[name] = issue(store, "human", name, human, 3600, created).secret
-    store.close()
-    return out
-
-
-def base(gw: RunningGateway) -> str:
-    return f"https://127.0.0.1:{gw.gateway.addresses['http'][1]}/ehr"
+    return human_tokens(gateway, alice="engineer", bob="clinician")
 
 
 def client(gw: RunningGateway, token: str) -> httpx.Client:

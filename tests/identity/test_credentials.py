@@ -32,7 +32,8 @@ def test_durations() -> None:
     assert parse_duration("8h") == 8 * 3600
     assert parse_duration("30d") == 30 * 86400
     assert parse_duration(90) == 90
-    for bad in ("", "1w", "-1h", "0"):
+    assert parse_duration("1h30m") == 5400 and parse_duration("1w") == 7 * 86400  # pytimeparse2
+    for bad in ("", "soon", "1x", "-1h", "0"):
         with pytest.raises(ValueError):
             parse_duration(bad)
 

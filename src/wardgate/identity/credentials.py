@@ -20,6 +20,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+import pytimeparse2
+
 from wardgate.core.model import Identity
 from wardgate.identity.state import CredentialRecord, Human, Kind, StateStore
 
@@ -39,21 +41,19 @@ def recovery_hint(reason: str) -> str:
 
 METHOD = "credential"
 _SHAPE = re.compile(r"^wgc_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 # An agent's or service's name is the user name its client connects as.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 def parse_duration(value: str | float) -> float:
-    """Seconds from ``90``, ``45s``, ``30m``, ``8h`` or ``30d``."""
+    """Seconds from ``90``, ``45s``, ``30m``, ``8h``, ``30d`` or ``1h30m`` (pytimeparse2)."""
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        match = _DURATION.match(value.strip())
-        if match is None:
+        found = pytimeparse2.parse(value.strip())
+        if found is None:
             raise ValueError(f"{value!r} is not a duration such as 30m, 8h or 30d")
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        seconds = float(found.total_seconds() if hasattr(found, "total_seconds") else found)
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return seconds

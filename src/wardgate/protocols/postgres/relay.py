@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 
 from wardgate.core.model import Column, Decision, Outcome, Request, SessionInfo, Verdict
 from wardgate.core.pipeline import Pipeline, PipelineFailure
-from wardgate.protocols.postgres import wire
+from wardgate.protocols.postgres import client_encoding, wire
 from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
 from wardgate.protocols.postgres.framing import check_length
 from wardgate.protocols.postgres.wire import ProtocolViolation
@@ -85,6 +85,7 @@ class _Expect:
     request: Request | None = None
     denied: bool = False
     described: bool = False  # the request's columns are known and announced
+    texts: int = 0  # a batch's end: statement texts the client had sent by then
 
 
 @dataclass(slots=True)
@@ -170,6 +171,15 @@ class Relay:
         self.max_message = max_message
         self.transaction_status = b"I"
         self.terminated = False
+        # The codec of the session's client_encoding, as the server last reported it.
+        self.encoding = wire.UTF8
+        # The target backend's pid and the one the client was given in BackendKeyData.
+        self.pids = (0, 0)
+        # Statement texts (Query, Parse) read from the client, and those the server had read by
+        # the last ReadyForQuery: a change of client_encoding is safe only when no text after
+        # the one that made it was already read in the previous encoding.
+        self._texts_sent = 0
+        self._texts_done = 0
         self._seq = 0
         self._expected: deque[_Expect] = deque()
         self._result = _Result()
@@ -248,24 +258,28 @@ class Relay:
         if self._skip_to_sync and kind not in (wire.F_SYNC, wire.F_TERMINATE):
             return self._skipped(kind, body)
         expect = self._expected.append
+        encoding = self.encoding
         if kind == wire.F_QUERY:
-            return self._decide(QUERY, "", "query", wire.parse_query(body), _POISON_QUERY)
+            self._texts_sent += 1
+            text = wire.parse_query(body, encoding)
+            return self._decide(QUERY, "", "query", text, _POISON_QUERY)
         if kind == wire.F_PARSE:
-            name, text = wire.parse_parse(body)
+            self._texts_sent += 1
+            name, text = wire.parse_parse(body, encoding)
             self._statements[name] = text
             expect(_Expect(PARSE, name))
         elif kind == wire.F_BIND:
             if self.pipeline.wants_columns:
-                portal, statement, formats = wire.parse_bind(body)
+                portal, statement, formats = wire.parse_bind(body, encoding)
             else:  # formats matter only to addons that look at columns
-                portal, statement, formats = *wire.parse_bind_names(body), ()
+                portal, statement, formats = *wire.parse_bind_names(body, encoding), ()
             self._portals[portal] = self._statements.get(statement, "")
             expect(_Expect(BIND, portal, statement, formats))
         elif kind == wire.F_DESCRIBE:
-            which, name = wire.parse_close(body)
+            which, name = wire.parse_close(body, encoding)
             expect(_Expect(DESCRIBE_STATEMENT if which == "S" else DESCRIBE_PORTAL, name))
         elif kind == wire.F_EXECUTE:
-            portal, _ = wire.parse_execute(body)
+            portal, _ = wire.parse_execute(body, encoding)
             text = self._portals.get(portal, "")
             poison = self._decide(EXECUTE, portal, "execute", text, _POISON_PARSE)
             capped = self._expected[-1].request
@@ -276,9 +290,9 @@ class Relay:
         elif kind == wire.F_SYNC:
             self._skip_to_sync = False
             self._dropped.clear()
-            expect(_Expect(SYNC))
+            expect(_Expect(SYNC, texts=self._texts_sent))
         elif kind == wire.F_CLOSE:
-            which, name = wire.parse_close(body)
+            which, name = wire.parse_close(body, encoding)
             (self._statements if which == "S" else self._portals).pop(name, None)
             expect(_Expect(CLOSE, name, which))
         elif kind == wire.F_FUNCTION_CALL:
@@ -296,7 +310,7 @@ class Relay:
         hold = request.decision.hold
         if request.decision.verdict is Verdict.HOLD and hold is not None:
             self._approval = (request, what, name, poison)
-            self.send_client(wire.notice_response(hold.notice))
+            self.send_client(wire.notice_response(hold.notice, encoding=self.encoding))
             hold.when_resolved(self._resolved)
             return None
         denied = not request.decision.allowed
@@ -304,7 +318,9 @@ class Relay:
             request.row_cap = None
         elif request.row_cap is not None:
             self._caps += 1
-        self._expected.append(_Expect(what, name, request=request, denied=denied))
+        self._expected.append(
+            _Expect(what, name, request=request, denied=denied, texts=self._texts_sent)
+        )
         return poison if denied else None
 
     def _resolved(self, decision: Decision) -> None:
@@ -317,7 +333,9 @@ class Relay:
         self._approval = None
         request.decision = decision
         denied = not decision.allowed
-        self._expected.append(_Expect(what, name, request=request, denied=denied))
+        self._expected.append(
+            _Expect(what, name, request=request, denied=denied, texts=self._texts_sent)
+        )
         self.send_server(poison if denied else message)
         held, self._held = self._held, None
         if held:
@@ -328,14 +346,15 @@ class Relay:
         the server would have skipped it after an error; an Execute is audited as skipped."""
         dropped = self._dropped  # the texts of statements and portals the server never saw
         if kind == wire.F_PARSE:
-            name, text = wire.parse_parse(body)
+            self._texts_sent += 1
+            name, text = wire.parse_parse(body, self.encoding)
             dropped["S" + name] = text
         elif kind == wire.F_BIND:
-            portal, statement = wire.parse_bind_names(body)
+            portal, statement = wire.parse_bind_names(body, self.encoding)
             text = dropped.get("S" + statement, self._statements.get(statement, ""))
             dropped["P" + portal] = text
         elif kind == wire.F_EXECUTE:
-            portal, _ = wire.parse_execute(body)
+            portal, _ = wire.parse_execute(body, self.encoding)
             self._seq += 1
             text = dropped.get("P" + portal, self._portals.get(portal, ""))
             request = Request(self.session, self._seq, "execute", text)
@@ -410,6 +429,10 @@ class Relay:
                 return None
             self._announce(head)
             return wire.data_row(self.pipeline.row(request, wire.parse_data_row(body)))
+        if kind == wire.B_PARAMETER_STATUS:
+            self.parameter_status(body)
+        elif kind == wire.B_NOTIFICATION:
+            return self._notification(body)
         if self._swallow and kind not in _ASYNC:
             return self._swallowed(kind)
         if kind == wire.B_NOTICE and self.pipeline.wants_diagnostics:
@@ -432,7 +455,7 @@ class Relay:
             else:
                 self._portal_columns[head.name] = _with_formats(columns, head.formats)
         elif kind == wire.B_ROW_DESCRIPTION:
-            columns = _columns(body) if self.pipeline.wants_columns else ()
+            columns = _columns(body, self.encoding) if self.pipeline.wants_columns else ()
             if what == DESCRIBE_STATEMENT:
                 expected.popleft()
                 self._statement_columns[head.name] = columns
@@ -486,6 +509,7 @@ class Relay:
             while expected:
                 entry = expected.popleft()
                 if entry.what in _ENDS_BATCH:
+                    self._texts_done = entry.texts
                     self._finish(entry, Outcome.OK)
                     break
                 self._finish(entry, Outcome.SKIPPED)
@@ -509,7 +533,7 @@ class Relay:
             self._release = self._held is not None
         else:
             self._swallow = True  # the rest of the Query's answers, up to ReadyForQuery
-        return wire.error_response("ERROR", "54000", text, hint=_CAP_HINT)
+        return wire.error_response("ERROR", "54000", text, hint=_CAP_HINT, encoding=self.encoding)
 
     def _swallowed(self, kind: int) -> bytes:
         """A simple Query's answer after its cap was reached, dropped up to ReadyForQuery."""
@@ -543,8 +567,31 @@ class Relay:
         return wire.message(wire.B_COPY_DATA, data) if data else b""
 
     def _diagnostic(self, kind: int, body: bytes) -> bytes:
-        fields = dict(wire.parse_error_fields(body).fields)
-        return wire.message(kind, wire.fields_body(self.pipeline.diagnostic(self.session, fields)))
+        fields = dict(wire.parse_error_fields(body, self.encoding).fields)
+        fields = self.pipeline.diagnostic(self.session, fields)
+        return wire.message(kind, wire.fields_body(fields, self.encoding))
+
+    def parameter_status(self, body: bytes) -> None:
+        """Follow the server's client_encoding, from start-up on."""
+        name, pos = wire.read_cstr(body, 0)
+        if name != "client_encoding":
+            return
+        encoding = client_encoding.codec(wire.read_cstr(body, pos)[0])
+        if encoding == self.encoding:
+            return
+        if self._texts_sent - self._texts_done > 1:
+            raise ProtocolViolation(
+                "client_encoding changed while statements sent after the change were in flight;"
+                " change it in a statement of its own"
+            )
+        self.encoding = encoding
+
+    def _notification(self, body: bytes) -> bytes | None:
+        """A notification from the session's own backend carries the pid the client knows."""
+        server_pid, client_pid = self.pids
+        if len(body) < 4 or not server_pid or struct.unpack_from("!i", body)[0] != server_pid:
+            return None
+        return wire.message(wire.B_NOTIFICATION, struct.pack("!i", client_pid) + body[4:])
 
     def _announce(self, entry: _Expect) -> None:
         """Tell the pipeline the columns of the entry's result, once, before its first row."""
@@ -559,7 +606,7 @@ class Relay:
         self.pipeline.result_header(entry.request, columns)
 
     def _server_error(self, body: bytes, head: _Expect) -> bytes | None:
-        fields = wire.parse_error_fields(body)
+        fields = wire.parse_error_fields(body, self.encoding)
         expected = self._expected
         # The error answers the head message; when that is a Parse or Bind, it is the failure of
         # the statement the batch goes on to execute.
@@ -571,8 +618,9 @@ class Relay:
         if request is not None:
             if owner.denied:
                 reason = request.decision.reason or "denied by policy"
+                text = f"wardgate: {reason}"
                 replacement = wire.error_response(
-                    "ERROR", "42501", f"wardgate: {reason}", hint=DENIAL_HINT
+                    "ERROR", "42501", text, hint=DENIAL_HINT, encoding=self.encoding
                 )
             else:
                 request.outcome = Outcome.ERROR
@@ -580,7 +628,7 @@ class Relay:
                 request.error = fields.text
         if replacement is None and self.pipeline.wants_diagnostics:
             replacement = self._diagnostic(wire.B_ERROR, body)
-            request_error = wire.parse_error_fields(replacement[5:]).text
+            request_error = wire.parse_error_fields(replacement[5:], self.encoding).text
             if request is not None and not owner.denied:
                 request.error = request_error  # the audit keeps what the client saw
         if head.what in _ENDS_BATCH:
@@ -614,10 +662,10 @@ class Relay:
             self._finish(_Expect(what, name, request=request), Outcome.ABORTED)
 
 
-def _columns(body: bytes) -> tuple[Column, ...]:
+def _columns(body: bytes, encoding: str) -> tuple[Column, ...]:
     return tuple(
         Column(name, table, col, typ, fmt == 1)
-        for name, table, col, typ, fmt in wire.parse_row_description(body)
+        for name, table, col, typ, fmt in wire.parse_row_description(body, encoding)
     )
 
 

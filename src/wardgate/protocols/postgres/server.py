@@ -21,7 +21,7 @@ from wardgate.config import PostgresListener, Target
 from wardgate.core.model import ConnectAttempt, Identity, SessionInfo
 from wardgate.core.pipeline import Pipeline, PipelineFailure
 from wardgate.identity.authenticator import PASSWORD, Authenticator
-from wardgate.protocols.postgres import wire
+from wardgate.protocols.postgres import client_encoding, wire
 from wardgate.protocols.postgres.cancel import CancelRegistry, CancelTarget
 from wardgate.protocols.postgres.endpoint import Endpoint
 from wardgate.protocols.postgres.relay import Relay
@@ -48,6 +48,24 @@ FORWARDED_PARAMETERS = frozenset(
         "standard_conforming_strings",
     }
 )
+
+
+# How long the last bytes of a session the target ended may wait for their audit records.
+FLUSH_TIMEOUT = 5.0
+
+
+class _Flushed:
+    """A marker for the release: done once everything sent to the release before it is out."""
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def write_client(self, data: bytes) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def terminate(self, sqlstate: str, message: str, reason: str = "") -> None:
+        self.write_client(b"")
 
 
 class SessionRefused(Exception):
@@ -206,6 +224,8 @@ class PgSession:
                 self._end_reason = (
                     "client disconnected" if self.client.closed in done else "target disconnected"
                 )
+            if self.client.closed not in done:
+                await self._flush_release()
         finally:
             self.server.sessions.pop(self.info.id, None)
             self.server.cancels.forget(self.cancel_pid)
@@ -221,6 +241,18 @@ class PgSession:
                 pipeline.disconnect(self.info, self._end_reason)
             except PipelineFailure as exc:
                 log.error("session %s: %s", self.info.id, exc)
+
+    async def _flush_release(self) -> None:
+        """The target ended the session: what it said last (its FATAL) reaches the client before
+        the client's connection is closed, as it would directly. The release writes in order, so
+        a marker sent after those bytes is released after them."""
+        release = self.server.release
+        if release is None:
+            return
+        flushed = _Flushed()
+        release.send(flushed, b"")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(flushed.done, FLUSH_TIMEOUT)
 
     def terminate(self, sqlstate: str, message: str, reason: str = "") -> None:
         """End a live session from outside (revocation, shutdown, an administrator)."""
@@ -393,6 +425,7 @@ class PgSession:
         login = UpstreamLogin(target.user, password, tls=bool(upstream_tls))
         to_client: list[bytes] = []
         upstream_key = (0, 0)
+        encoding = wire.UTF8
         while True:
             kind, body = await upstream.message()
             if kind == wire.B_AUTH:
@@ -419,6 +452,9 @@ class PgSession:
                 break
             elif kind in (wire.B_PARAMETER_STATUS, wire.B_NOTICE):
                 to_client.append(wire.message(kind, body))
+                name, pos = wire.read_cstr(body, 0)
+                if kind == wire.B_PARAMETER_STATUS and name == "client_encoding":
+                    encoding = client_encoding.codec(wire.read_cstr(body, pos)[0])
             # NegotiateProtocolVersion from the target needs nothing: we asked for 3.0.
         if not login.authenticated:
             raise SessionRefused("08001", "target ended start-up without authenticating")
@@ -426,9 +462,9 @@ class PgSession:
         to_client.append(wire.backend_key_data(self.cancel_pid, key))
         to_client.append(wire.ready_for_query(body[:1] or b"I"))
         self.server.pipeline.connect(ConnectAttempt(self.info, True))
-        self._start_relay(b"".join(to_client))
+        self._start_relay(b"".join(to_client), encoding, upstream_key[0])
 
-    def _start_relay(self, greeting: bytes) -> None:
+    def _start_relay(self, greeting: bytes, encoding: str, upstream_pid: int) -> None:
         client, upstream = self.client, self.upstream
         assert upstream is not None
         release = self.server.release
@@ -439,6 +475,8 @@ class PgSession:
             client.write if release is None else functools.partial(release.send, self),
             self.server.listener.max_message_bytes,
         )
+        relay.encoding = encoding
+        relay.pids = (upstream_pid, self.cancel_pid)
         self.relay = relay
         client.peer, upstream.peer = upstream, client
         client.write(greeting)

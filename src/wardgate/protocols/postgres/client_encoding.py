@@ -1,0 +1,69 @@
+"""The session's client_encoding, as the server reports it, and the Python codec that reads it.
+
+Everything text in the protocol after start-up (query strings, statement and portal names, column
+names, error and notice fields, notification payloads) travels in the encoding the server last
+reported in a ParameterStatus for ``client_encoding``. The server reports its canonical names
+(``LATIN9``, never the alias ``ISO885915``), so only those are listed. An encoding that Python
+cannot read exactly (``MULE_INTERNAL``, ``EUC_TW``) is refused: reading SQL in the wrong encoding is
+how a statement the gateway judged becomes another one on the server.
+"""
+
+from __future__ import annotations
+
+from wardgate.protocols.postgres.wire import ProtocolViolation
+
+# PostgreSQL's canonical name -> Python codec. SQL_ASCII means "bytes, not interpreted" on the
+# server: every byte above 127 is a character of its own, which latin-1 reproduces exactly.
+_CODECS = {
+    "UTF8": "utf-8",
+    "SQL_ASCII": "latin-1",
+    "LATIN1": "latin-1",
+    "LATIN2": "iso8859-2",
+    "LATIN3": "iso8859-3",
+    "LATIN4": "iso8859-4",
+    "LATIN5": "iso8859-9",
+    "LATIN6": "iso8859-10",
+    "LATIN7": "iso8859-13",
+    "LATIN8": "iso8859-14",
+    "LATIN9": "iso8859-15",
+    "LATIN10": "iso8859-16",
+    "ISO_8859_5": "iso8859-5",
+    "ISO_8859_6": "iso8859-6",
+    "ISO_8859_7": "iso8859-7",
+    "ISO_8859_8": "iso8859-8",
+    "WIN866": "cp866",
+    "WIN874": "cp874",
+    "WIN1250": "cp1250",
+    "WIN1251": "cp1251",
+    "WIN1252": "cp1252",
+    "WIN1253": "cp1253",
+    "WIN1254": "cp1254",
+    "WIN1255": "cp1255",
+    "WIN1256": "cp1256",
+    "WIN1257": "cp1257",
+    "WIN1258": "cp1258",
+    "KOI8R": "koi8-r",
+    "KOI8U": "koi8-u",
+    "EUC_CN": "gb2312",
+    "EUC_JP": "euc_jp",
+    "EUC_JIS_2004": "euc_jis_2004",
+    "EUC_KR": "euc_kr",
+    "SJIS": "cp932",
+    "SHIFT_JIS_2004": "shift_jis_2004",
+    "BIG5": "cp950",
+    "GBK": "gbk",
+    "GB18030": "gb18030",
+    "UHC": "cp949",
+    "JOHAB": "johab",
+}
+
+
+def codec(name: str) -> str:
+    """The Python codec for the server's name of a client_encoding; refused if there is none."""
+    found = _CODECS.get(name.upper())
+    if found is None:
+        raise ProtocolViolation(
+            f"wardgate cannot read client_encoding {name}; use UTF8 or a single-byte encoding",
+            "0A000",
+        )
+    return found

@@ -1,0 +1,174 @@
+"""What a client sees through the gateway is what it sees directly: other client encodings,
+notifications from its own backend, errors in the middle of COPY or a rollback, and a server that
+ends the session. Real clients, real PostgreSQL, TLS to the gateway."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from tests.gateway_harness import RunningGateway, build_config, running
+from tests.protocols.postgres.conftest import target_entry
+from wardgate.demo.postgres import LocalPostgres, pg_bin
+
+
+@pytest.fixture(scope="module")
+def admin_gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+    pki_dir: Path,
+    pg_server: LocalPostgres,
+    target_db: str,
+) -> Iterator[RunningGateway]:
+    """As ``wardgate serve`` is run for a conformance run: alice (engineer) is an administrator of
+    the target (no function is refused her), and the signed audit store holds every result back
+    until its record is durable."""
+    tmp = tmp_path_factory.mktemp("gw-admin")
+
+    def admin(raw: dict[str, Any]) -> None:
+        raw["policy"] = {"admin_roles": ["engineer"]}
+        raw["audit"].update(store=str(tmp / "store" / "audit.db"))
+
+    config = build_config(tmp, pki_dir, target_entry(pg_server, target_db), edit=admin)
+    yield from running(config, pki_dir / "ca.pem")
+
+
+@pytest.fixture(params=["plain", "admin-store"])
+def gw(request: pytest.FixtureRequest) -> RunningGateway:
+    """Each gateway in turn: the plain one, and the administrator one with the audit store."""
+    name = "gateway" if request.param == "plain" else "admin_gateway"
+    found: RunningGateway = request.getfixturevalue(name)
+    return found
+
+
+# ---- client_encoding ----------------------------------------------------------------------------
+
+
+def test_latin9_queries_columns_and_errors(gw: RunningGateway) -> None:
+    with psycopg.connect(gw.dsn(client_encoding="LATIN9"), autocommit=True) as conn:
+        assert conn.info.encoding == "iso8859-15"
+        conn.execute('DROP TABLE IF EXISTS enc_latin9; CREATE TABLE enc_latin9 ("prénom" text)')
+        conn.execute('CREATE UNIQUE INDEX ON enc_latin9 ("prénom")')
+        conn.execute('INSERT INTO enc_latin9 ("prénom") VALUES (%s)', ("Müller €",))
+        cur = conn.execute('SELECT "prénom", \'café\' AS "coût" FROM enc_latin9')
+        assert [d.name for d in cur.description or ()] == ["prénom", "coût"]
+        assert cur.fetchall() == [("Müller €", "café")]
+        with pytest.raises(errors.UniqueViolation) as caught:
+            conn.execute('INSERT INTO enc_latin9 ("prénom") VALUES (%s)', ("Müller €",))
+        assert caught.value.diag.message_detail == 'Key ("prénom")=(Müller €) already exists.'
+        with pytest.raises(errors.RaiseException) as raised:
+            conn.execute("DO $$ BEGIN RAISE EXCEPTION 'ungültig: €'; END $$")
+        assert raised.value.diag.message_primary == "ungültig: €"
+        assert conn.execute("SELECT 'still here ä'").fetchone() == ("still here ä",)
+
+
+def test_client_encoding_changed_in_the_session(gw: RunningGateway) -> None:
+    with psycopg.connect(gw.dsn(), autocommit=True) as conn:
+        conn.execute("SET client_encoding TO 'WIN1252'")
+        assert conn.info.encoding == "cp1252"
+        text = "naïve \u2013 \u201cquoted\u201d"  # an en dash and quotes cp1252 has, latin-1 not
+        assert conn.execute("SELECT %s::text", (text,)).fetchone() == (text,)
+        assert conn.execute(f"SELECT '{text}'").fetchone() == (text,)
+        conn.execute("RESET client_encoding")
+        assert conn.info.encoding == "utf-8"
+        assert conn.execute("SELECT 'żółw'").fetchone() == ("żółw",)
+
+
+def test_psql_with_latin9(gw: RunningGateway) -> None:
+    result = subprocess.run(
+        [pg_bin("psql"), "-X", "-At", gw.dsn(), "-c", "SELECT upper('été €')".encode("latin9")],
+        capture_output=True,
+        timeout=60,
+        env={"PGCLIENTENCODING": "LATIN9", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr.decode("iso8859-15")
+    assert result.stdout.decode("iso8859-15") == "ÉTÉ €\n"
+
+
+# ---- notifications ------------------------------------------------------------------------------
+
+
+def test_notification_from_own_backend_carries_the_pid_the_client_knows(
+    gw: RunningGateway,
+) -> None:
+    with psycopg.connect(gw.dsn(), autocommit=True) as conn:
+        conn.execute("LISTEN own_channel")
+        conn.execute("NOTIFY own_channel, 'mine'")
+        notes = list(conn.notifies(timeout=5, stop_after=1))
+        assert [(n.payload, n.pid) for n in notes] == [("mine", conn.info.backend_pid)]
+
+
+# ---- error paths --------------------------------------------------------------------------------
+
+
+def test_error_in_the_middle_of_copy_to_stdout(gw: RunningGateway) -> None:
+    with psycopg.connect(gw.dsn()) as conn:
+        got: list[bytes] = []
+        cur = conn.cursor()
+        with (
+            pytest.raises(errors.DivisionByZero),
+            cur.copy("COPY (SELECT 10 / (6 - i) FROM generate_series(1, 10) i) TO STDOUT") as copy,
+        ):
+            for chunk in copy:
+                got.append(bytes(chunk))
+        assert b"".join(got).split() == [b"2", b"2", b"3", b"5", b"10"]
+        conn.rollback()
+        assert conn.execute("SELECT 'after copy'").fetchone() == ("after copy",)
+
+
+def test_original_error_survives_the_context_managers_rollback(gw: RunningGateway) -> None:
+    with psycopg.connect(gw.dsn()) as conn:
+        with pytest.raises(errors.DivisionByZero), conn.transaction():
+            conn.execute("SELECT 1 / 0")
+        assert conn.execute("SELECT 'after rollback'").fetchone() == ("after rollback",)
+        # The inner block is a savepoint, rolled back inside an aborted transaction.
+        with pytest.raises(errors.UndefinedTable), conn.transaction(), conn.transaction():
+            conn.execute("SELECT * FROM no_such_table_at_all")
+        assert conn.execute("SELECT 'after savepoint'").fetchone() == ("after savepoint",)
+
+
+def test_copy_from_stdin_through_a_client_side_binding_cursor(gw: RunningGateway) -> None:
+    with psycopg.connect(gw.dsn(), autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS copy_client; CREATE TABLE copy_client (n int, t text)")
+        cur = psycopg.ClientCursor(conn)
+        with cur.copy("COPY copy_client (n, t) FROM STDIN") as copy:
+            for i in range(1000):
+                copy.write_row((i, f"row {i} \u2013 ü"))
+        assert cur.execute("SELECT count(*), sum(n) FROM copy_client").fetchone() == (1000, 499500)
+        cur.execute("SELECT t FROM copy_client WHERE n = %s", (7,))
+        assert cur.fetchone() == ("row 7 \u2013 ü",)
+
+
+def _backend_pid(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_server_ending_the_session_reaches_the_client(
+    gw: RunningGateway, pg_server: LocalPostgres, target_db: str
+) -> None:
+    with psycopg.connect(gw.dsn(), autocommit=True) as conn:
+        server_pid = _backend_pid(conn)
+        with psycopg.connect(pg_server.dsn(target_db), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (server_pid,))
+        time.sleep(0.3)
+        with pytest.raises(errors.AdminShutdown) as caught:
+            conn.execute("SELECT 1")
+        assert "administrator command" in str(caught.value)
+        assert conn.closed
+
+
+def test_terminating_own_backend_ends_the_session(admin_gateway: RunningGateway) -> None:
+    with psycopg.connect(admin_gateway.dsn(), autocommit=True) as conn:
+        with pytest.raises(errors.AdminShutdown):
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        assert conn.closed
+    with psycopg.connect(admin_gateway.dsn(), autocommit=True) as conn:
+        assert conn.execute("SELECT 'next session'").fetchone() == ("next session",)

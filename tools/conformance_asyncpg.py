@@ -40,6 +40,8 @@ from wardgate.pki import ensure_dev_pki
 LEFT_OUT = ("test_connect.py", "test__sourcecode.py")
 _LISTENING = re.compile(r"postgres listener on 127\.0\.0\.1:(\d+)")
 USER, PASSWORD = "conformance", "conformance-secret"
+# Databases the suite names itself (a gateway target each, of the same name on the server).
+SUITE_DATABASES = ("postgres", "testdb", "asyncpg_intro_test")
 
 
 def _sdist(source: str | None, work: Path) -> Path:
@@ -77,16 +79,19 @@ Started = tuple[subprocess.Popen[bytes], int, Path]
 
 def _start_gateway(args: argparse.Namespace, work: Path, database: str) -> Started:
     pki = ensure_dev_pki(work / "pki")
-    target: dict[str, object] = {
-        "name": database,
-        "host": args.host,
-        "port": args.port,
-        "database": database,
-        "user": args.user,
-        "tls": "disable",
-    }
-    if args.password:
-        target["password"] = args.password
+    targets = []
+    for name in (database, *SUITE_DATABASES):
+        target: dict[str, object] = {
+            "name": name,
+            "host": args.host,
+            "port": args.port,
+            "database": name,
+            "user": args.user,
+            "tls": "disable",
+        }
+        if args.password:
+            target["password"] = args.password
+        targets.append(target)
     config = {
         "listeners": {
             "postgres": {
@@ -96,7 +101,7 @@ def _start_gateway(args: argparse.Namespace, work: Path, database: str) -> Start
             }
         },
         "users": [{"name": USER, "password": PASSWORD, "roles": ["administrator"]}],
-        "targets": [target],
+        "targets": targets,
         "policy": {"admin_roles": ["administrator"]},
         "audit": {"path": str(work / "audit.jsonl"), "store": str(work / "audit.db")},
     }
@@ -125,7 +130,7 @@ def _run(suite: Path, env: dict[str, str], name: str, keyword: str | None) -> di
     """Each test's outcome: passed, failed, error or skipped."""
     report = suite / f"{name}.xml"
     command = [sys.executable, "-m", "pytest", "-c", "pytest.ini", "-p", "no:cacheprovider", "-q"]
-    command += ["--timeout", "120", f"--junitxml={report}", "tests"]
+    command += ["--timeout", "120", "--tb=short", f"--junitxml={report}", "tests"]
     command += [f"--ignore=tests/{left}" for left in LEFT_OUT]
     if keyword:
         command += ["-k", keyword]

@@ -4,15 +4,20 @@ ends the session. Real clients, real PostgreSQL, TLS to the gateway."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import psycopg
 import pytest
 from psycopg import errors
 
 from tests.gateway_harness import RunningGateway
+from tests.protocols.postgres.raw import fields, login, query
 from wardgate.demo.postgres import LocalPostgres, pg_bin
 
 
@@ -57,15 +62,42 @@ def test_client_encoding_changed_in_the_session(gw: RunningGateway) -> None:
         assert conn.execute("SELECT 'żółw'").fetchone() == ("żółw",)
 
 
+def test_encoding_changed_behind_pipelined_statements_ends_the_session(gw: RunningGateway) -> None:
+    # The SELECT was read by the gateway in UTF-8; the server reads it in LATIN1.
+    with login(gw) as conn:
+        conn.send(query("SET client_encoding TO 'LATIN1'") + query("SELECT 'read twice'"))
+        errors_seen = [fields(body) for kind, body in conn.rest() if kind == "E"]
+    assert errors_seen[-1]["C"] == "08P01"
+    assert "client_encoding changed" in errors_seen[-1]["M"]
+
+
+def test_an_encoding_the_gateway_cannot_read_ends_the_session(gw: RunningGateway) -> None:
+    with psycopg.connect(gw.dsn(), autocommit=True) as conn:
+        with pytest.raises(errors.FeatureNotSupported) as caught:
+            conn.execute("SET client_encoding TO 'EUC_TW'")
+            conn.execute("SELECT 1")
+        assert "cannot read client_encoding EUC_TW" in str(caught.value)
+        assert conn.closed
+
+
 def test_psql_with_latin9(gw: RunningGateway) -> None:
     result = subprocess.run(
-        [pg_bin("psql"), "-X", "-At", gw.dsn(), "-c", "SELECT upper('été €')".encode("latin9")],
+        [
+            pg_bin("psql"),
+            "-X",
+            "-At",
+            gw.dsn(),
+            "-c",
+            "SELECT 'été ' || chr(8364)".encode("latin9"),
+        ],
         capture_output=True,
         timeout=60,
         env={"PGCLIENTENCODING": "LATIN9", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr.decode("iso8859-15")
-    assert result.stdout.decode("iso8859-15") == "ÉTÉ €\n"
+    assert (
+        result.stdout.decode("iso8859-15") == "été €\n"
+    )  # chr(8364) is the euro sign in the UTF8 database
 
 
 # ---- notifications ------------------------------------------------------------------------------
@@ -79,6 +111,26 @@ def test_notification_from_own_backend_carries_the_pid_the_client_knows(
         conn.execute("NOTIFY own_channel, 'mine'")
         notes = list(conn.notifies(timeout=5, stop_after=1))
         assert [(n.payload, n.pid) for n in notes] == [("mine", conn.info.backend_pid)]
+
+
+def test_notification_from_another_session_carries_the_pid_its_sender_knows(
+    gw: RunningGateway, pg_server: LocalPostgres, target_db: str
+) -> None:
+    with psycopg.connect(gw.dsn(), autocommit=True) as listener:
+        listener.execute("LISTEN shared_channel")
+        with (
+            psycopg.connect(gw.dsn(), autocommit=True) as sender,
+            psycopg.connect(pg_server.dsn(target_db), autocommit=True) as direct,
+        ):
+            sender.execute("NOTIFY shared_channel, 'through the gateway'")
+            direct.execute("NOTIFY shared_channel, 'direct'")
+            sender_pid = sender.info.backend_pid
+            direct_pid = direct.info.backend_pid  # not a client of the gateway: its real pid
+            notes = list(listener.notifies(timeout=5, stop_after=2))
+    assert [(n.payload, n.pid) for n in notes] == [
+        ("through the gateway", sender_pid),
+        ("direct", direct_pid),
+    ]
 
 
 # ---- error paths --------------------------------------------------------------------------------
@@ -120,6 +172,37 @@ def test_copy_from_stdin_through_a_client_side_binding_cursor(gw: RunningGateway
         assert cur.execute("SELECT count(*), sum(n) FROM copy_client").fetchone() == (1000, 499500)
         cur.execute("SELECT t FROM copy_client WHERE n = %s", (7,))
         assert cur.fetchone() == ("row 7 \u2013 ü",)
+
+
+def test_a_failing_copy_source_leaves_the_next_statement_alone(gw: RunningGateway) -> None:
+    """asyncpg answers a failing COPY source with CopyFail and a CancelRequest, and waits for the
+    cancel connection to close before its next statement; that one must not be cancelled."""
+
+    async def source() -> AsyncIterator[bytes]:
+        yield b"a\tb\n"
+        raise RuntimeError("failure in source")
+
+    async def scenario() -> None:
+        conn = await asyncpg.connect(
+            host="127.0.0.1",
+            port=gw.port,
+            user="alice",
+            password=gw.password["alice"],
+            database="test",
+            ssl=ssl.create_default_context(cafile=str(gw.ca)),
+        )
+        try:
+            await conn.execute(
+                "DROP TABLE IF EXISTS copy_fail; CREATE TABLE copy_fail (a text, b text)"
+            )
+            for _ in range(5):
+                with pytest.raises(RuntimeError, match="failure in source"):
+                    await conn.copy_to_table("copy_fail", source=source())
+                assert await conn.fetchval("SELECT 1 FROM pg_sleep(0.2)") == 1
+        finally:
+            await conn.close()
+
+    asyncio.run(scenario())
 
 
 def _backend_pid(conn: psycopg.Connection[Any]) -> int:

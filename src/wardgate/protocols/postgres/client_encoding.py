@@ -63,7 +63,7 @@ def codec(name: str) -> str:
     found = _CODECS.get(name.upper())
     if found is None:
         raise ProtocolViolation(
-            f"wardgate cannot read client_encoding {name}; use UTF8 or a single-byte encoding",
+            f"wardgate cannot read client_encoding {name}; use UTF8",
             "0A000",
         )
     return found

@@ -173,8 +173,8 @@ class Relay:
         self.terminated = False
         # The codec of the session's client_encoding, as the server last reported it.
         self.encoding = wire.UTF8
-        # The target backend's pid and the one the client was given in BackendKeyData.
-        self.pids = (0, 0)
+        # The pid the gateway told the client of a backend on the same server, if it did.
+        self.client_pid: Callable[[int], int | None] = _unknown_pid
         # Statement texts (Query, Parse) read from the client, and those the server had read by
         # the last ReadyForQuery: a change of client_encoding is safe only when no text after
         # the one that made it was already read in the previous encoding.
@@ -587,11 +587,15 @@ class Relay:
         self.encoding = encoding
 
     def _notification(self, body: bytes) -> bytes | None:
-        """A notification from the session's own backend carries the pid the client knows."""
-        server_pid, client_pid = self.pids
-        if len(body) < 4 or not server_pid or struct.unpack_from("!i", body)[0] != server_pid:
+        """A notification carries the pid its sender was told in BackendKeyData (this session's
+        own, or another's through this gateway); a sender the gateway does not know keeps the
+        backend's pid."""
+        if len(body) < 4:
             return None
-        return wire.message(wire.B_NOTIFICATION, struct.pack("!i", client_pid) + body[4:])
+        known = self.client_pid(struct.unpack_from("!i", body)[0])
+        if known is None:
+            return None
+        return wire.message(wire.B_NOTIFICATION, struct.pack("!i", known) + body[4:])
 
     def _announce(self, entry: _Expect) -> None:
         """Tell the pipeline the columns of the entry's result, once, before its first row."""
@@ -660,6 +664,10 @@ class Relay:
             request, what, name, _ = self._approval
             self._approval = None
             self._finish(_Expect(what, name, request=request), Outcome.ABORTED)
+
+
+def _unknown_pid(backend_pid: int) -> int | None:
+    return None
 
 
 def _columns(body: bytes, encoding: str) -> tuple[Column, ...]:

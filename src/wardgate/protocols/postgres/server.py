@@ -220,12 +220,12 @@ class PgSession:
             done, _ = await asyncio.wait(
                 [self.client.closed, self.upstream.closed], return_when=asyncio.FIRST_COMPLETED
             )
-            if not self._end_reason:
-                self._end_reason = (
-                    "client disconnected" if self.client.closed in done else "target disconnected"
-                )
-            if self.client.closed not in done:
-                await self._flush_release()
+            if not self._end_reason:  # else the gateway ended it, and closed both sides
+                if self.client.closed in done:
+                    self._end_reason = "client disconnected"
+                else:
+                    self._end_reason = "target disconnected"
+                    await self._flush_release()
         finally:
             self.server.sessions.pop(self.info.id, None)
             self.server.cancels.forget(self.cancel_pid)
@@ -462,9 +462,9 @@ class PgSession:
         to_client.append(wire.backend_key_data(self.cancel_pid, key))
         to_client.append(wire.ready_for_query(body[:1] or b"I"))
         self.server.pipeline.connect(ConnectAttempt(self.info, True))
-        self._start_relay(b"".join(to_client), encoding, upstream_key[0])
+        self._start_relay(b"".join(to_client), encoding, target)
 
-    def _start_relay(self, greeting: bytes, encoding: str, upstream_pid: int) -> None:
+    def _start_relay(self, greeting: bytes, encoding: str, target: Target) -> None:
         client, upstream = self.client, self.upstream
         assert upstream is not None
         release = self.server.release
@@ -476,7 +476,7 @@ class PgSession:
             self.server.listener.max_message_bytes,
         )
         relay.encoding = encoding
-        relay.pids = (upstream_pid, self.cancel_pid)
+        relay.client_pid = functools.partial(self.server.cancels.client_pid, target)
         self.relay = relay
         client.peer, upstream.peer = upstream, client
         client.write(greeting)
@@ -502,13 +502,20 @@ class PgSession:
         return guarded
 
     async def _cancel(self, body: bytes) -> None:
-        if len(body) != 12:
-            return
-        pid, key = struct.unpack_from("!ii", body, 4)
-        found = self.server.cancels.lookup(pid, key)
-        self._close()
-        if found is None:
-            return
+        """Pass a CancelRequest on. The client's connection is closed only once the target has
+        taken it (the target closes its connection then), as a server does: a driver that waits
+        for that close before its next statement (asyncpg) must not have that one cancelled."""
+        try:
+            found = None
+            if len(body) == 12:
+                pid, key = struct.unpack_from("!ii", body, 4)
+                found = self.server.cancels.lookup(pid, key)
+            if found is not None:
+                await self._forward_cancel(found)
+        finally:
+            self._close()
+
+    async def _forward_cancel(self, found: CancelTarget) -> None:
         try:
             upstream, _ = await self.server.open_upstream(found.target)
         except (OSError, SessionRefused) as exc:

@@ -225,10 +225,26 @@ def test_server_ending_the_session_reaches_the_client(
         assert conn.closed
 
 
-def test_terminating_own_backend_ends_the_session(admin_gateway: RunningGateway) -> None:
+@pytest.mark.parametrize("attempt", range(5))  # the FATAL used to race the close: try again
+def test_terminating_own_backend_ends_the_session(
+    admin_gateway: RunningGateway, attempt: int
+) -> None:
     with psycopg.connect(admin_gateway.dsn(), autocommit=True) as conn:
         with pytest.raises(errors.AdminShutdown):
             conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
         assert conn.closed
     with psycopg.connect(admin_gateway.dsn(), autocommit=True) as conn:
         assert conn.execute("SELECT 'next session'").fetchone() == ("next session",)
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_server_error_inside_a_transaction_block_reaches_the_client(
+    admin_gateway: RunningGateway, attempt: int
+) -> None:
+    """The session ends inside ``with conn.transaction()``: the context manager's rollback fails
+    on the closed connection, and the client must see the server's error, not that one."""
+    with psycopg.connect(admin_gateway.dsn()) as conn:
+        with pytest.raises(errors.AdminShutdown), conn.transaction():
+            conn.execute("CREATE TEMP TABLE doomed (x int)")
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        assert conn.closed

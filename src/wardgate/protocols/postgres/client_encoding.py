@@ -10,7 +10,10 @@ how a statement the gateway judged becomes another one on the server.
 
 from __future__ import annotations
 
+from wardgate.protocols.postgres import wire
 from wardgate.protocols.postgres.wire import ProtocolViolation
+
+_PARAMETER = wire.cstr("client_encoding")
 
 # PostgreSQL's canonical name -> Python codec. SQL_ASCII means "bytes, not interpreted" on the
 # server: every byte above 127 is a character of its own, which latin-1 reproduces exactly.
@@ -67,3 +70,12 @@ def codec(name: str) -> str:
             "0A000",
         )
     return found
+
+
+def reported(parameter_status: bytes) -> str | None:
+    """The codec a ParameterStatus body sets, or None if it is about another parameter. Only
+    client_encoding's value is read: another's (a role name in session_authorization) is in the
+    client encoding, and passes untouched."""
+    if not parameter_status.startswith(_PARAMETER):
+        return None
+    return codec(wire.read_cstr(parameter_status, len(_PARAMETER))[0])

@@ -572,12 +572,9 @@ class Relay:
         return wire.message(kind, wire.fields_body(fields, self.encoding))
 
     def parameter_status(self, body: bytes) -> None:
-        """Follow the server's client_encoding, from start-up on."""
-        name, pos = wire.read_cstr(body, 0)
-        if name != "client_encoding":
-            return
-        encoding = client_encoding.codec(wire.read_cstr(body, pos)[0])
-        if encoding == self.encoding:
+        """Follow the server's client_encoding."""
+        encoding = client_encoding.reported(body)
+        if encoding is None or encoding == self.encoding:
             return
         if self._texts_sent - self._texts_done > 1:
             raise ProtocolViolation(

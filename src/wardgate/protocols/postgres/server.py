@@ -452,9 +452,8 @@ class PgSession:
                 break
             elif kind in (wire.B_PARAMETER_STATUS, wire.B_NOTICE):
                 to_client.append(wire.message(kind, body))
-                name, pos = wire.read_cstr(body, 0)
-                if kind == wire.B_PARAMETER_STATUS and name == "client_encoding":
-                    encoding = client_encoding.codec(wire.read_cstr(body, pos)[0])
+                if kind == wire.B_PARAMETER_STATUS:
+                    encoding = client_encoding.reported(body) or encoding
             # NegotiateProtocolVersion from the target needs nothing: we asked for 3.0.
         if not login.authenticated:
             raise SessionRefused("08001", "target ended start-up without authenticating")

@@ -92,6 +92,9 @@ def _start_gateway(args: argparse.Namespace, work: Path, database: str) -> Start
         if args.password:
             target["password"] = args.password
         targets.append(target)
+    audit = {"path": str(work / "audit.jsonl")}
+    if not args.no_store:
+        audit["store"] = str(work / "audit.db")
     config = {
         "listeners": {
             "postgres": {
@@ -103,7 +106,7 @@ def _start_gateway(args: argparse.Namespace, work: Path, database: str) -> Start
         "users": [{"name": USER, "password": PASSWORD, "roles": ["administrator"]}],
         "targets": targets,
         "policy": {"admin_roles": ["administrator"]},
-        "audit": {"path": str(work / "audit.jsonl"), "store": str(work / "audit.db")},
+        "audit": audit,
     }
     path = work / "wardgate.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -163,6 +166,9 @@ def main() -> None:
     parser.add_argument("--user", default="postgres")
     parser.add_argument("--password", default="")
     parser.add_argument("-k", dest="keyword", help="only the tests pytest -k selects")
+    parser.add_argument(
+        "--no-store", action="store_true", help="JSON-lines audit only, no signed store"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, XML)")
     args = parser.parse_args()
 

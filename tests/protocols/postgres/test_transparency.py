@@ -211,8 +211,9 @@ def _backend_pid(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
+@pytest.mark.parametrize("attempt", range(3))  # the FATAL used to race the close: try again
 def test_server_ending_the_session_reaches_the_client(
-    gw: RunningGateway, pg_server: LocalPostgres, target_db: str
+    gw: RunningGateway, pg_server: LocalPostgres, target_db: str, attempt: int
 ) -> None:
     with psycopg.connect(gw.dsn(), autocommit=True) as conn:
         server_pid = _backend_pid(conn)

@@ -100,6 +100,25 @@ def test_psql_with_latin9(gw: RunningGateway) -> None:
     )  # chr(8364) is the euro sign in the UTF8 database
 
 
+def test_start_up_parameters_in_the_declared_encoding(
+    gw: RunningGateway, pg_server: LocalPostgres, target_db: str
+) -> None:
+    # What psql sends from a LATIN9 environment: the name in LATIN9 bytes.
+    env = {b"PGCLIENTENCODING": b"LATIN9", b"PGAPPNAME": "ward é".encode("latin9")}
+    env[b"PATH"] = b"/usr/bin:/bin"
+    outputs = []
+    for dsn in (gw.dsn(), pg_server.dsn(target_db)):
+        done = subprocess.run(
+            [pg_bin("psql"), "-X", "-At", dsn, "-c", "SHOW application_name"],
+            capture_output=True,
+            timeout=60,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr.decode("latin9")
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1] == b"ward ?\n"  # the server stores only ASCII of it
+
+
 # ---- notifications ------------------------------------------------------------------------------
 
 

@@ -79,3 +79,38 @@ def reported(parameter_status: bytes) -> str | None:
     if not parameter_status.startswith(_PARAMETER):
         return None
     return codec(wire.read_cstr(parameter_status, len(_PARAMETER))[0])
+
+
+# Other names the server accepts for a client_encoding, in its normalized form (letters and
+# digits, upper case): ISO8859N is spelled out below.
+_ALIASES = {
+    "UNICODE": "UTF8",
+    "ALT": "WIN866",
+    "WIN": "WIN1251",
+    "ABC": "WIN1258",
+    "TCVN": "WIN1258",
+    "TCVN5712": "WIN1258",
+    "VSCII": "WIN1258",
+    "TIS620": "WIN874",
+    "KOI8": "KOI8R",
+    "MSKANJI": "SJIS",
+    "SHIFTJIS": "SJIS",
+    "KOREAN": "EUC_KR",
+}
+_ISO8859 = {"1": "LATIN1", "2": "LATIN2", "3": "LATIN3", "4": "LATIN4", "9": "LATIN5"}
+_ISO8859 |= {"10": "LATIN6", "13": "LATIN7", "14": "LATIN8", "15": "LATIN9", "16": "LATIN10"}
+_ISO8859 |= {n: f"ISO_8859_{n}" for n in ("5", "6", "7", "8")}
+_NORMALIZED = {name.replace("_", ""): name for name in _CODECS}
+
+
+def declared(name: str) -> str:
+    """The codec for the client_encoding a client names in its start-up packet, where the
+    server takes aliases (``latin9``, ``ISO-8859-15``, ``windows-1252``): UTF-8 for a name not
+    known here (``auto``, say), as the server's ParameterStatus decides what the session uses."""
+    key = "".join(c for c in name.upper() if c.isalnum())
+    if key.startswith("WINDOWS"):
+        key = "WIN" + key.removeprefix("WINDOWS")
+    canonical = _NORMALIZED.get(key) or _ALIASES.get(key)
+    if canonical is None and key.startswith("ISO8859"):
+        canonical = _ISO8859.get(key.removeprefix("ISO8859"))
+    return _CODECS[canonical] if canonical is not None else wire.UTF8

@@ -297,7 +297,7 @@ class PgSession:
                 await self._cancel(body)
                 return False
             break
-        startup = wire.parse_startup(body)
+        startup = wire.parse_startup(body, client_encoding.declared)
         self.info.claimed_user = startup.user
         self.info.application = startup.parameters.get("application_name", "")
         if startup.protocol >> 16 != 3:
@@ -420,7 +420,8 @@ class PgSession:
         self.info.upstream_tls = upstream_tls
         forwarded = {k: v for k, v in params.items() if k in FORWARDED_PARAMETERS}
         forwarded.update(user=target.user, database=target.database)
-        upstream.write(wire.startup_message(forwarded))
+        declared = client_encoding.declared(params.get("client_encoding", ""))
+        upstream.write(wire.startup_message(forwarded, encoding=declared))
         password = target.password.get_secret_value() if target.password else None
         login = UpstreamLogin(target.user, password, tls=bool(upstream_tls))
         to_client: list[bytes] = []

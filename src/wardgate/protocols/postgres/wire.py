@@ -7,7 +7,7 @@ Message bodies are given and returned without the type byte and length word unle
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 PROTOCOL_3_0 = 196608  # 3 << 16
@@ -105,6 +105,13 @@ def read_cstr(body: bytes | memoryview, pos: int, encoding: str = UTF8) -> tuple
         raise ProtocolViolation(f"string is not valid {encoding.upper()}", "22021") from exc
 
 
+def _read_raw(body: bytes, pos: int) -> tuple[bytes, int]:
+    end = body.find(b"\x00", pos)
+    if end < 0:
+        raise ProtocolViolation("string without terminator")
+    return body[pos:end], end + 1
+
+
 # ---- start-up phase ---------------------------------------------------------------------------
 
 
@@ -122,17 +129,28 @@ class Startup:
         return self.parameters.get("database", "") or self.user
 
 
-def parse_startup(body: bytes) -> Startup:
-    """``body`` is everything after the length word of a StartupMessage."""
+def parse_startup(body: bytes, codec: Callable[[str], str] | None = None) -> Startup:
+    """``body`` is everything after the length word of a StartupMessage. Its strings are read in
+    the encoding ``codec`` names for the packet's own ``client_encoding`` (UTF-8 without one)."""
     if len(body) < 4:
         raise ProtocolViolation("start-up packet too short")
     protocol = _I32.unpack_from(body)[0]
-    params: dict[str, str] = {}
+    raw: list[tuple[bytes, bytes]] = []
     pos = 4
     while pos < len(body) and body[pos] != 0:
-        key, pos = read_cstr(body, pos)
-        value, pos = read_cstr(body, pos)
-        params[key] = value
+        key, pos = _read_raw(body, pos)
+        value, pos = _read_raw(body, pos)
+        raw.append((key, value))
+    encoding = UTF8
+    declared = dict(raw).get(b"client_encoding")
+    if codec is not None and declared is not None and declared.isascii():
+        encoding = codec(declared.decode())
+    params: dict[str, str] = {}
+    for key, value in raw:
+        try:
+            params[key.decode(encoding)] = value.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise ProtocolViolation(f"string is not valid {encoding.upper()}", "22021") from exc
     if pos != len(body) - 1:
         raise ProtocolViolation("start-up packet has no final terminator")
     if "user" not in params:
@@ -140,9 +158,12 @@ def parse_startup(body: bytes) -> Startup:
     return Startup(protocol, params)
 
 
-def startup_message(parameters: Mapping[str, str], protocol: int = PROTOCOL_3_0) -> bytes:
+def startup_message(
+    parameters: Mapping[str, str], protocol: int = PROTOCOL_3_0, encoding: str = UTF8
+) -> bytes:
     body = _I32.pack(protocol)
-    body += b"".join(cstr(k) + cstr(v) for k, v in parameters.items()) + b"\x00"
+    pairs = (cstr(k, encoding) + cstr(v, encoding) for k, v in parameters.items())
+    body += b"".join(pairs) + b"\x00"
     return _I32.pack(len(body) + 4) + body
 
 

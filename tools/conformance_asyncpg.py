@@ -68,6 +68,13 @@ def _suite(sdist: Path, work: Path) -> Path:
     return suite
 
 
+def _drop_suite_databases(admin: str) -> None:
+    """What an earlier run's failing test left behind would fail the next run's."""
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for name in SUITE_DATABASES[1:]:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _fresh_database(admin: str, name: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -183,7 +190,9 @@ def main() -> None:
     server_env = {"PGHOST": args.host, "PGPORT": str(args.port), "PGUSER": args.user}
     if args.password:
         server_env["PGPASSWORD"] = args.password
+    _drop_suite_databases(admin)
     direct = _run(suite, {**server_env, "PGDATABASE": direct_db}, "direct", args.keyword)
+    _drop_suite_databases(admin)
 
     proc, port, ca = _start_gateway(args, work, gateway_db)
     try:

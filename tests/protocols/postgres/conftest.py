@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -51,4 +52,24 @@ def gateway(
 ) -> Iterator[RunningGateway]:
     tmp = tmp_path_factory.mktemp("gw")
     config = build_config(tmp, pki_dir, target_entry(pg_server, target_db), handshake_timeout=2.0)
+    yield from running(config, pki_dir / "ca.pem")
+
+
+@pytest.fixture(scope="module")
+def admin_gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+    pki_dir: Path,
+    pg_server: LocalPostgres,
+    target_db: str,
+) -> Iterator[RunningGateway]:
+    """As ``wardgate serve`` is run for a conformance run: alice (engineer) is an administrator of
+    the target (no function is refused her), and the signed audit store holds every result back
+    until its record is durable."""
+    tmp = tmp_path_factory.mktemp("gw-admin")
+
+    def admin(raw: dict[str, Any]) -> None:
+        raw["policy"] = {"admin_roles": ["engineer"]}
+        raw["audit"].update(store=str(tmp / "store" / "audit.db"))
+
+    config = build_config(tmp, pki_dir, target_entry(pg_server, target_db), edit=admin)
     yield from running(config, pki_dir / "ca.pem")

@@ -4,6 +4,7 @@ over TLS verified against the gateway's CA."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import subprocess
@@ -124,16 +125,18 @@ def test_psycopg_pipeline_mode(gateway: RunningGateway) -> None:
             pipeline.sync()
             results = [cur.fetchone() for cur in cursors]
             conn.execute("SELECT 1/0")  # an error in the middle of a pipeline
-            skipped = conn.execute("SELECT 'skipped'")
+            # psycopg raises it as soon as the answer is there: at the next execute (PostgreSQL
+            # 18 answers that fast) or at the sync.
             with pytest.raises(errors.DivisionByZero):
+                conn.execute("SELECT 'skipped'")
                 pipeline.sync()
-            with pytest.raises(psycopg.ProgrammingError):
-                skipped.fetchone()  # never ran: the batch was aborted
+            with contextlib.suppress(errors.PipelineAborted):
+                pipeline.sync()  # the skipped statement's answer, if the error came before it
         assert conn.execute("SELECT 'after'").fetchone() == ("after",)
     assert results == [(i * 2,) for i in range(50)]
     outcomes = {e["statement"]: e["outcome"] for e in statements(gateway)}
     assert outcomes["SELECT 1/0"] == "error"
-    assert outcomes["SELECT 'skipped'"] == "skipped"
+    assert outcomes.get("SELECT 'skipped'", "skipped") == "skipped"  # sent or not, it never ran
 
 
 def test_psycopg_copy_both_ways(gateway: RunningGateway) -> None:

@@ -60,7 +60,7 @@ from wardgate.core.model import (
     Via,
 )
 from wardgate.core.pipeline import Pipeline, PipelineFailure
-from wardgate.protocols.postgres import rows, wire
+from wardgate.protocols.postgres import client_encoding, rows, wire
 from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
 from wardgate.protocols.postgres.framing import check_length
 from wardgate.protocols.postgres.wire import ProtocolViolation
@@ -93,6 +93,7 @@ class _Expect:
     request: Statement | None = None
     denied: bool = False
     described: bool = False  # the request's columns are known and announced
+    texts: int = 0  # a batch's end: statement texts the client had sent by then
 
 
 @dataclass(slots=True)
@@ -178,6 +179,15 @@ class Relay:
         self.max_message = max_message
         self.transaction_status = b"I"
         self.terminated = False
+        # The codec of the session's client_encoding, as the server last reported it.
+        self.encoding = wire.UTF8
+        # The pid the gateway told the client of a backend on the same server, if it did.
+        self.client_pid: Callable[[int], int | None] = _unknown_pid
+        # Statement texts (Query, Parse) read from the client, and those the server had read by
+        # the last ReadyForQuery: a change of client_encoding is safe only when no text after
+        # the one that made it was already read in the previous encoding.
+        self._texts_sent = 0
+        self._texts_done = 0
         self._seq = 0
         self._expected: deque[_Expect] = deque()
         self._result = _Result()
@@ -256,24 +266,28 @@ class Relay:
         if self._skip_to_sync and kind not in (wire.F_SYNC, wire.F_TERMINATE):
             return self._skipped(kind, body)
         expect = self._expected.append
+        encoding = self.encoding
         if kind == wire.F_QUERY:
-            return self._decide(QUERY, "", Via.QUERY, wire.parse_query(body), _POISON_QUERY)
+            self._texts_sent += 1
+            text = wire.parse_query(body, encoding)
+            return self._decide(QUERY, "", Via.QUERY, text, _POISON_QUERY)
         if kind == wire.F_PARSE:
-            name, text = wire.parse_parse(body)
+            self._texts_sent += 1
+            name, text = wire.parse_parse(body, encoding)
             self._statements[name] = text
             expect(_Expect(PARSE, name))
         elif kind == wire.F_BIND:
             if self.pipeline.wants_columns:
-                portal, statement, formats = wire.parse_bind(body)
+                portal, statement, formats = wire.parse_bind(body, encoding)
             else:  # formats matter only to addons that look at columns
-                portal, statement, formats = *wire.parse_bind_names(body), ()
+                portal, statement, formats = *wire.parse_bind_names(body, encoding), ()
             self._portals[portal] = self._statements.get(statement, "")
             expect(_Expect(BIND, portal, statement, formats))
         elif kind == wire.F_DESCRIBE:
-            which, name = wire.parse_close(body)
+            which, name = wire.parse_close(body, encoding)
             expect(_Expect(DESCRIBE_STATEMENT if which == "S" else DESCRIBE_PORTAL, name))
         elif kind == wire.F_EXECUTE:
-            portal, _ = wire.parse_execute(body)
+            portal, _ = wire.parse_execute(body, encoding)
             text = self._portals.get(portal, "")
             poison = self._decide(EXECUTE, portal, Via.EXECUTE, text, _POISON_PARSE)
             capped = self._expected[-1].request
@@ -284,9 +298,9 @@ class Relay:
         elif kind == wire.F_SYNC:
             self._skip_to_sync = False
             self._dropped.clear()
-            expect(_Expect(SYNC))
+            expect(_Expect(SYNC, texts=self._texts_sent))
         elif kind == wire.F_CLOSE:
-            which, name = wire.parse_close(body)
+            which, name = wire.parse_close(body, encoding)
             (self._statements if which == "S" else self._portals).pop(name, None)
             expect(_Expect(CLOSE, name, which))
         elif kind == wire.F_FUNCTION_CALL:
@@ -304,13 +318,15 @@ class Relay:
         hold = decision.hold
         if decision.verdict is Verdict.HOLD and hold is not None:
             self._approval = (request, what, name, poison)
-            self.send_client(wire.notice_response(hold.notice))
+            self.send_client(wire.notice_response(hold.notice, encoding=self.encoding))
             hold.when_resolved(self._resolved)
             return None
         denied = not decision.allowed
         if not denied and request.row_cap is not None:
             self._caps += 1
-        self._expected.append(_Expect(what, name, request=request, denied=denied))
+        self._expected.append(
+            _Expect(what, name, request=request, denied=denied, texts=self._texts_sent)
+        )
         if not denied:
             # the audit's record precedes any row of the result
             self.pipeline.statement_sent(request)
@@ -325,7 +341,9 @@ class Relay:
         message, self._held_message = self._held_message, b""
         self._approval = None
         denied = not decision.allowed
-        self._expected.append(_Expect(what, name, request=request, denied=denied))
+        self._expected.append(
+            _Expect(what, name, request=request, denied=denied, texts=self._texts_sent)
+        )
         if not denied:
             self.pipeline.statement_sent(request)
         self.send_server(poison if denied else message)
@@ -338,14 +356,15 @@ class Relay:
         the server would have skipped it after an error; an Execute is audited as skipped."""
         dropped = self._dropped  # the texts of statements and portals the server never saw
         if kind == wire.F_PARSE:
-            name, text = wire.parse_parse(body)
+            self._texts_sent += 1
+            name, text = wire.parse_parse(body, self.encoding)
             dropped["S" + name] = text
         elif kind == wire.F_BIND:
-            portal, statement = wire.parse_bind_names(body)
+            portal, statement = wire.parse_bind_names(body, self.encoding)
             text = dropped.get("S" + statement, self._statements.get(statement, ""))
             dropped["P" + portal] = text
         elif kind == wire.F_EXECUTE:
-            portal, _ = wire.parse_execute(body)
+            portal, _ = wire.parse_execute(body, self.encoding)
             self._seq += 1
             text = dropped.get("P" + portal, self._portals.get(portal, ""))
             request = Statement(self.session, self._seq, text, Via.EXECUTE)
@@ -420,6 +439,10 @@ class Relay:
                 return None
             self._announce(head)
             return rows.join(self.pipeline.row(request, rows.split(body)))
+        if kind == wire.B_PARAMETER_STATUS:
+            self.parameter_status(body)
+        elif kind == wire.B_NOTIFICATION:
+            return self._notification(body)
         if self._swallow and kind not in _ASYNC:
             return self._swallowed(kind)
         if kind == wire.B_NOTICE and self.pipeline.wants_diagnostics:
@@ -442,7 +465,7 @@ class Relay:
             else:
                 self._portal_columns[head.name] = _with_formats(columns, head.formats)
         elif kind == wire.B_ROW_DESCRIPTION:
-            columns = _columns(body) if self.pipeline.wants_columns else ()
+            columns = _columns(body, self.encoding) if self.pipeline.wants_columns else ()
             if what == DESCRIBE_STATEMENT:
                 expected.popleft()
                 self._statement_columns[head.name] = columns
@@ -496,6 +519,7 @@ class Relay:
             while expected:
                 entry = expected.popleft()
                 if entry.what in _ENDS_BATCH:
+                    self._texts_done = entry.texts
                     self._finish(entry, Outcome.OK)
                     break
                 self._finish(entry, Outcome.SKIPPED)
@@ -519,7 +543,7 @@ class Relay:
             self._release = self._held is not None
         else:
             self._swallow = True  # the rest of the Query's answers, up to ReadyForQuery
-        return wire.error_response("ERROR", "54000", text, hint=_CAP_HINT)
+        return wire.error_response("ERROR", "54000", text, hint=_CAP_HINT, encoding=self.encoding)
 
     def _swallowed(self, kind: int) -> bytes:
         """A simple Query's answer after its cap was reached, dropped up to ReadyForQuery."""
@@ -553,8 +577,32 @@ class Relay:
         return wire.message(wire.B_COPY_DATA, data) if data else b""
 
     def _diagnostic(self, kind: int, body: bytes) -> bytes:
-        fields = dict(wire.parse_error_fields(body).fields)
-        return wire.message(kind, wire.fields_body(self.pipeline.diagnostic(self.session, fields)))
+        fields = dict(wire.parse_error_fields(body, self.encoding).fields)
+        fields = self.pipeline.diagnostic(self.session, fields)
+        return wire.message(kind, wire.fields_body(fields, self.encoding))
+
+    def parameter_status(self, body: bytes) -> None:
+        """Follow the server's client_encoding."""
+        encoding = client_encoding.reported(body)
+        if encoding is None or encoding == self.encoding:
+            return
+        if self._texts_sent - self._texts_done > 1:
+            raise ProtocolViolation(
+                "client_encoding changed while statements sent after the change were in flight;"
+                " change it in a statement of its own"
+            )
+        self.encoding = encoding
+
+    def _notification(self, body: bytes) -> bytes | None:
+        """A notification carries the pid its sender was told in BackendKeyData (this session's
+        own, or another's through this gateway); a sender the gateway does not know keeps the
+        backend's pid."""
+        if len(body) < 4:
+            return None
+        known = self.client_pid(struct.unpack_from("!i", body)[0])
+        if known is None:
+            return None
+        return wire.message(wire.B_NOTIFICATION, struct.pack("!i", known) + body[4:])
 
     def _announce(self, entry: _Expect) -> None:
         """Tell the pipeline the columns of the entry's result, once, before its first row."""
@@ -569,7 +617,7 @@ class Relay:
         self.pipeline.result_header(entry.request, columns)
 
     def _server_error(self, body: bytes, head: _Expect) -> bytes | None:
-        fields = wire.parse_error_fields(body)
+        fields = wire.parse_error_fields(body, self.encoding)
         expected = self._expected
         # The error answers the head message; when that is a Parse or Bind, it is the failure of
         # the statement the batch goes on to execute.
@@ -581,8 +629,9 @@ class Relay:
         if request is not None:
             if owner.denied:
                 reason = request.decision.reason or "denied by policy"
+                text = f"wardgate: {reason}"
                 replacement = wire.error_response(
-                    "ERROR", "42501", f"wardgate: {reason}", hint=DENIAL_HINT
+                    "ERROR", "42501", text, hint=DENIAL_HINT, encoding=self.encoding
                 )
             else:
                 request.outcome = Outcome.ERROR
@@ -590,7 +639,7 @@ class Relay:
                 request.error = fields.text
         if replacement is None and self.pipeline.wants_diagnostics:
             replacement = self._diagnostic(wire.B_ERROR, body)
-            request_error = wire.parse_error_fields(replacement[5:]).text
+            request_error = wire.parse_error_fields(replacement[5:], self.encoding).text
             if request is not None and not owner.denied:
                 request.error = request_error  # the audit keeps what the client saw
         if head.what in _ENDS_BATCH:
@@ -633,10 +682,14 @@ def _rows_readable(stmt: Statement) -> bool:
     return copy is not None and copy.format in ("text", "binary") and not copy.other_options
 
 
-def _columns(body: bytes) -> tuple[ResultColumn, ...]:
+def _unknown_pid(backend_pid: int) -> int | None:
+    return None
+
+
+def _columns(body: bytes, encoding: str) -> tuple[ResultColumn, ...]:
     return tuple(
         ResultColumn(name, table, col, typ, fmt == 1)
-        for name, table, col, typ, fmt in wire.parse_row_description(body)
+        for name, table, col, typ, fmt in wire.parse_row_description(body, encoding)
     )
 
 

@@ -22,7 +22,7 @@ from wardgate.core.model import ConnectAttempt, Identity, SessionInfo
 from wardgate.core.pipeline import Pipeline, PipelineFailure
 from wardgate.identity.authenticator import PASSWORD, Authenticator
 from wardgate.identity.throttle import THROTTLED_HINT, Verdict, client_host, login_throttle
-from wardgate.protocols.postgres import wire
+from wardgate.protocols.postgres import client_encoding, wire
 from wardgate.protocols.postgres.cancel import CancelRegistry, CancelTarget
 from wardgate.protocols.postgres.endpoint import Endpoint
 from wardgate.protocols.postgres.relay import Relay
@@ -49,6 +49,24 @@ FORWARDED_PARAMETERS = frozenset(
         "standard_conforming_strings",
     }
 )
+
+
+# How long the last bytes of a session the target ended may wait for their audit records.
+FLUSH_TIMEOUT = 5.0
+
+
+class _Flushed:
+    """A marker for the release: done once everything sent to the release before it is out."""
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def write_client(self, data: bytes) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def terminate(self, sqlstate: str, message: str, reason: str = "") -> None:
+        self.write_client(b"")
 
 
 class SessionRefused(Exception):
@@ -204,10 +222,12 @@ class PgSession:
             done, _ = await asyncio.wait(
                 [self.client.closed, self.upstream.closed], return_when=asyncio.FIRST_COMPLETED
             )
-            if not self._end_reason:
-                self._end_reason = (
-                    "client disconnected" if self.client.closed in done else "target disconnected"
-                )
+            if not self._end_reason:  # else the gateway ended it, and closed both sides
+                if self.client.closed in done:
+                    self._end_reason = "client disconnected"
+                else:
+                    self._end_reason = "target disconnected"
+                    await self._flush_release()
         finally:
             self.server.sessions.pop(self.info.id, None)
             self.server.cancels.forget(self.cancel_pid)
@@ -223,6 +243,18 @@ class PgSession:
                 pipeline.disconnect(self.info, self._end_reason)
             except PipelineFailure as exc:
                 log.error("session %s: %s", self.info.id, exc)
+
+    async def _flush_release(self) -> None:
+        """The target ended the session: what it said last (its FATAL) reaches the client before
+        the client's connection is closed, as it would directly. The release writes in order, so
+        a marker sent after those bytes is released after them."""
+        release = self.server.release
+        if release is None:
+            return
+        flushed = _Flushed()
+        release.send(flushed, b"")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(flushed.done, FLUSH_TIMEOUT)
 
     def terminate(self, sqlstate: str, message: str, reason: str = "") -> None:
         """End a live session from outside (revocation, shutdown, an administrator)."""
@@ -267,7 +299,7 @@ class PgSession:
                 await self._cancel(body)
                 return False
             break
-        startup = wire.parse_startup(body)
+        startup = wire.parse_startup(body, client_encoding.declared)
         self.info.claimed_user = startup.user
         self.info.application = startup.parameters.get("application_name", "")
         if startup.protocol >> 16 != 3:
@@ -405,11 +437,13 @@ class PgSession:
         self.info.upstream_tls = upstream_tls
         forwarded = {k: v for k, v in params.items() if k in FORWARDED_PARAMETERS}
         forwarded.update(user=target.user, database=target.database)
-        upstream.write(wire.startup_message(forwarded))
+        declared = client_encoding.declared(params.get("client_encoding", ""))
+        upstream.write(wire.startup_message(forwarded, encoding=declared))
         password = target.password.get_secret_value() if target.password else None
         login = UpstreamLogin(target.user, password, tls=bool(upstream_tls))
         to_client: list[bytes] = []
         upstream_key = (0, 0)
+        encoding = wire.UTF8
         while True:
             kind, body = await upstream.message()
             if kind == wire.B_AUTH:
@@ -436,6 +470,8 @@ class PgSession:
                 break
             elif kind in (wire.B_PARAMETER_STATUS, wire.B_NOTICE):
                 to_client.append(wire.message(kind, body))
+                if kind == wire.B_PARAMETER_STATUS:
+                    encoding = client_encoding.reported(body) or encoding
             # NegotiateProtocolVersion from the target needs nothing: we asked for 3.0.
         if not login.authenticated:
             raise SessionRefused("08001", "target ended start-up without authenticating")
@@ -443,9 +479,9 @@ class PgSession:
         to_client.append(wire.backend_key_data(self.cancel_pid, key))
         to_client.append(wire.ready_for_query(body[:1] or b"I"))
         self.server.pipeline.connect(ConnectAttempt(self.info, True))
-        self._start_relay(b"".join(to_client))
+        self._start_relay(b"".join(to_client), encoding, target)
 
-    def _start_relay(self, greeting: bytes) -> None:
+    def _start_relay(self, greeting: bytes, encoding: str, target: Target) -> None:
         client, upstream = self.client, self.upstream
         assert upstream is not None
         release = self.server.release
@@ -456,6 +492,8 @@ class PgSession:
             client.write if release is None else functools.partial(release.send, self),
             self.server.listener.max_message_bytes,
         )
+        relay.encoding = encoding
+        relay.client_pid = functools.partial(self.server.cancels.client_pid, target)
         self.relay = relay
         client.peer, upstream.peer = upstream, client
         client.write(greeting)
@@ -481,13 +519,20 @@ class PgSession:
         return guarded
 
     async def _cancel(self, body: bytes) -> None:
-        if len(body) != 12:
-            return
-        pid, key = struct.unpack_from("!ii", body, 4)
-        found = self.server.cancels.lookup(pid, key)
-        self._close()
-        if found is None:
-            return
+        """Pass a CancelRequest on. The client's connection is closed only once the target has
+        taken it (the target closes its connection then), as a server does: a driver that waits
+        for that close before its next statement (asyncpg) must not have that one cancelled."""
+        try:
+            found = None
+            if len(body) == 12:
+                pid, key = struct.unpack_from("!ii", body, 4)
+                found = self.server.cancels.lookup(pid, key)
+            if found is not None:
+                await self._forward_cancel(found)
+        finally:
+            self._close()
+
+    async def _forward_cancel(self, found: CancelTarget) -> None:
         try:
             upstream, _ = await self.server.open_upstream(found.target)
         except (OSError, SessionRefused) as exc:

@@ -7,7 +7,7 @@ Message bodies are given and returned without the type byte and length word unle
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 PROTOCOL_3_0 = 196608  # 3 << 16
@@ -68,6 +68,7 @@ _I32 = struct.Struct("!i")
 _I16 = struct.Struct("!h")
 _HEAD = struct.Struct("!Bi")  # a message's type byte and length
 _HEADER = struct.Struct("!ci")
+UTF8 = "utf-8"
 
 
 class ProtocolViolation(Exception):
@@ -82,20 +83,32 @@ def message(kind: int, body: bytes = b"") -> bytes:
     return bytes((kind,)) + _I32.pack(len(body) + 4) + body
 
 
-def cstr(text: str) -> bytes:
-    return text.encode() + b"\x00"
+def cstr(text: str, encoding: str = UTF8) -> bytes:
+    """A NUL-terminated string; a character the encoding lacks becomes ``?``, as the server's
+    own conversions would refuse it and a message the gateway makes must still be sent."""
+    return text.encode(encoding, "replace") + b"\x00"
 
 
-def read_cstr(body: bytes | memoryview, pos: int) -> tuple[str, int]:
-    """Return the NUL-terminated string at ``pos`` and the position after its NUL."""
+def read_cstr(body: bytes | memoryview, pos: int, encoding: str = UTF8) -> tuple[str, int]:
+    """Return the NUL-terminated string at ``pos`` and the position after its NUL.
+
+    ``encoding`` is a Python codec: the session's client_encoding (see ``client_encoding``).
+    """
     raw = bytes(body) if isinstance(body, memoryview) else body
     end = raw.find(b"\x00", pos)
     if end < 0:
         raise ProtocolViolation("string without terminator")
     try:
-        return raw[pos:end].decode(), end + 1
+        return raw[pos:end].decode(encoding), end + 1
     except UnicodeDecodeError as exc:
-        raise ProtocolViolation("string is not valid UTF-8", "22021") from exc
+        raise ProtocolViolation(f"string is not valid {encoding.upper()}", "22021") from exc
+
+
+def _read_raw(body: bytes, pos: int) -> tuple[bytes, int]:
+    end = body.find(b"\x00", pos)
+    if end < 0:
+        raise ProtocolViolation("string without terminator")
+    return body[pos:end], end + 1
 
 
 # ---- start-up phase ---------------------------------------------------------------------------
@@ -115,17 +128,28 @@ class Startup:
         return self.parameters.get("database", "") or self.user
 
 
-def parse_startup(body: bytes) -> Startup:
-    """``body`` is everything after the length word of a StartupMessage."""
+def parse_startup(body: bytes, codec: Callable[[str], str] | None = None) -> Startup:
+    """``body`` is everything after the length word of a StartupMessage. Its strings are read in
+    the encoding ``codec`` names for the packet's own ``client_encoding`` (UTF-8 without one)."""
     if len(body) < 4:
         raise ProtocolViolation("start-up packet too short")
     protocol = _I32.unpack_from(body)[0]
-    params: dict[str, str] = {}
+    raw: list[tuple[bytes, bytes]] = []
     pos = 4
     while pos < len(body) and body[pos] != 0:
-        key, pos = read_cstr(body, pos)
-        value, pos = read_cstr(body, pos)
-        params[key] = value
+        key, pos = _read_raw(body, pos)
+        value, pos = _read_raw(body, pos)
+        raw.append((key, value))
+    encoding = UTF8
+    declared = dict(raw).get(b"client_encoding")
+    if codec is not None and declared is not None and declared.isascii():
+        encoding = codec(declared.decode())
+    params: dict[str, str] = {}
+    for key, value in raw:
+        try:
+            params[key.decode(encoding)] = value.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise ProtocolViolation(f"string is not valid {encoding.upper()}", "22021") from exc
     if pos != len(body) - 1:
         raise ProtocolViolation("start-up packet has no final terminator")
     if "user" not in params:
@@ -133,9 +157,12 @@ def parse_startup(body: bytes) -> Startup:
     return Startup(protocol, params)
 
 
-def startup_message(parameters: Mapping[str, str], protocol: int = PROTOCOL_3_0) -> bytes:
+def startup_message(
+    parameters: Mapping[str, str], protocol: int = PROTOCOL_3_0, encoding: str = UTF8
+) -> bytes:
     body = _I32.pack(protocol)
-    body += b"".join(cstr(k) + cstr(v) for k, v in parameters.items()) + b"\x00"
+    pairs = (cstr(k, encoding) + cstr(v, encoding) for k, v in parameters.items())
+    body += b"".join(pairs) + b"\x00"
     return _I32.pack(len(body) + 4) + body
 
 
@@ -195,36 +222,44 @@ class ErrorFields:
         return self.fields.get("V", self.fields.get("S", ""))
 
 
-def error_body(severity: str, sqlstate: str, text: str, detail: str = "", hint: str = "") -> bytes:
-    parts = [b"S" + cstr(severity), b"V" + cstr(severity), b"C" + cstr(sqlstate), b"M" + cstr(text)]
+def error_body(
+    severity: str, sqlstate: str, text: str, detail: str = "", hint: str = "", encoding: str = UTF8
+) -> bytes:
+    fields = {"S": severity, "V": severity, "C": sqlstate, "M": text}
     if detail:
-        parts.append(b"D" + cstr(detail))
+        fields["D"] = detail
     if hint:
-        parts.append(b"H" + cstr(hint))
-    return b"".join(parts) + b"\x00"
+        fields["H"] = hint
+    return fields_body(fields, encoding)
 
 
 def error_response(
-    severity: str, sqlstate: str, text: str, detail: str = "", hint: str = ""
+    severity: str,
+    sqlstate: str,
+    text: str,
+    detail: str = "",
+    hint: str = "",
+    encoding: str = UTF8,
 ) -> bytes:
-    return message(B_ERROR, error_body(severity, sqlstate, text, detail, hint))
+    return message(B_ERROR, error_body(severity, sqlstate, text, detail, hint, encoding))
 
 
-def notice_response(text: str, detail: str = "", hint: str = "") -> bytes:
-    return message(B_NOTICE, error_body("NOTICE", "00000", text, detail, hint))
+def notice_response(text: str, detail: str = "", hint: str = "", encoding: str = UTF8) -> bytes:
+    return message(B_NOTICE, error_body("NOTICE", "00000", text, detail, hint, encoding))
 
 
-def fields_body(fields: Mapping[str, str]) -> bytes:
+def fields_body(fields: Mapping[str, str], encoding: str = UTF8) -> bytes:
     """An ErrorResponse or NoticeResponse body from its fields, in the order given."""
-    return b"".join(code.encode() + cstr(value) for code, value in fields.items()) + b"\x00"
+    parts = (code.encode() + cstr(value, encoding) for code, value in fields.items())
+    return b"".join(parts) + b"\x00"
 
 
-def parse_error_fields(body: bytes) -> ErrorFields:
+def parse_error_fields(body: bytes, encoding: str = UTF8) -> ErrorFields:
     fields: dict[str, str] = {}
     pos = 0
     while pos < len(body) and body[pos] != 0:
         code = chr(body[pos])
-        value, pos = read_cstr(body, pos + 1)
+        value, pos = read_cstr(body, pos + 1, encoding)
         fields[code] = value
     return ErrorFields(fields)
 
@@ -232,27 +267,27 @@ def parse_error_fields(body: bytes) -> ErrorFields:
 # ---- frontend messages the gateway inspects -----------------------------------------------------
 
 
-def parse_query(body: bytes) -> str:
-    return read_cstr(body, 0)[0]
+def parse_query(body: bytes, encoding: str = UTF8) -> str:
+    return read_cstr(body, 0, encoding)[0]
 
 
-def parse_parse(body: bytes) -> tuple[str, str]:
+def parse_parse(body: bytes, encoding: str = UTF8) -> tuple[str, str]:
     """Parse message: (statement name, query text)."""
-    name, pos = read_cstr(body, 0)
-    query, _ = read_cstr(body, pos)
+    name, pos = read_cstr(body, 0, encoding)
+    query, _ = read_cstr(body, pos, encoding)
     return name, query
 
 
-def parse_bind_names(body: bytes) -> tuple[str, str]:
+def parse_bind_names(body: bytes, encoding: str = UTF8) -> tuple[str, str]:
     """Bind message: (portal, statement) only."""
-    portal, pos = read_cstr(body, 0)
-    return portal, read_cstr(body, pos)[0]
+    portal, pos = read_cstr(body, 0, encoding)
+    return portal, read_cstr(body, pos, encoding)[0]
 
 
-def parse_bind(body: bytes) -> tuple[str, str, tuple[int, ...]]:
+def parse_bind(body: bytes, encoding: str = UTF8) -> tuple[str, str, tuple[int, ...]]:
     """Bind message: (portal, statement, result format codes); parameter values are skipped."""
-    portal, pos = read_cstr(body, 0)
-    statement, pos = read_cstr(body, pos)
+    portal, pos = read_cstr(body, 0, encoding)
+    statement, pos = read_cstr(body, pos, encoding)
     try:
         (count,) = _I16.unpack_from(body, pos)
         pos += 2 + 2 * count
@@ -270,18 +305,18 @@ def parse_bind(body: bytes) -> tuple[str, str, tuple[int, ...]]:
     return portal, statement, formats
 
 
-def parse_execute(body: bytes) -> tuple[str, int]:
-    portal, pos = read_cstr(body, 0)
+def parse_execute(body: bytes, encoding: str = UTF8) -> tuple[str, int]:
+    portal, pos = read_cstr(body, 0, encoding)
     if len(body) < pos + 4:
         raise ProtocolViolation("Execute message too short")
     return portal, _I32.unpack_from(body, pos)[0]
 
 
-def parse_close(body: bytes) -> tuple[str, str]:
+def parse_close(body: bytes, encoding: str = UTF8) -> tuple[str, str]:
     """Close or Describe: (kind 'S' or 'P', name)."""
     if not body:
         raise ProtocolViolation("Close/Describe message too short")
-    name, _ = read_cstr(body, 1)
+    name, _ = read_cstr(body, 1, encoding)
     return chr(body[0]), name
 
 
@@ -292,13 +327,15 @@ def parse_command_tag_rows(body: bytes) -> int | None:
     return int(last) if last.isdigit() else None
 
 
-def parse_row_description(body: bytes) -> list[tuple[str, int, int, int, int]]:
+def parse_row_description(
+    body: bytes, encoding: str = UTF8
+) -> list[tuple[str, int, int, int, int]]:
     """Columns as (name, table oid, column number, type oid, format code)."""
     count = struct.unpack_from("!h", body)[0]
     pos = 2
     columns = []
     for _ in range(count):
-        name, pos = read_cstr(body, pos)
+        name, pos = read_cstr(body, pos, encoding)
         table, col, typ, _size, _mod, fmt = struct.unpack_from("!ihihih", body, pos)
         pos += 18
         columns.append((name, table, col, typ, fmt))

@@ -100,6 +100,18 @@ class Column:
     binary: bool = False
 
 
+@dataclass(frozen=True)
+class SessionContext:
+    """The server's session state one statement runs in, as the protocol followed it from the
+    server's answers (protocols/postgres/state.py): its ``search_path`` (None: not known), and
+    for EXECUTE or FETCH the text of the prepared statement or cursor it names, with the
+    search_path that text's names resolve with."""
+
+    search_path: str | None
+    refers_to: str | None = None
+    refers_path: str | None = None
+
+
 @dataclass
 class Request:
     """One statement (or API call) and, once it ends, what came back."""
@@ -131,6 +143,8 @@ class Request:
     # the relay counts those it withholds past the cap.
     row_cap: int | None = None
     rows_withheld: int = 0
+    # Set by the PostgreSQL relay: the context of each statement of ``text``, in order.
+    contexts: tuple[SessionContext, ...] = ()
     # HTTP requests (kind "http", protocols/http/): the method, the path as the client sent it
     # (``/<api>/<rest>``, no query), the FHIR resource type (the first segment of ``<rest>``),
     # and the status code the client got.

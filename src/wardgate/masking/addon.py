@@ -3,11 +3,13 @@
 ``request``: the statement is analysed (lineage, cached by text) against the target's catalog.
 What does not parse is refused; so is a statement whose lineage is unknown when
 ``masking.unresolved`` is ``deny``, and a COPY in a format whose rows cannot be masked (CSV, other
-delimiters). DECLARE and PREPARE are remembered per session so that FETCH and EXECUTE get their
-lineage. ``result_header``: the plan of the result, cross-checked with the server's
-RowDescription. ``row``: the plan applied. ``diagnostic``: errors and notices, which can echo
-stored values, are content-scanned and the values a constraint violation quotes are masked.
-``result_end``: masked values by label and the plan go into the audit record.
+delimiters). Each statement is analysed with the search_path it runs with, and EXECUTE and FETCH
+get the lineage of the statement or cursor they name, as the relay followed them from the
+server's answers (``Request.contexts``, see protocols/postgres/state.py); a statement whose
+search_path cannot be known is refused. ``result_header``: the plan of the result, cross-checked
+with the server's RowDescription. ``row``: the plan applied. ``diagnostic``: errors and notices,
+which can echo stored values, are content-scanned and the values a constraint violation quotes
+are masked. ``result_end``: masked values by label and the plan go into the audit record.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from wardgate.core.model import Column, Decision, Request, SessionInfo, Verdict
+from wardgate.core.model import Column, Decision, Request, SessionContext, SessionInfo, Verdict
 from wardgate.core.pipeline import Addon
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
@@ -33,10 +35,6 @@ from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, StatementLine
 log = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_PATH = '"$user", public'
-_SET_PATH = re.compile(
-    r"^\s*set\s+(?:session\s+|local\s+)?search_path\s*(?:to|=)\s*(.+?)\s*;?\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
 # Constraint violations quote stored values: "Key (ssn)=(123-45-6789) already exists.",
 # "Failing row contains (1, MRN-..., Ann, ...)."
 _QUOTED_VALUES = re.compile(r"(Key \([^)]*\)=\()(.*)(\))|(Failing row contains \()(.*)(\))", re.S)
@@ -48,9 +46,6 @@ class _Session:
     view: View | None = None
     planner: Planner | None = None
     text: TextMasker | None = None
-    search_path: str = DEFAULT_SEARCH_PATH
-    cursors: dict[str, StatementLineage] = field(default_factory=dict)
-    prepared: dict[str, StatementLineage] = field(default_factory=dict)
 
 
 @dataclass
@@ -131,65 +126,78 @@ class MaskingAddon(Addon):
             return _deny(f"PHI masking is not ready for this target ({why})")
         if request.kind == "function_call":
             return _deny("function calls cannot be masked")
+        contexts = request.contexts
+        if any(c.search_path is None for c in contexts):
+            return _deny(
+                "the session's search_path cannot be followed (set_config with a computed"
+                " value?); RESET search_path or reconnect"
+            )
+        first = contexts[0].search_path if contexts else None
         try:
-            statements = self.cache.analyze(request.text, catalog, search_path=state.search_path)
-        except AnalysisError as exc:
+            statements = self.cache.analyze(
+                request.text, catalog, search_path=first or DEFAULT_SEARCH_PATH
+            )
+            if contexts and len(contexts) != len(statements):
+                return _deny("the statement's session context is not known")
+            results: list[StatementLineage] = []
+            for index, statement in enumerate(statements):
+                context = contexts[index] if contexts else SessionContext(DEFAULT_SEARCH_PATH)
+                if context.search_path != first:  # a SET earlier in the same string
+                    (statement,) = self.cache.analyze(
+                        statement.text, catalog, search_path=context.search_path or ""
+                    )
+                refused = self._note(statement, request)
+                if refused is not None:
+                    return refused
+                resolved = self._resolve(statement, context, catalog, request.kind)
+                if resolved.returns_rows:
+                    results.append(resolved)
+        except (AnalysisError, ValueError) as exc:
             return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
-        results: list[StatementLineage] = []
-        for statement in statements:
-            refused = self._note(statement, state, request)
-            if refused is not None:
-                return refused
-            resolved = self._resolve(statement, state)
-            if resolved.returns_rows:
-                results.append(resolved)
         self._pending[id(request)] = _Pending(info.target, results)
         return None
 
-    def _note(
-        self, statement: StatementLineage, state: _Session, request: Request
-    ) -> Decision | None:
-        """Remember what later statements of the session refer to; refuse what cannot be
-        masked."""
+    def _note(self, statement: StatementLineage, request: Request) -> Decision | None:
+        """Refuse what cannot be masked; a catalog change makes the catalog stale."""
         kind = statement.kind
-        if kind is Kind.CURSOR and statement.name:
-            state.cursors[statement.name] = statement
-        elif kind is Kind.PREPARE and statement.name:
-            state.prepared[statement.name] = statement
-        elif kind is Kind.COPY:
+        if kind is Kind.COPY:
             if not _maskable_copy(statement.text):
                 return _deny("COPY of PHI can be masked only in the default text or binary format")
             request.copy_rows = True
-        elif kind is Kind.OTHER:
-            found = _SET_PATH.match(statement.text)
-            if found:
-                state.search_path = found.group(1).strip()
-            elif _is_ddl(statement.text):
-                self.catalogs.stale(request.session.target)
+        elif kind is Kind.OTHER and _is_ddl(statement.text):
+            self.catalogs.stale(request.session.target)
         if self.unresolved == "deny" and any(c.unknown for c in statement.columns):
             return _deny("the statement's result cannot be traced to its source columns")
         return None
 
-    @staticmethod
-    def _resolve(statement: StatementLineage, state: _Session) -> StatementLineage:
-        if statement.kind is Kind.FETCH and statement.name:
-            declared = state.cursors.get(statement.name)
-            if declared is not None:
-                return StatementLineage(
-                    Kind.FETCH, statement.text, declared.columns, declared.shape_known, True
-                )
-            return StatementLineage(Kind.FETCH, statement.text, (), False, True)
-        if statement.kind is Kind.EXECUTE and statement.name:
-            prepared = state.prepared.get(statement.name)
-            if prepared is not None:
-                return StatementLineage(
-                    Kind.EXECUTE, statement.text, prepared.columns, prepared.shape_known,
-                    prepared.returns_rows,
-                )  # fmt: skip
-            return StatementLineage(Kind.EXECUTE, statement.text, (), False, True)
+    def _resolve(
+        self, statement: StatementLineage, context: SessionContext, catalog: Any, kind: str
+    ) -> StatementLineage:
+        """EXECUTE and FETCH return what the statement or cursor they name returns, as the
+        server holds it; a cursor run by a protocol Execute returns its rows."""
         if statement.kind is Kind.CURSOR:
-            return StatementLineage(Kind.OTHER, statement.text)  # DECLARE itself returns no rows
-        return statement
+            if kind == "execute":
+                return StatementLineage(
+                    Kind.FETCH, statement.text, statement.columns, statement.shape_known, True
+                )
+            return StatementLineage(Kind.OTHER, statement.text)  # DECLARE returns no rows
+        if statement.kind not in (Kind.FETCH, Kind.EXECUTE) or not statement.name:
+            return statement
+        named = None
+        if context.refers_to is not None and context.refers_path is not None:
+            analysed = self.cache.analyze(
+                context.refers_to, catalog, search_path=context.refers_path
+            )
+            named = analysed[0] if len(analysed) == 1 else None
+        if named is None:
+            return StatementLineage(statement.kind, statement.text, (), False, True)
+        if statement.kind is Kind.FETCH:
+            return StatementLineage(
+                Kind.FETCH, statement.text, named.columns, named.shape_known, True
+            )
+        return StatementLineage(
+            Kind.EXECUTE, statement.text, named.columns, named.shape_known, named.returns_rows
+        )
 
     # ---- results --------------------------------------------------------------------------------
 

@@ -50,12 +50,22 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wardgate.core.model import Column, Decision, Outcome, Request, SessionInfo, Verdict
+from wardgate.core.model import (
+    Column,
+    Decision,
+    Outcome,
+    Request,
+    SessionContext,
+    SessionInfo,
+    Verdict,
+)
 from wardgate.core.pipeline import Pipeline, PipelineFailure
+from wardgate.protocols.postgres import state as st
 from wardgate.protocols.postgres import wire
 from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
 from wardgate.protocols.postgres.framing import check_length
 from wardgate.protocols.postgres.wire import ProtocolViolation
+from wardgate.sql.effects import EffectsCache
 
 _NOT_SQL = "wardgate denied this statement"
 _POISON_QUERY = wire.message(wire.F_QUERY, wire.cstr(_NOT_SQL))
@@ -68,6 +78,7 @@ _CAP_HINT = "Filter on a key (id, mrn, ...) or add a LIMIT to see all the rows y
 _HEADER = struct.Struct("!Bi")
 _CLIENT_TYPES = frozenset(b"QPBDESHCXdcfF")
 Send = Callable[[bytes], None]
+_EFFECTS = EffectsCache()  # one per process: the relay runs on one event loop
 
 # What an expected answer answers.
 PARSE, BIND, DESCRIBE_STATEMENT, DESCRIBE_PORTAL, EXECUTE, CLOSE, SYNC, QUERY, CALL = range(9)
@@ -162,6 +173,7 @@ class Relay:
         send_server: Send,
         send_client: Send,
         max_message: int = 64 << 20,
+        search_path: str | None = None,
     ) -> None:
         self.session = session
         self.pipeline = pipeline
@@ -173,9 +185,11 @@ class Relay:
         self._seq = 0
         self._expected: deque[_Expect] = deque()
         self._result = _Result()
-        # Client order: the text each statement and portal will run, for policy decisions.
-        self._statements: dict[str, str] = {}
-        self._portals: dict[str, str] = {}
+        # The server's prepared statements, portals, transaction and search_path, as its
+        # answers confirm them; what an Execute or a Query will run is asked of it. While that
+        # depends on answers still to come, the client's message waits (``_settling``).
+        self.state = st.SessionState(search_path, _parsed)
+        self._settling = False
         # Server order: the columns each statement and portal returns, as the server described them.
         self._statement_columns: dict[str, tuple[Column, ...]] = {}
         self._portal_columns: dict[str, tuple[Column, ...]] = {}
@@ -226,7 +240,17 @@ class Relay:
             if end > n:
                 n = stream.hold(data, pos, end - pos)
                 break
-            replacement = self._client_message(kind, data[pos + 5 : end])
+            body = data[pos + 5 : end]
+            replacement = self._client_message(kind, body)
+            if self._settling:  # the message waits until the server has answered what it has
+                out.append(data[mark:pos])
+                out.append(_FLUSH)
+                mark = pos
+                self._held = bytearray(data[pos:n])
+                n = pos
+                break
+            if self._approval is None or self._held_message:
+                self._track(kind, body, replacement)
             if replacement is not None:
                 out.append(data[mark:pos])
                 out.append(replacement)
@@ -249,25 +273,32 @@ class Relay:
             return self._skipped(kind, body)
         expect = self._expected.append
         if kind == wire.F_QUERY:
-            return self._decide(QUERY, "", "query", wire.parse_query(body), _POISON_QUERY)
+            text = wire.parse_query(body)
+            contexts = self.state.query(_parsed(text))
+            if contexts is None:
+                self._settling = True
+                return None
+            return self._decide(QUERY, "", "query", text, _POISON_QUERY, contexts)
         if kind == wire.F_PARSE:
-            name, text = wire.parse_parse(body)
-            self._statements[name] = text
+            name, _ = wire.parse_parse(body)
             expect(_Expect(PARSE, name))
         elif kind == wire.F_BIND:
             if self.pipeline.wants_columns:
                 portal, statement, formats = wire.parse_bind(body)
             else:  # formats matter only to addons that look at columns
                 portal, statement, formats = *wire.parse_bind_names(body), ()
-            self._portals[portal] = self._statements.get(statement, "")
             expect(_Expect(BIND, portal, statement, formats))
         elif kind == wire.F_DESCRIBE:
             which, name = wire.parse_close(body)
             expect(_Expect(DESCRIBE_STATEMENT if which == "S" else DESCRIBE_PORTAL, name))
         elif kind == wire.F_EXECUTE:
             portal, _ = wire.parse_execute(body)
-            text = self._portals.get(portal, "")
-            poison = self._decide(EXECUTE, portal, "execute", text, _POISON_PARSE)
+            resolved = self.state.portal(portal)
+            if resolved is None:
+                self._settling = True
+                return None
+            text, context = resolved
+            poison = self._decide(EXECUTE, portal, "execute", text, _POISON_PARSE, (context,))
             capped = self._expected[-1].request
             if poison is None and capped is not None and capped.row_cap is not None:
                 self._held = bytearray()  # what the client sends next waits for the result
@@ -279,7 +310,6 @@ class Relay:
             expect(_Expect(SYNC))
         elif kind == wire.F_CLOSE:
             which, name = wire.parse_close(body)
-            (self._statements if which == "S" else self._portals).pop(name, None)
             expect(_Expect(CLOSE, name, which))
         elif kind == wire.F_FUNCTION_CALL:
             oid = struct.unpack_from("!i", body)[0] if len(body) >= 4 else 0
@@ -289,9 +319,17 @@ class Relay:
             self.terminated = True
         return None
 
-    def _decide(self, what: int, name: str, kind: str, text: str, poison: bytes) -> bytes | None:
+    def _decide(
+        self,
+        what: int,
+        name: str,
+        kind: str,
+        text: str,
+        poison: bytes,
+        contexts: tuple[SessionContext, ...] = (),
+    ) -> bytes | None:
         self._seq += 1
-        request = Request(self.session, self._seq, kind, text)
+        request = Request(self.session, self._seq, kind, text, contexts=contexts)
         request.decision = self.pipeline.request(request)
         hold = request.decision.hold
         if request.decision.verdict is Verdict.HOLD and hold is not None:
@@ -318,7 +356,9 @@ class Relay:
         request.decision = decision
         denied = not decision.allowed
         self._expected.append(_Expect(what, name, request=request, denied=denied))
-        self.send_server(poison if denied else message)
+        sent = poison if denied else message
+        self._track(sent[0], sent[5:], None)
+        self.send_server(sent)
         held, self._held = self._held, None
         if held:
             self.from_client(bytes(held))
@@ -332,15 +372,30 @@ class Relay:
             dropped["S" + name] = text
         elif kind == wire.F_BIND:
             portal, statement = wire.parse_bind_names(body)
-            text = dropped.get("S" + statement, self._statements.get(statement, ""))
-            dropped["P" + portal] = text
+            dropped["P" + portal] = dropped.get("S" + statement, "")
         elif kind == wire.F_EXECUTE:
             portal, _ = wire.parse_execute(body)
             self._seq += 1
-            text = dropped.get("P" + portal, self._portals.get(portal, ""))
+            known = self.state.portal(portal)
+            text = dropped.get("P" + portal, known[0] if known is not None else "")
             request = Request(self.session, self._seq, "execute", text)
             self._finish(_Expect(EXECUTE, portal, request=request), Outcome.SKIPPED)
         return b""
+
+    def _track(self, kind: int, body: bytes, replacement: bytes | None) -> None:
+        """Tell the session state what the server receives: the message, or what replaced it."""
+        if replacement is None:
+            op = _op(kind, body)
+            if op is not None:
+                self.state.sent(op)
+            return
+        pos = 0
+        while pos + 5 <= len(replacement):
+            sub, length = _HEADER.unpack_from(replacement, pos)
+            op = _op(sub, replacement[pos + 5 : pos + 1 + length])
+            if op is not None:
+                self.state.sent(op)
+            pos += 1 + length
 
     # ---- server to client ----------------------------------------------------------------------
 
@@ -385,6 +440,9 @@ class Relay:
                 mark = end
             pos = end
         _emit(self.send_client, data, out, mark, n)
+        if self._settling and not self.state.pending:  # the server's state is known: go on
+            self._settling = False
+            self._release = True
         if self._release:  # a capped Execute's result is complete: what the client sent next
             self._release = False
             held, self._held = self._held, None
@@ -394,6 +452,8 @@ class Relay:
     def _server_message(self, kind: int, body: bytes) -> bytes | None:
         expected = self._expected
         head = expected[0] if expected else None
+        if kind != wire.B_DATA_ROW and kind != wire.B_COPY_DATA:
+            self.state.received(kind, body)
         if kind == wire.B_DATA_ROW:
             self._result.rows += 1
             if self._swallow:
@@ -633,3 +693,35 @@ def _with_formats(columns: tuple[Column, ...], formats: tuple[int, ...]) -> tupl
         Column(c.name, c.table_oid, c.column_number, c.type_oid, b)
         for c, b in zip(columns, binary, strict=False)
     )
+
+
+def _parsed(text: str) -> st.Parsed:
+    try:
+        return _EFFECTS(text)
+    except Exception:  # the server will not run what PostgreSQL's parser refuses
+        return None
+
+
+def _op(kind: int, body: bytes) -> st.Op | None:
+    """A client message as the session state sees it; None for those that change nothing."""
+    if kind == wire.F_PARSE:
+        name, text = wire.parse_parse(body)
+        return st.Parse(name, text, _parsed(text))
+    if kind == wire.F_BIND:
+        portal, statement = wire.parse_bind_names(body)
+        return st.Bind(portal, statement)
+    if kind == wire.F_EXECUTE:
+        return st.Execute(wire.parse_execute(body)[0])
+    if kind in (wire.F_DESCRIBE, wire.F_CLOSE):
+        which, name = wire.parse_close(body)
+        on_portal = which == "P"
+        if kind == wire.F_DESCRIBE:
+            return st.Describe(on_portal, name)
+        return st.Close(on_portal, name)
+    if kind == wire.F_SYNC:
+        return st.Sync()
+    if kind == wire.F_QUERY:
+        return st.Query(_parsed(wire.parse_query(body)))
+    if kind == wire.F_FUNCTION_CALL:
+        return st.Query(None, call=True)
+    return None

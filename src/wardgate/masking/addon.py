@@ -5,11 +5,12 @@ What does not parse is refused; so is a statement whose lineage is unknown when
 ``masking.unresolved`` is ``deny``, and a COPY in a format whose rows cannot be masked (CSV, other
 delimiters). Each statement is analysed with the search_path it runs with, and EXECUTE and FETCH
 get the lineage of the statement or cursor they name, as the relay followed them from the
-server's answers (``Request.contexts``, see protocols/postgres/state.py); a statement whose
-search_path cannot be known is refused. ``result_header``: the plan of the result, cross-checked
-with the server's RowDescription. ``row``: the plan applied. ``diagnostic``: errors and notices,
-which can echo stored values, are content-scanned and the values a constraint violation quotes
-are masked. ``result_end``: masked values by label and the plan go into the audit record.
+server's answers (``Request.contexts``, see protocols/postgres/state.py); where the search_path
+cannot be known, names resolve in pg_catalog only, so a table's columns are masked whole.
+``result_header``: the plan of the result, cross-checked with the server's RowDescription.
+``row``: the plan applied. ``diagnostic``: errors and notices, which can echo stored values, are
+content-scanned and the values a constraint violation quotes are masked. ``result_end``: masked
+values by label and the plan go into the audit record.
 """
 
 from __future__ import annotations
@@ -126,26 +127,20 @@ class MaskingAddon(Addon):
             return _deny(f"PHI masking is not ready for this target ({why})")
         if request.kind == "function_call":
             return _deny("function calls cannot be masked")
+        # A search_path the relay could not follow (None) resolves nothing but pg_catalog: the
+        # columns of unresolved tables are masked whole.
         contexts = request.contexts
-        if any(c.search_path is None for c in contexts):
-            return _deny(
-                "the session's search_path cannot be followed (set_config with a computed"
-                " value?); RESET search_path or reconnect"
-            )
-        first = contexts[0].search_path if contexts else None
+        paths = [c.search_path or "" for c in contexts] or [DEFAULT_SEARCH_PATH]
         try:
-            statements = self.cache.analyze(
-                request.text, catalog, search_path=first or DEFAULT_SEARCH_PATH
-            )
+            statements = self.cache.analyze(request.text, catalog, search_path=paths[0])
             if contexts and len(contexts) != len(statements):
                 return _deny("the statement's session context is not known")
             results: list[StatementLineage] = []
             for index, statement in enumerate(statements):
                 context = contexts[index] if contexts else SessionContext(DEFAULT_SEARCH_PATH)
-                if context.search_path != first:  # a SET earlier in the same string
-                    (statement,) = self.cache.analyze(
-                        statement.text, catalog, search_path=context.search_path or ""
-                    )
+                path = paths[index] if contexts else DEFAULT_SEARCH_PATH
+                if path != paths[0]:  # a SET earlier in the same string
+                    (statement,) = self.cache.analyze(statement.text, catalog, search_path=path)
                 refused = self._note(statement, request)
                 if refused is not None:
                     return refused
@@ -184,9 +179,9 @@ class MaskingAddon(Addon):
         if statement.kind not in (Kind.FETCH, Kind.EXECUTE) or not statement.name:
             return statement
         named = None
-        if context.refers_to is not None and context.refers_path is not None:
+        if context.refers_to is not None:
             analysed = self.cache.analyze(
-                context.refers_to, catalog, search_path=context.refers_path
+                context.refers_to, catalog, search_path=context.refers_path or ""
             )
             named = analysed[0] if len(analysed) == 1 else None
         if named is None:

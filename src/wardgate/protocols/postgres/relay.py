@@ -96,6 +96,7 @@ class _Expect:
     request: Request | None = None
     denied: bool = False
     described: bool = False  # the request's columns are known and announced
+    internal: bool = False  # a Describe the relay sent itself: its answer is not the client's
 
 
 @dataclass(slots=True)
@@ -190,6 +191,7 @@ class Relay:
         # depends on answers still to come, the client's message waits (``_settling``).
         self.state = st.SessionState(search_path, _parsed)
         self._settling = False
+        self._prefix = b""  # a Describe the relay adds before the Execute being decided
         # Server order: the columns each statement and portal returns, as the server described them.
         self._statement_columns: dict[str, tuple[Column, ...]] = {}
         self._portal_columns: dict[str, tuple[Column, ...]] = {}
@@ -210,6 +212,11 @@ class Relay:
         # ``_held_message`` and what the client sends after it waits in ``_held``.
         self._approval: tuple[Request, int, str, bytes] | None = None
         self._held_message = b""
+        self._held_prefix = b""
+        # Client order: the statements ("S" + name) and portals ("P" + name) whose columns the
+        # client asks the server for; before an Execute of any other portal the relay asks itself,
+        # since rows whose columns are not known cannot be masked.
+        self._described: set[str] = set()
 
     # ---- client to server ----------------------------------------------------------------------
 
@@ -257,6 +264,7 @@ class Relay:
                 mark = end
             if self._approval is not None and not self._held_message:  # held for approval
                 self._held_message = data[pos:end]
+                self._held_prefix, self._prefix = self._prefix, b""
                 self._held = bytearray(data[end:n])
                 n = pos
                 break
@@ -279,31 +287,27 @@ class Relay:
                 self._settling = True
                 return None
             return self._decide(QUERY, "", "query", text, _POISON_QUERY, contexts)
+        described = self._described
         if kind == wire.F_PARSE:
             name, _ = wire.parse_parse(body)
+            described.discard("S" + name)
             expect(_Expect(PARSE, name))
         elif kind == wire.F_BIND:
             if self.pipeline.wants_columns:
                 portal, statement, formats = wire.parse_bind(body)
             else:  # formats matter only to addons that look at columns
                 portal, statement, formats = *wire.parse_bind_names(body), ()
+            if "S" + statement in described:
+                described.add("P" + portal)
+            else:
+                described.discard("P" + portal)
             expect(_Expect(BIND, portal, statement, formats))
         elif kind == wire.F_DESCRIBE:
             which, name = wire.parse_close(body)
+            described.add(which + name)
             expect(_Expect(DESCRIBE_STATEMENT if which == "S" else DESCRIBE_PORTAL, name))
         elif kind == wire.F_EXECUTE:
-            portal, _ = wire.parse_execute(body)
-            resolved = self.state.portal(portal)
-            if resolved is None:
-                self._settling = True
-                return None
-            text, context = resolved
-            poison = self._decide(EXECUTE, portal, "execute", text, _POISON_PARSE, (context,))
-            capped = self._expected[-1].request
-            if poison is None and capped is not None and capped.row_cap is not None:
-                self._held = bytearray()  # what the client sends next waits for the result
-                return wire.message(kind, body) + _FLUSH
-            return poison
+            return self._execute(body)
         elif kind == wire.F_SYNC:
             self._skip_to_sync = False
             self._dropped.clear()
@@ -317,6 +321,31 @@ class Relay:
             return self._decide(CALL, "", "function_call", text, _POISON_QUERY)
         elif kind == wire.F_TERMINATE:
             self.terminated = True
+        return None
+
+    def _execute(self, body: bytes) -> bytes | None:
+        portal, _ = wire.parse_execute(body)
+        resolved = self.state.portal(portal)
+        if resolved is None:
+            self._settling = True
+            return None
+        prefix = b""
+        if self.pipeline.wants_columns and "P" + portal not in self._described:
+            self._described.add("P" + portal)
+            self._expected.append(_Expect(DESCRIBE_PORTAL, portal, internal=True))
+            prefix = wire.message(wire.F_DESCRIBE, b"P" + wire.cstr(portal))
+        text, context = resolved
+        self._prefix = prefix
+        poison = self._decide(EXECUTE, portal, "execute", text, _POISON_PARSE, (context,))
+        if self._approval is not None:
+            return None  # the prefix goes with the held message
+        self._prefix = b""
+        capped = self._expected[-1].request
+        if poison is None and capped is not None and capped.row_cap is not None:
+            self._held = bytearray()  # what the client sends next waits for the result
+            return prefix + wire.message(wire.F_EXECUTE, body) + _FLUSH
+        if poison is not None or prefix:
+            return prefix + (poison or wire.message(wire.F_EXECUTE, body))
         return None
 
     def _decide(
@@ -352,12 +381,13 @@ class Relay:
             return
         request, what, name, poison = self._approval
         message, self._held_message = self._held_message, b""
+        prefix, self._held_prefix = self._held_prefix, b""
         self._approval = None
         request.decision = decision
         denied = not decision.allowed
         self._expected.append(_Expect(what, name, request=request, denied=denied))
-        sent = poison if denied else message
-        self._track(sent[0], sent[5:], None)
+        sent = prefix + (poison if denied else message)
+        self._track(0, b"", sent)
         self.send_server(sent)
         held, self._held = self._held, None
         if held:
@@ -440,9 +470,11 @@ class Relay:
                 mark = end
             pos = end
         _emit(self.send_client, data, out, mark, n)
-        if self._settling and not self.state.pending:  # the server's state is known: go on
-            self._settling = False
-            self._release = True
+        if self._settling:  # held for the server's answers, not for a capped result
+            self._release = False
+            if not self.state.pending:  # the server's state is known: go on
+                self._settling = False
+                self._release = True
         if self._release:  # a capped Execute's result is complete: what the client sent next
             self._release = False
             held, self._held = self._held, None
@@ -499,6 +531,8 @@ class Relay:
             elif what == DESCRIBE_PORTAL:
                 expected.popleft()
                 self._portal_columns[head.name] = columns
+                if head.internal:
+                    return b""
             else:  # a simple Query's result
                 self._result.start(columns)
                 head.described = False
@@ -507,6 +541,8 @@ class Relay:
             (self._statement_columns if what == DESCRIBE_STATEMENT else self._portal_columns)[
                 head.name
             ] = ()
+            if head.internal:
+                return b""
         elif kind == wire.B_CLOSE_COMPLETE and what == CLOSE:
             expected.popleft()
             target = self._statement_columns if head.statement == "S" else self._portal_columns

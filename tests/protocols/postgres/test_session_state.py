@@ -280,10 +280,10 @@ def test_set_config(gateway: RunningGateway, ssn: str) -> None:
     known, and a table's columns are masked whole until a RESET."""
     with psycopg.connect(gateway.dsn("alice"), autocommit=True) as conn:
         conn.execute("SELECT set_config('search_path', 'public', false)")
-        rows = conn.execute("SELECT ssn, last_name FROM patients WHERE id = 1").fetchall()
+        rows = conn.execute(SELECT_SSN).fetchall()
         conn.execute("RESET search_path")
         conn.execute("SELECT set_config('search_path', 'pub' || 'lic', false)")
-        rows += conn.execute("SELECT ssn, last_name FROM patients WHERE id = 1").fetchall()
+        rows += conn.execute(SELECT_SSN).fetchall()
         conn.execute("RESET search_path")
         rows += conn.execute("SELECT ssn, last_name FROM patients WHERE id = 1").fetchall()
     assert len(rows) == 3 and ssn not in str(rows)

@@ -361,7 +361,9 @@ def run_query(w: World, op: Query, failed_at: int | None) -> None:
     """A simple Query (or FunctionCall) whose statements all completed, or whose statement at
     ``failed_at`` failed: the rest were not run."""
     statements = op.parsed if op.parsed is not None else ((),)
+    w.statements.pop("", None)  # a simple Query uses the unnamed statement and portal
     for index, runs in enumerate(statements):
+        w.portals.pop("", None)
         w.touch()
         if index == failed_at:
             w.fail(extended=False)
@@ -416,14 +418,22 @@ class SessionState:
     # ---- what goes to the server, and what comes back -----------------------------------------
 
     def sent(self, op: Op) -> None:
+        if self.confirmed.skipping and not self.pending and not isinstance(op, Sync):
+            return  # after an error the server skips it: no answer will come
         self.pending.append(op)
         if self._worlds is not None:
             self._worlds = _branch(self._worlds, op)
 
     def received(self, kind: int, body: bytes) -> None:
         """A message from the server: the answer to the head of ``pending``, or part of it."""
+        pending = self.pending
+        if self.confirmed.skipping:  # sent after an error: skipped, unanswered, up to Sync
+            while pending and not isinstance(pending[0], Sync):
+                pending.popleft()
         if kind == _READY:
-            if self.pending and isinstance(self.pending[0], Sync | Query):
+            while pending and not isinstance(pending[0], Sync | Query):
+                pending.popleft()  # left unanswered: the model lost track
+            if pending:
                 op = self.pending.popleft()
                 if isinstance(op, Query):
                     done, self._statement = self._statement, 0

@@ -23,6 +23,14 @@ prepared statement or a portal returns, and in which format -- is updated from t
 the server's order, so a pipelined client never sees one statement's columns lent to another. No
 timing is assumed anywhere.
 
+What a request runs is the server's business, not the client's: ``state`` keeps the session's
+prepared statements, portals, transaction and search_path as the server's answers confirm them,
+and says what an Execute (or a Query naming a prepared statement or cursor) will run, given the
+messages still unanswered. When that depends on how those turn out (a Parse of a name that may
+exist...), the message waits, a Flush goes to the server, and it is decided once everything
+before it is answered. An Execute of a portal nobody described is preceded by the relay's own
+Describe when an addon looks at columns; its answer is not passed on.
+
 A denied request is never sent on. In its place the server gets a statement that cannot run: text
 that is not SQL, as a Query or as a Parse of a statement named ``wardgate_denied`` (if the client
 made one of that name the Parse fails all the same). The server's error arrives exactly where the
@@ -189,7 +197,7 @@ class Relay:
         # The server's prepared statements, portals, transaction and search_path, as its
         # answers confirm them; what an Execute or a Query will run is asked of it. While that
         # depends on answers still to come, the client's message waits (``_settling``).
-        self.state = st.SessionState(search_path, _parsed)
+        self.state = st.SessionState(search_path)
         self._settling = False
         self._prefix = b""  # a Describe the relay adds before the Execute being decided
         # Server order: the columns each statement and portal returns, as the server described them.

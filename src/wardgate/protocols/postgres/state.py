@@ -407,10 +407,9 @@ def context(w: World, runs: tuple[fx.Effect, ...], path: str | None) -> SessionC
 class SessionState:
     """What the server holds for one session: ``confirmed``, and the worlds ``pending`` leads to."""
 
-    def __init__(self, search_path: str | None, parse: Callable[[str], Parsed]) -> None:
+    def __init__(self, search_path: str | None) -> None:
         self.confirmed = World(search_path, search_path, search_path)
         self.pending: deque[Op] = deque()
-        self.parse = parse
         self._worlds: list[World] | None = [self.confirmed]
         self._statement = 0  # statements of the Query at the head of ``pending`` completed
         self._failed = False  # and whether one failed

@@ -90,3 +90,30 @@ def test_what_does_not_parse_raises_and_is_cached() -> None:
         with pytest.raises(AnalysisError):
             cache("SELEC 1")
     assert cache("SELECT 1") == ((),)
+
+
+SHORTCUT = [
+    "SELECT 1",
+    "SELECT 1; SELECT 2;;",
+    "",
+    "-- nothing",
+    "UPDATE t SET x = 1",
+    "SELECT set_config('search_path', 'x', false)",
+    "SELECT \"set_config\"('search_path', 'x', false)",
+    "SELECT pg_catalog.SET_CONFIG('search_path', 'x', false)",
+    "SELECT U&\"set\\005Fconfig\"('search_path', 'x', false)",
+    "SELECT 'set_config' /* set_config */",
+    "select 1; begin; select 2",
+    "WITH x AS (SELECT 1) SELECT * FROM x",
+    "INSERT INTO t VALUES ('é')",
+]
+
+
+@pytest.mark.parametrize("text", SHORTCUT)
+def test_the_scanner_shortcut_agrees_with_the_parse(text: str) -> None:
+    assert fx.effects(text) == fx.parse_effects(text)
+
+
+def test_a_unicode_escaped_set_config_is_seen() -> None:
+    text = "SELECT U&\"set\\005Fconfig\"('search_path', 'x', false)"
+    assert fx.effects(text) == ((fx.Set("search_path", "x"),),)

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from pglast import ast, enums
+from pglast.parser import scan, split
 
 from wardgate.sql.resolve import parse
 
@@ -137,15 +138,50 @@ _DISCARD = {
 }
 
 
+# The tokens that begin (or, for EXECUTE, end) a statement with an effect.
+_KEYWORDS = frozenset(
+    {
+        "SET", "RESET", "PREPARE", "EXECUTE", "DEALLOCATE", "DECLARE", "CLOSE", "FETCH", "MOVE",
+        "DISCARD", "BEGIN_P", "START", "COMMIT", "END_P", "ROLLBACK", "ABORT_P", "SAVEPOINT",
+        "RELEASE",
+    }
+)  # fmt: skip
+
+
 def effects(text: str) -> Effects:
     """The effects of each statement of ``text``, in order. Raises ``AnalysisError`` if the
     text does not parse (the caller then cannot follow the session and fails closed)."""
+    none = _none(text)
+    return none if none is not None else parse_effects(text)
+
+
+def parse_effects(text: str) -> Effects:
+    """``effects`` read from the whole parse tree, without the scanner's shortcut."""
     out: list[tuple[Effect, ...]] = []
     for raw in parse(text):
         start = raw.stmt_location or 0
         end = start + raw.stmt_len if raw.stmt_len else len(text)
         out.append(tuple(_statement(raw.stmt, text[start:end].strip())))
     return tuple(out)
+
+
+def _none(text: str) -> Effects | None:
+    """For most statements (no keyword above, no set_config), one empty tuple each, found by
+    PostgreSQL's scanner at a fraction of a parse's cost; None: parse them."""
+    if not text.isascii():  # token offsets are bytes; keep it simple
+        return None
+    try:
+        tokens = scan(text)
+        count = len(split(text))
+    except Exception:
+        return None  # the parse says why
+    for token in tokens:
+        name = token.name
+        if name in _KEYWORDS or name == "UIDENT":
+            return None
+        if name == "IDENT" and "set_config" in text[token.start : token.end + 1].lower():
+            return None
+    return ((),) * count
 
 
 class EffectsCache:

@@ -475,3 +475,22 @@ def test_pipelined_describes_keep_their_own_columns() -> None:
     )
     assert isinstance(h.addon, ColumnsSeen)
     assert h.addon.columns == [["y"], ["x"]]
+
+
+def test_execute_of_a_stale_portal_in_a_failed_transaction_is_not_sent() -> None:
+    """PostgreSQL 15.20 crashed (SIGSEGV) on an Execute of the unnamed portal a failed Query
+    left in an aborted transaction block, a session the property test found; the relay's model
+    knows that portal is gone and answers such an Execute itself."""
+    h = Harness(Recorder())
+    h.client(query("BEGIN"))
+    h.server(complete("BEGIN") + wire.ready_for_query(b"T"))
+    h.client(query("ROLLBACK TO SAVEPOINT nosuch"))
+    h.server(error("3B001", 'savepoint "nosuch" does not exist') + wire.ready_for_query(b"E"))
+    before = len(h.server_bytes)
+    execute = wire.message(wire.F_EXECUTE, wire.cstr("") + struct.pack("!i", 0))
+    h.client(execute + SYNC)
+    sent = h.server_bytes[before:]
+    assert execute not in sent and sent.startswith(b"P")  # the unrunnable Parse instead
+    h.server(error("42601", "syntax error") + wire.ready_for_query(b"E"))
+    [_, refusal] = error_fields(h.client_bytes)
+    assert refusal["C"] == "42501" and "does not exist" in refusal["M"]

@@ -86,8 +86,10 @@ message_strategy = hs.one_of(
     hs.tuples(hs.just("R"), hs.sampled_from(NAMES), hs.just("")),  # Bind and Execute unnamed
     hs.tuples(hs.just("P"), hs.sampled_from(NAMES), hs.sampled_from(PARSE_TEXTS)),
     hs.tuples(hs.just("B"), hs.sampled_from(PORTALS), hs.sampled_from(NAMES)),
-    hs.tuples(hs.just("D"), hs.sampled_from("SP"), hs.sampled_from(NAMES + PORTALS)),
-    hs.tuples(hs.just("E"), hs.sampled_from(PORTALS), hs.just("")),
+    # Describe of statements only: PostgreSQL 15 can crash (SIGSEGV, so every session of the
+    # shared server restarts) describing the portal a failed Query left in an aborted transaction.
+    hs.tuples(hs.just("D"), hs.just("S"), hs.sampled_from(NAMES)),
+    hs.tuples(hs.just("E"), hs.just("c"), hs.just("")),  # the unnamed one only after a Bind
     hs.tuples(hs.just("C"), hs.sampled_from("SP"), hs.sampled_from(NAMES + PORTALS)),
 )
 batch_strategy = hs.one_of(

@@ -338,11 +338,27 @@ class Relay:
             self._settling = True
             return None
         prefix = b""
-        if self.pipeline.wants_columns and "P" + portal not in self._described:
+        # Not before an Execute that cannot run (no such portal, an aborted transaction): no
+        # rows come, and PostgreSQL 15 can crash describing a failed portal in an aborted one.
+        if (
+            self.pipeline.wants_columns
+            and "P" + portal not in self._described
+            and self.state.may_run(portal)
+        ):
             self._described.add("P" + portal)
             self._expected.append(_Expect(DESCRIBE_PORTAL, portal, internal=True))
             prefix = wire.message(wire.F_DESCRIBE, b"P" + wire.cstr(portal))
         text, context = resolved
+        if self.state.stale_portal(portal):
+            self._seq += 1
+            request = Request(self.session, self._seq, "execute", text, contexts=(context,))
+            request.decision = Decision(
+                Verdict.DENY,
+                f'portal "{portal}" does not exist in this failed transaction',
+                "relay",
+            )
+            self._expected.append(_Expect(EXECUTE, portal, request=request, denied=True))
+            return prefix + _POISON_PARSE
         self._prefix = prefix
         poison = self._decide(EXECUTE, portal, "execute", text, _POISON_PARSE, (context,))
         if self._approval is not None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from wardgate.core.model import SessionContext
 from wardgate.sql import effects as fx
@@ -50,8 +51,11 @@ _EXIT = (fx.Tx.COMMIT, fx.Tx.ROLLBACK, fx.Tx.ROLLBACK_TO, fx.Tx.PREPARE)
 Parsed = tuple[tuple[fx.Effect, ...], ...] | None  # None: the text does not parse
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Prepared:
+    """A statement's text and what running it does. Compared by identity, which keeps comparing
+    worlds cheap: one object per Parse message or PREPARE statement, shared by every world."""
+
     text: str
     runs: tuple[fx.Effect, ...]
     exits: bool = False  # COMMIT, ROLLBACK...: may run in an aborted transaction
@@ -59,13 +63,16 @@ class Prepared:
 
 @dataclass(frozen=True, slots=True)
 class Portal:
-    text: str
-    runs: tuple[fx.Effect, ...]
+    statement: Prepared
     search_path: str | None  # when it was planned (Bind, DECLARE): names resolve with this one
     level: int  # transaction nesting when made (1: the transaction, 2+: under savepoints)
     hold: bool = False
     kept: bool = False  # WITH HOLD and committed: lives until closed
-    exits: bool = False
+
+
+@lru_cache(maxsize=1024)
+def _prepared(effect: fx.Prepare | fx.Declare) -> Prepared:
+    return Prepared(effect.text, effect.runs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +103,8 @@ class World:
 
     def key(self) -> tuple[object, ...]:
         return (
-            self.path, self.session_path, tuple(sorted(self.statements.items())),
-            tuple(sorted(self.portals.items(), key=lambda kv: kv[0])), self.frames, self.block,
-            self.skipping,
+            self.path, self.session_path, frozenset(self.statements.items()),
+            frozenset(self.portals.items()), self.frames, self.block, self.skipping,
         )  # fmt: skip
 
     @property
@@ -149,14 +155,14 @@ class World:
 
     def _effect(self, e: fx.Effect, executing: str | None) -> None:
         if isinstance(e, fx.Prepare):
-            self.statements[e.name] = Prepared(e.text, e.runs)
+            self.statements[e.name] = _prepared(e)
         elif isinstance(e, fx.Deallocate):
             if e.name is None:
                 self.statements.clear()
             else:
                 self.statements.pop(e.name, None)
         elif isinstance(e, fx.Declare):
-            self.portals[e.name] = Portal(e.text, e.runs, self.path, len(self.frames), e.hold)
+            self.portals[e.name] = Portal(_prepared(e), self.path, len(self.frames), e.hold)
         elif isinstance(e, fx.CloseCursor):
             if e.name is None:  # CLOSE ALL spares only the portal running it
                 self.portals = {n: p for n, p in self.portals.items() if n == executing}
@@ -169,7 +175,7 @@ class World:
         elif isinstance(e, fx.Fetches):
             portal = self.portals.get(e.name)
             if portal is not None:
-                self.run(portal.runs)
+                self.run(portal.statement.runs)
         elif isinstance(e, fx.Set):
             if e.name == "search_path" or (e.name == "" and e.default):
                 self.set_path(self.reset_path if e.default else e.value, e.local)
@@ -231,6 +237,11 @@ class Parse:
     name: str
     text: str
     parsed: Parsed
+    statement: Prepared = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        runs = self.parsed[0] if self.parsed else ()
+        object.__setattr__(self, "statement", Prepared(self.text, runs, _exits(self.parsed)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +327,7 @@ def _outcomes(w: World, op: Op) -> tuple[str, ...]:
             return (FAIL,)
         return (OK, FAIL) if w.block == "E" else (OK,)
     portal = w.portals.get(op.portal)
-    if portal is None or (w.block == "E" and not portal.exits):
+    if portal is None or (w.block == "E" and not portal.statement.exits):
         return (FAIL,)
     return (OK, FAIL)
 
@@ -341,18 +352,15 @@ def apply(w: World, op: Op, outcome: str) -> None:
         w.fail(extended=True)
         return
     if isinstance(op, Parse):
-        runs = op.parsed[0] if op.parsed else ()
-        w.statements[op.name] = Prepared(op.text, runs, _exits(op.parsed))
+        w.statements[op.name] = op.statement
     elif isinstance(op, Bind):
         prepared = w.statements[op.statement]
         level = len(w.frames)
-        w.portals[op.portal] = Portal(
-            prepared.text, prepared.runs, w.path, level, exits=prepared.exits
-        )
+        w.portals[op.portal] = Portal(prepared, w.path, level)
     elif isinstance(op, Execute):
         portal = w.portals.get(op.portal)
         if portal is not None:
-            w.run(portal.runs, op.portal)
+            w.run(portal.statement.runs, op.portal)
     elif isinstance(op, Close):
         (w.portals if op.portal else w.statements).pop(op.name, None)
 
@@ -399,7 +407,7 @@ def context(w: World, runs: tuple[fx.Effect, ...], path: str | None) -> SessionC
         if isinstance(effect, fx.Fetches):
             portal = w.portals.get(effect.name)
             if portal is not None:
-                return SessionContext(path, portal.text, portal.search_path)
+                return SessionContext(path, portal.statement.text, portal.search_path)
             return SessionContext(path, None, None)
     return SessionContext(path)
 
@@ -503,10 +511,26 @@ class SessionState:
             if portal is None:
                 answers.add(("", SessionContext(w.path)))
             else:
-                answers.add((portal.text, context(w, portal.runs, portal.search_path)))
+                runs = portal.statement.runs
+                answers.add((portal.statement.text, context(w, runs, portal.search_path)))
         if len(answers) != 1:
             return None
         return answers.pop()
+
+    def may_run(self, name: str) -> bool:
+        """Whether an Execute of portal ``name`` sent now may run at all (or surely fails)."""
+        worlds = self.worlds()
+        if worlds is None:
+            return True
+        return any(not w.skipping and _outcomes(w, Execute(name)) != (FAIL,) for w in worlds)
+
+    def stale_portal(self, name: str) -> bool:
+        """In a failed transaction block, a portal that no longer exists for us may still exist
+        for the server, failed (the unnamed portal of a Query that failed there), and PostgreSQL
+        15.20 can crash executing it: the relay does not send such an Execute on."""
+        worlds = self.worlds()
+        alive = [w for w in worlds or () if not w.skipping]
+        return bool(alive) and all(w.block == "E" and name not in w.portals for w in alive)
 
     def query(self, parsed: Parsed) -> tuple[SessionContext, ...] | None:
         """The context of each statement of a Query sent now; None: hold it."""

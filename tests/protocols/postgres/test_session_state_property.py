@@ -86,10 +86,13 @@ message_strategy = hs.one_of(
     hs.tuples(hs.just("R"), hs.sampled_from(NAMES), hs.just("")),  # Bind and Execute unnamed
     hs.tuples(hs.just("P"), hs.sampled_from(NAMES), hs.sampled_from(PARSE_TEXTS)),
     hs.tuples(hs.just("B"), hs.sampled_from(PORTALS), hs.sampled_from(NAMES)),
-    # Describe of statements only: PostgreSQL 15 can crash (SIGSEGV, so every session of the
-    # shared server restarts) describing the portal a failed Query left in an aborted transaction.
+    # PostgreSQL 15.20 crashed (SIGSEGV: every session of the shared test server restarts) on
+    # an Execute of the unnamed portal a failed Query left in an aborted transaction block. The
+    # relay no longer sends such an Execute on (test_relay.py), but this test runs against the
+    # shared server, so it stays clear of that corner: no Execute of the unnamed portal without
+    # a Bind just before it, and, as a precaution, no Describe of portals.
     hs.tuples(hs.just("D"), hs.just("S"), hs.sampled_from(NAMES)),
-    hs.tuples(hs.just("E"), hs.just("c"), hs.just("")),  # the unnamed one only after a Bind
+    hs.tuples(hs.just("E"), hs.just("c"), hs.just("")),
     hs.tuples(hs.just("C"), hs.sampled_from("SP"), hs.sampled_from(NAMES + PORTALS)),
 )
 batch_strategy = hs.one_of(

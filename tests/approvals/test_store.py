@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ def test_deny_ends_it_with_the_reason(store: ApprovalStore) -> None:
 def test_expiry_and_withdrawal(store: ApprovalStore) -> None:
     old = held(store, ttl=0.001)
     left = held(store)
+    time.sleep(0.01)  # past the first one's ttl, however fast the two were made
     assert store.expire_due() == 1
     store.withdraw(left, "the client disconnected")
     assert store.get(old).status == "expired" and store.get(left).status == "withdrawn"

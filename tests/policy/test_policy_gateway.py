@@ -204,3 +204,17 @@ def test_function_call_messages_are_refused(gateway: RunningGateway) -> None:
         got = conn.until_ready()
         error = fields(next(body for kind, body in got if kind == "E"))
         assert error["C"] == "42501" and "OID" in error["M"]
+
+
+def test_an_execute_is_judged_on_the_statement_it_runs(gateway: RunningGateway) -> None:
+    """Issue 14: a prepared statement is judged when it is EXECUTEd, on its own text as the
+    server holds it: the cap on bulk reads of ``big`` holds for ``EXECUTE w`` too."""
+    with connect(gateway, "bob", autocommit=True) as conn:
+        conn.execute("PREPARE capped_later AS SELECT * FROM big")
+        with pytest.raises(errors.ProgramLimitExceeded) as caught:
+            conn.execute("EXECUTE capped_later")
+        assert caught.value.diag.message_primary == (
+            f"wardgate: row cap of {CAP} reached; {BIG - CAP} more rows withheld"
+        )
+    event = wait_for_event(gateway, statement="EXECUTE capped_later")
+    assert event["cap"] == {"limit": CAP, "withheld": BIG - CAP}

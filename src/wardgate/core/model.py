@@ -216,6 +216,18 @@ class ResultColumn:
     binary: bool = False
 
 
+@dataclass(frozen=True)
+class SessionContext:
+    """The server's session state one statement runs in, as the protocol followed it from the
+    server's answers (protocols/postgres/state.py): its ``search_path`` (None: not known), and
+    for EXECUTE or FETCH the text of the prepared statement or cursor it names, with the
+    search_path that text's names resolve with."""
+
+    search_path: str | None
+    refers_to: str | None = None
+    refers_path: str | None = None
+
+
 Analyser = Callable[[str], Analysis]
 
 
@@ -227,6 +239,9 @@ class Statement(Exchange):
     columns: tuple[ResultColumn, ...] = ()
     rows: int = 0
     rows_withheld: int = 0  # past a row cap
+    # Set by the protocol (PostgreSQL: from the server's answers): the session context of each
+    # statement of ``text``, in order; () where the protocol follows none.
+    contexts: tuple[SessionContext, ...] = ()
     # The analyser the pipeline was built with; ``analysis`` asks it once, on first use.
     analyser: Analyser | None = field(default=None, repr=False)
     _analysis: Analysis | None = field(default=None, repr=False)

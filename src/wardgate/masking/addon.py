@@ -2,14 +2,16 @@
 view. (API documents are masked by ``masking.api.DocumentMaskingAddon``.)
 
 ``statement``: the lineage of the statement's one analysis (computed against the target's
-catalog under the session's search_path) is planned. What does not parse is refused; so is a
-statement whose lineage is unknown when ``masking.unresolved`` is ``deny``, and a COPY in a format
-whose rows cannot be masked (CSV, other delimiters). DECLARE and PREPARE are remembered per
-session so that FETCH and EXECUTE get their lineage. ``result_header``: the plan of the result,
-cross-checked with the server's RowDescription. ``row``: the plan applied. ``diagnostic``: errors
-and notices, which can echo stored values, are content-scanned and the values a constraint
-violation quotes are masked. ``statement_end``: masked values by label and the plan go into the
-exchange's ``masked`` summary for the audit record.
+catalog) is planned, each statement with the search_path it runs with; EXECUTE and FETCH get the
+lineage of the statement or cursor they name, as the relay followed them from the server's
+answers (``Statement.contexts``, see protocols/postgres/state.py); where the search_path cannot
+be known, names resolve in pg_catalog only, so a table's columns are masked whole. What does not
+parse is refused; so is a statement whose lineage is unknown when ``masking.unresolved`` is
+``deny``, and a COPY in a format whose rows cannot be masked (CSV, other delimiters).
+``result_header``: the plan of the result, cross-checked with the server's RowDescription.
+``row``: the plan applied. ``diagnostic``: errors and notices, which can echo stored values, are
+content-scanned and the values a constraint violation quotes are masked. ``statement_end``:
+masked values by label and the plan go into the exchange's ``masked`` summary for the audit.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from wardgate.core.model import Decision, ResultColumn, SessionInfo, Statement, Via
+from wardgate.core.model import Decision, ResultColumn, SessionContext, SessionInfo, Statement, Via
 from wardgate.core.pipeline import Addon
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
 from wardgate.masking.plan import Planner, ResultPlan
 from wardgate.masking.policy import Labels, Policy, View
 from wardgate.masking.text import TextMasker
-from wardgate.sql.analysis import Analysis
+from wardgate.sql.analysis import Analysis, analyse
+from wardgate.sql.catalog import Catalog
 from wardgate.sql.classify import StatementKind
 from wardgate.sql.crosscheck import crosscheck
 from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, StatementLineage
@@ -45,9 +48,6 @@ class _Session:
     view: View | None = None
     planner: Planner | None = None
     text: TextMasker | None = None
-    search_path: str = DEFAULT_SEARCH_PATH
-    cursors: dict[str, StatementLineage] = field(default_factory=dict)
-    prepared: dict[str, StatementLineage] = field(default_factory=dict)
     pending: dict[Statement, _Pending] = field(default_factory=dict)
 
 
@@ -123,70 +123,77 @@ class MaskingAddon(Addon):
         if stmt.via is Via.FUNCTION_CALL:
             return _deny("function calls cannot be masked")
         analysis = stmt.analysis
+        # A search_path the relay could not follow (None) resolves nothing but pg_catalog: the
+        # columns of unresolved tables are masked whole.
+        contexts = stmt.contexts
+        paths = [c.search_path or "" for c in contexts] or [DEFAULT_SEARCH_PATH]
         try:
-            statements = analysis.lineage(catalog, state.search_path)
-        except AnalysisError as exc:
+            statements = analysis.lineage(catalog, paths[0])
+            if contexts and len(contexts) != len(statements):
+                return _deny("the statement's session context is not known")
+            results: list[StatementLineage] = []
+            for index, statement in enumerate(statements):
+                context = contexts[index] if contexts else SessionContext(DEFAULT_SEARCH_PATH)
+                path = paths[index] if contexts else DEFAULT_SEARCH_PATH
+                if path != paths[0]:  # a SET earlier in the same string
+                    statement = analysis.lineage(catalog, path)[index]
+                refused = self._note(statement, index, analysis, info)
+                if refused is not None:
+                    return refused
+                resolved = self._resolve(statement, context, catalog, stmt)
+                if resolved.returns_rows:
+                    results.append(resolved)
+        except (AnalysisError, ValueError) as exc:
             return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
-        results: list[StatementLineage] = []
-        for index, statement in enumerate(statements):
-            refused = self._note(statement, index, analysis, state, info)
-            if refused is not None:
-                return refused
-            resolved = self._resolve(statement, state)
-            if resolved.returns_rows:
-                results.append(resolved)
         state.pending[stmt] = _Pending(info.target, results)
         return None
 
     def _note(
-        self,
-        statement: StatementLineage,
-        index: int,
-        analysis: Analysis,
-        state: _Session,
-        info: SessionInfo,
+        self, statement: StatementLineage, index: int, analysis: Analysis, info: SessionInfo
     ) -> Decision | None:
-        """Remember what later statements of the session refer to; refuse what cannot be
-        masked."""
+        """Refuse what cannot be masked; a catalog change makes the catalog stale."""
         kind = statement.kind
-        if kind is Kind.CURSOR and statement.name:
-            state.cursors[statement.name] = statement
-        elif kind is Kind.PREPARE and statement.name:
-            state.prepared[statement.name] = statement
-        elif kind is Kind.COPY:
+        if kind is Kind.COPY:
             copy = analysis.copy_out
             if copy is None or copy.format not in ("text", "binary") or copy.other_options:
                 return _deny("COPY of PHI can be masked only in the default text or binary format")
-        elif kind is Kind.OTHER:
-            path = analysis.search_path_set(index)
-            if path is not None:
-                state.search_path = path or DEFAULT_SEARCH_PATH
-            elif analysis.classification.statements[index].kind is StatementKind.DDL:
-                self.catalogs.stale(info.target)
+        elif (
+            kind is Kind.OTHER
+            and analysis.classification.statements[index].kind is StatementKind.DDL
+        ):
+            self.catalogs.stale(info.target)
         if self.unresolved == "deny" and any(c.unknown for c in statement.columns):
             return _deny("the statement's result cannot be traced to its source columns")
         return None
 
     @staticmethod
-    def _resolve(statement: StatementLineage, state: _Session) -> StatementLineage:
-        if statement.kind is Kind.FETCH and statement.name:
-            declared = state.cursors.get(statement.name)
-            if declared is not None:
-                return StatementLineage(
-                    Kind.FETCH, statement.text, declared.columns, declared.shape_known, True
-                )
-            return StatementLineage(Kind.FETCH, statement.text, (), False, True)
-        if statement.kind is Kind.EXECUTE and statement.name:
-            prepared = state.prepared.get(statement.name)
-            if prepared is not None:
-                return StatementLineage(
-                    Kind.EXECUTE, statement.text, prepared.columns, prepared.shape_known,
-                    prepared.returns_rows,
-                )  # fmt: skip
-            return StatementLineage(Kind.EXECUTE, statement.text, (), False, True)
+    def _resolve(
+        statement: StatementLineage, context: SessionContext, catalog: Catalog, stmt: Statement
+    ) -> StatementLineage:
+        """EXECUTE and FETCH return what the statement or cursor they name returns, as the
+        server holds it; a cursor run by a protocol Execute returns its rows."""
         if statement.kind is Kind.CURSOR:
-            return StatementLineage(Kind.OTHER, statement.text)  # DECLARE itself returns no rows
-        return statement
+            if stmt.via is Via.EXECUTE:
+                return StatementLineage(
+                    Kind.FETCH, statement.text, statement.columns, statement.shape_known, True
+                )
+            return StatementLineage(Kind.OTHER, statement.text)  # DECLARE returns no rows
+        if statement.kind not in (Kind.FETCH, Kind.EXECUTE) or not statement.name:
+            return statement
+        named = None
+        if context.refers_to is not None:
+            analyser = stmt.analyser or analyse  # the named text's one analysis, cached
+            analysed = analyser(context.refers_to).lineage(catalog, context.refers_path or "")
+            named = analysed[0] if len(analysed) == 1 else None
+        if named is None:
+            return StatementLineage(statement.kind, statement.text, (), False, True)
+        if statement.kind is Kind.FETCH:
+            return StatementLineage(
+                Kind.FETCH, statement.text, named.columns, named.shape_known, True
+            )
+        return StatementLineage(
+            Kind.EXECUTE, statement.text, named.columns, named.shape_known, named.returns_rows
+        )
 
     # ---- results --------------------------------------------------------------------------------
 

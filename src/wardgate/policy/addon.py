@@ -37,6 +37,7 @@ from wardgate.policy.http import http_facts
 from wardgate.policy.phi import touched_phi
 from wardgate.policy.rules import Facts, RuleSet
 from wardgate.policy.upstream import UpstreamGuard
+from wardgate.sql.analysis import analyse as default_analyser
 from wardgate.sql.classify import Classification, StatementClass
 from wardgate.sql.danger import KEYWORDS
 from wardgate.sql.functions import DANGEROUS, DANGEROUS_PREFIXES
@@ -98,24 +99,27 @@ class PolicyAddon(Addon):
         except AnalysisError as exc:
             why = str(exc) or "syntax error"
             return _deny(f"the statement cannot be parsed, so it cannot be checked: {why}")
-        if settings.deny_dangerous and found.dangerous and not admin:
+        named = _named(stmt)
+        dangerous = found.dangerous + tuple(d for n in named for d in n.dangerous)
+        if settings.deny_dangerous and dangerous and not admin:
             return _deny(
-                f"{found.dangerous[0]}; only an administrator role of target {target!r} may"
-                " run this"
+                f"{dangerous[0]}; only an administrator role of target {target!r} may run this"
             )
         if settings.deny_smuggled_for_agents and agent and found.smuggled:
             hidden = found.smuggled[0].text.split(None, 1)[0].upper()
             return _deny(f"agents cannot run {hidden} after another statement in one string")
         labels = self.labels.get(target)
-        facts = [_facts(s, found, labels) for s in found.statements]
+        # An EXECUTE or FETCH is judged on what it runs too: the statement or cursor it names,
+        # as the protocol followed it from the server's answers.
+        facts = [_facts(s, c, labels) for c in (found, *named) for s in c.statements]
         answer = self.rules.decide(roles, target, agent, facts)
         decision = self._apply(answer, len(found.statements), found.copy)
-        if decision is None and found.dangerous and admin:
+        if decision is None and dangerous and admin:
             # What only an administrator may run is audited as such (the event's reason).
             held = sorted(self.rules.admin_roles.intersection(roles))
             return Decision(
                 Verdict.ALLOW,
-                f"administrator ({', '.join(held)}) override: {'; '.join(found.dangerous)}",
+                f"administrator ({', '.join(held)}) override: {'; '.join(dangerous)}",
                 "policy:admin",
             )
         return decision
@@ -163,6 +167,22 @@ def _facts(statement: StatementClass, whole: Classification, labels: Labels | No
         frozenset(kinds), statement.tables, phi, statement.unfiltered, whole.multi_statement,
         bool(statement.dangerous),
     )  # fmt: skip
+
+
+def _named(stmt: Statement) -> list[Classification]:
+    """The classifications of the statements and cursors an EXECUTE or FETCH of ``stmt``
+    names (``Statement.contexts``); one we cannot parse is left out (the server parsed it, and
+    masking refuses a statement it cannot analyse)."""
+    analyse = stmt.analyser or default_analyser
+    out = []
+    for context in stmt.contexts:
+        if context.refers_to is None:
+            continue
+        try:
+            out.append(analyse(context.refers_to).classification)
+        except AnalysisError:
+            continue  # the server parsed it once; if we cannot, its masking refuses it
+    return out
 
 
 def _is_agent(identity: Identity | None) -> bool:

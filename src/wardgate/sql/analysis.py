@@ -3,7 +3,7 @@
 ``Analyses`` is the analyser the pipeline is given: a statement string in, its ``Analysis`` out,
 from a least-recently-used cache keyed by the exact text (a fingerprint would group statements
 that differ in constants or the order of their select list, which lineage depends on; and it
-costs a parse to compute). On a miss the text is parsed once, with PostgreSQL's own grammar
+costs a parse to compute). The text is parsed once, when first needed, with PostgreSQL's own grammar
 (``parse_tree``, the only place anything in wardgate parses SQL); everything else is derived
 from that tree on first use and kept: the classification (kinds, tables, functions, what is
 dangerous), the COPY options, the digest an approval is bound to, and the lineage of each
@@ -29,6 +29,7 @@ from pglast.stream import RawStream
 
 from wardgate.sql.catalog import DEFAULT_SEARCH_PATH, Catalog
 from wardgate.sql.classify import Classification, classify_tree
+from wardgate.sql.effects import Effects, effects_of_tree, no_effects
 from wardgate.sql.model import AnalysisError, Options, StatementLineage
 
 _NO_OPTIONS = Options()
@@ -71,16 +72,45 @@ class CopyOut:
 @dataclass(frozen=True, eq=False)
 class Analysis:
     text: str
-    tree: tuple[Any, ...] = ()
-    error: str = ""  # why the text does not parse; "" if it does
     options: Options = field(default=_NO_OPTIONS, repr=False)
     _lineage: dict[tuple[str, str, str | None], tuple[StatementLineage, ...] | AnalysisError] = (
         field(default_factory=dict, repr=False)
     )
 
+    @cached_property
+    def _parse(self) -> tuple[tuple[Any, ...], str]:
+        """The parse tree and "", or () and why the text does not parse: parsed once, when
+        first needed (effects of the commonest statements need no parse, see ``effects``)."""
+        try:
+            return parse_tree(self.text), ""
+        except AnalysisError as exc:
+            return (), str(exc) or "syntax error"
+        except RecursionError:
+            return (), "statement nests too deeply to analyse"
+
+    @property
+    def tree(self) -> tuple[Any, ...]:
+        return self._parse[0]
+
+    @property
+    def error(self) -> str:
+        """Why the text does not parse; "" if it does."""
+        return self._parse[1]
+
     @property
     def parsed(self) -> bool:
         return not self.error
+
+    @cached_property
+    def effects(self) -> Effects:
+        """What each statement does to the session's state when it completes (``sql/effects``):
+        read by PostgreSQL's scanner alone for the commonest statements, else from the tree.
+        Raises `AnalysisError`."""
+        quick = no_effects(self.text)
+        if quick is not None:
+            return quick
+        self._check()
+        return effects_of_tree(self.text, self.tree)
 
     def _check(self) -> None:
         if self.error:
@@ -123,22 +153,6 @@ class Analysis:
                 other = True
         return CopyOut(fmt, other)
 
-    def search_path_set(self, index: int) -> str | None:
-        """The search_path statement ``index`` sets (SET, SET LOCAL, SET SESSION), as a
-        setting's text; "" for RESET or SET ... TO DEFAULT; None if it sets none."""
-        if self.error or index >= len(self.tree):
-            return None
-        stmt = self.tree[index].stmt
-        if not isinstance(stmt, ast.VariableSetStmt) or stmt.name != "search_path":
-            return None
-        values = []
-        for arg in stmt.args or ():
-            value = getattr(getattr(arg, "val", None), "sval", None)
-            if value is None:
-                return ""  # not a list of names: the default, as the server would refuse it
-            values.append('"' + str(value).replace('"', '""') + '"')
-        return ", ".join(values)
-
     def lineage(
         self, catalog: Catalog, search_path: str = DEFAULT_SEARCH_PATH, user: str | None = None
     ) -> tuple[StatementLineage, ...]:
@@ -166,14 +180,8 @@ class Analysis:
 
 
 def analyse(text: str, options: Options = _NO_OPTIONS) -> Analysis:
-    """A fresh analysis of ``text`` (one parse), uncached."""
-    try:
-        tree = parse_tree(text)
-    except AnalysisError as exc:
-        return Analysis(text, error=str(exc) or "syntax error", options=options)
-    except RecursionError:
-        return Analysis(text, error="statement nests too deeply to analyse", options=options)
-    return Analysis(text, tree, options=options)
+    """A fresh analysis of ``text`` (parsed at most once, when first needed), uncached."""
+    return Analysis(text, options)
 
 
 class Analyses:

@@ -254,12 +254,16 @@ def test_requests_match_results_across_pipelined_batches(addon: type[Recorder], 
         chunk=chunk,
     )
     assert h.ended() == []  # nothing has been answered yet
+    # An addon that looks at columns makes the relay Describe the portal the client did not:
+    # the server's NoData answers the relay, not the client.
+    asked = wire.message(wire.B_NO_DATA) if h.relay.pipeline.wants_columns else b""
     answer = (
         select_result([b"a1"], head=PARSE_COMPLETE + BIND_COMPLETE)
         + select_result([b"b1", b"b2"], head=PARSE_COMPLETE + BIND_COMPLETE)
         + READY
         + PARSE_COMPLETE
         + BIND_COMPLETE
+        + asked
         + complete("INSERT 0 3")
         + READY
         + select_result([b"c1"])
@@ -269,7 +273,7 @@ def test_requests_match_results_across_pipelined_batches(addon: type[Recorder], 
         + wire.ready_for_query(b"T")
     )
     h.server(answer, chunk=chunk)
-    assert h.client_bytes == answer
+    assert h.client_bytes == answer.replace(BIND_COMPLETE + asked, BIND_COMPLETE)
     assert h.ended() == [
         ("SELECT a", Outcome.OK, 1),
         ("SELECT b", Outcome.OK, 2),
@@ -472,3 +476,22 @@ def test_pipelined_describes_keep_their_own_columns() -> None:
     )
     assert isinstance(h.addon, ColumnsSeen)
     assert h.addon.columns == [["y"], ["x"]]
+
+
+def test_execute_of_a_stale_portal_in_a_failed_transaction_is_not_sent() -> None:
+    """PostgreSQL 15.20 crashed (SIGSEGV) on an Execute of the unnamed portal a failed Query
+    left in an aborted transaction block, a session the property test found; the relay's model
+    knows that portal is gone and answers such an Execute itself."""
+    h = Harness(Recorder())
+    h.client(query("BEGIN"))
+    h.server(complete("BEGIN") + wire.ready_for_query(b"T"))
+    h.client(query("ROLLBACK TO SAVEPOINT nosuch"))
+    h.server(error("3B001", 'savepoint "nosuch" does not exist') + wire.ready_for_query(b"E"))
+    before = len(h.server_bytes)
+    execute = wire.message(wire.F_EXECUTE, wire.cstr("") + struct.pack("!i", 0))
+    h.client(execute + SYNC)
+    sent = h.server_bytes[before:]
+    assert execute not in sent and sent.startswith(b"P")  # the unrunnable Parse instead
+    h.server(error("42601", "syntax error") + wire.ready_for_query(b"E"))
+    [_, refusal] = error_fields(h.client_bytes)
+    assert refusal["C"] == "42501" and "does not exist" in refusal["M"]

@@ -23,6 +23,14 @@ prepared statement or a portal returns, and in which format -- is updated from t
 the server's order, so a pipelined client never sees one statement's columns lent to another. No
 timing is assumed anywhere.
 
+What a request runs is the server's business, not the client's: ``state`` keeps the session's
+prepared statements, portals, transaction and search_path as the server's answers confirm them,
+and says what an Execute (or a Query naming a prepared statement or cursor) will run, given the
+messages still unanswered. When that depends on how those turn out (a Parse of a name that may
+exist...), the message waits, a Flush goes to the server, and it is decided once everything
+before it is answered. An Execute of a portal nobody described is preceded by the relay's own
+Describe when an addon looks at columns; its answer is not passed on.
+
 A denied request is never sent on. In its place the server gets a statement that cannot run: text
 that is not SQL, as a Query or as a Parse of a statement named ``wardgate_denied`` (if the client
 made one of that name the Parse fails all the same). The server's error arrives exactly where the
@@ -51,9 +59,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wardgate.core.model import (
+    Analyser,
     Decision,
     Outcome,
     ResultColumn,
+    SessionContext,
     SessionInfo,
     Statement,
     Verdict,
@@ -61,9 +71,11 @@ from wardgate.core.model import (
 )
 from wardgate.core.pipeline import Pipeline, PipelineFailure
 from wardgate.protocols.postgres import client_encoding, rows, wire
+from wardgate.protocols.postgres import state as st
 from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
 from wardgate.protocols.postgres.framing import check_length
 from wardgate.protocols.postgres.wire import ProtocolViolation
+from wardgate.sql.analysis import analyse
 
 _NOT_SQL = "wardgate denied this statement"
 _POISON_QUERY = wire.message(wire.F_QUERY, wire.cstr(_NOT_SQL))
@@ -94,6 +106,7 @@ class _Expect:
     denied: bool = False
     described: bool = False  # the request's columns are known and announced
     texts: int = 0  # a batch's end: statement texts the client had sent by then
+    internal: bool = False  # a Describe the relay sent itself: its answer is not the client's
 
 
 @dataclass(slots=True)
@@ -171,9 +184,12 @@ class Relay:
         send_server: Send,
         send_client: Send,
         max_message: int = 64 << 20,
+        search_path: str | None = None,
     ) -> None:
         self.session = session
         self.pipeline = pipeline
+        # The one analysis of a statement text (its effects on the session are read from it).
+        self._analyse = pipeline.analyser or analyse
         self.send_server = send_server
         self.send_client = send_client
         self.max_message = max_message
@@ -191,9 +207,12 @@ class Relay:
         self._seq = 0
         self._expected: deque[_Expect] = deque()
         self._result = _Result()
-        # Client order: the text each statement and portal will run, for policy decisions.
-        self._statements: dict[str, str] = {}
-        self._portals: dict[str, str] = {}
+        # The server's prepared statements, portals, transaction and search_path, as its
+        # answers confirm them; what an Execute or a Query will run is asked of it. While that
+        # depends on answers still to come, the client's message waits (``_settling``).
+        self.state = st.SessionState(search_path)
+        self._settling = False
+        self._prefix = b""  # a Describe the relay adds before the Execute being decided
         # Server order: the columns each statement and portal returns, as the server described them.
         self._statement_columns: dict[str, tuple[ResultColumn, ...]] = {}
         self._portal_columns: dict[str, tuple[ResultColumn, ...]] = {}
@@ -214,6 +233,11 @@ class Relay:
         # ``_held_message`` and what the client sends after it waits in ``_held``.
         self._approval: tuple[Statement, int, str, bytes] | None = None
         self._held_message = b""
+        self._held_prefix = b""
+        # Client order: the statements ("S" + name) and portals ("P" + name) whose columns the
+        # client asks the server for; before an Execute of any other portal the relay asks itself,
+        # since rows whose columns are not known cannot be masked.
+        self._described: set[str] = set()
 
     # ---- client to server ----------------------------------------------------------------------
 
@@ -244,13 +268,24 @@ class Relay:
             if end > n:
                 n = stream.hold(data, pos, end - pos)
                 break
-            replacement = self._client_message(kind, data[pos + 5 : end])
+            body = data[pos + 5 : end]
+            replacement = self._client_message(kind, body)
+            if self._settling:  # the message waits until the server has answered what it has
+                out.append(data[mark:pos])
+                out.append(_FLUSH)
+                mark = pos
+                self._held = bytearray(data[pos:n])
+                n = pos
+                break
+            if self._approval is None or self._held_message:
+                self._track(kind, body, replacement)
             if replacement is not None:
                 out.append(data[mark:pos])
                 out.append(replacement)
                 mark = end
             if self._approval is not None and not self._held_message:  # held for approval
                 self._held_message = data[pos:end]
+                self._held_prefix, self._prefix = self._prefix, b""
                 self._held = bytearray(data[end:n])
                 n = pos
                 break
@@ -268,40 +303,41 @@ class Relay:
         expect = self._expected.append
         encoding = self.encoding
         if kind == wire.F_QUERY:
-            self._texts_sent += 1
             text = wire.parse_query(body, encoding)
-            return self._decide(QUERY, "", Via.QUERY, text, _POISON_QUERY)
+            contexts = self.state.query(_parsed(self._analyse, text))
+            if contexts is None:
+                self._settling = True
+                return None
+            self._texts_sent += 1
+            return self._decide(QUERY, "", Via.QUERY, text, _POISON_QUERY, contexts)
+        described = self._described
         if kind == wire.F_PARSE:
             self._texts_sent += 1
-            name, text = wire.parse_parse(body, encoding)
-            self._statements[name] = text
+            name, _ = wire.parse_parse(body, encoding)
+            described.discard("S" + name)
             expect(_Expect(PARSE, name))
         elif kind == wire.F_BIND:
             if self.pipeline.wants_columns:
                 portal, statement, formats = wire.parse_bind(body, encoding)
             else:  # formats matter only to addons that look at columns
                 portal, statement, formats = *wire.parse_bind_names(body, encoding), ()
-            self._portals[portal] = self._statements.get(statement, "")
+            if "S" + statement in described:
+                described.add("P" + portal)
+            else:
+                described.discard("P" + portal)
             expect(_Expect(BIND, portal, statement, formats))
         elif kind == wire.F_DESCRIBE:
             which, name = wire.parse_close(body, encoding)
+            described.add(which + name)
             expect(_Expect(DESCRIBE_STATEMENT if which == "S" else DESCRIBE_PORTAL, name))
         elif kind == wire.F_EXECUTE:
-            portal, _ = wire.parse_execute(body, encoding)
-            text = self._portals.get(portal, "")
-            poison = self._decide(EXECUTE, portal, Via.EXECUTE, text, _POISON_PARSE)
-            capped = self._expected[-1].request
-            if poison is None and capped is not None and capped.row_cap is not None:
-                self._held = bytearray()  # what the client sends next waits for the result
-                return wire.message(kind, body) + _FLUSH
-            return poison
+            return self._execute(body)
         elif kind == wire.F_SYNC:
             self._skip_to_sync = False
             self._dropped.clear()
             expect(_Expect(SYNC, texts=self._texts_sent))
         elif kind == wire.F_CLOSE:
             which, name = wire.parse_close(body, encoding)
-            (self._statements if which == "S" else self._portals).pop(name, None)
             expect(_Expect(CLOSE, name, which))
         elif kind == wire.F_FUNCTION_CALL:
             oid = struct.unpack_from("!i", body)[0] if len(body) >= 4 else 0
@@ -311,9 +347,58 @@ class Relay:
             self.terminated = True
         return None
 
-    def _decide(self, what: int, name: str, via: Via, text: str, poison: bytes) -> bytes | None:
+    def _execute(self, body: bytes) -> bytes | None:
+        portal, _ = wire.parse_execute(body, self.encoding)
+        resolved = self.state.portal(portal)
+        if resolved is None:
+            self._settling = True
+            return None
+        prefix = b""
+        # Not before an Execute that cannot run (no such portal, an aborted transaction): no
+        # rows come, and PostgreSQL 15 can crash describing a failed portal in an aborted one.
+        if (
+            self.pipeline.wants_columns
+            and "P" + portal not in self._described
+            and self.state.may_run(portal)
+        ):
+            self._described.add("P" + portal)
+            self._expected.append(_Expect(DESCRIBE_PORTAL, portal, internal=True))
+            prefix = wire.message(wire.F_DESCRIBE, b"P" + wire.cstr(portal))
+        text, context = resolved
+        if self.state.stale_portal(portal):
+            self._seq += 1
+            request = Statement(self.session, self._seq, text, Via.EXECUTE, contexts=(context,))
+            request.decision = Decision(
+                Verdict.DENY,
+                f'portal "{portal}" does not exist in this failed transaction',
+                "relay",
+            )
+            self._expected.append(_Expect(EXECUTE, portal, request=request, denied=True))
+            return prefix + _POISON_PARSE
+        self._prefix = prefix
+        poison = self._decide(EXECUTE, portal, Via.EXECUTE, text, _POISON_PARSE, (context,))
+        if self._approval is not None:
+            return None  # the prefix goes with the held message
+        self._prefix = b""
+        capped = self._expected[-1].request
+        if poison is None and capped is not None and capped.row_cap is not None:
+            self._held = bytearray()  # what the client sends next waits for the result
+            return prefix + wire.message(wire.F_EXECUTE, body) + _FLUSH
+        if poison is not None or prefix:
+            return prefix + (poison or wire.message(wire.F_EXECUTE, body))
+        return None
+
+    def _decide(
+        self,
+        what: int,
+        name: str,
+        via: Via,
+        text: str,
+        poison: bytes,
+        contexts: tuple[SessionContext, ...] = (),
+    ) -> bytes | None:
         self._seq += 1
-        request = Statement(self.session, self._seq, text, via)
+        request = Statement(self.session, self._seq, text, via, contexts=contexts)
         decision = self.pipeline.statement(request)
         hold = decision.hold
         if decision.verdict is Verdict.HOLD and hold is not None:
@@ -339,6 +424,7 @@ class Relay:
             return
         request, what, name, poison = self._approval
         message, self._held_message = self._held_message, b""
+        prefix, self._held_prefix = self._held_prefix, b""
         self._approval = None
         denied = not decision.allowed
         self._expected.append(
@@ -346,7 +432,9 @@ class Relay:
         )
         if not denied:
             self.pipeline.statement_sent(request)
-        self.send_server(poison if denied else message)
+        sent = prefix + (poison if denied else message)
+        self._track(0, b"", sent)
+        self.send_server(sent)
         held, self._held = self._held, None
         if held:
             self.from_client(bytes(held))
@@ -361,15 +449,30 @@ class Relay:
             dropped["S" + name] = text
         elif kind == wire.F_BIND:
             portal, statement = wire.parse_bind_names(body, self.encoding)
-            text = dropped.get("S" + statement, self._statements.get(statement, ""))
-            dropped["P" + portal] = text
+            dropped["P" + portal] = dropped.get("S" + statement, "")
         elif kind == wire.F_EXECUTE:
             portal, _ = wire.parse_execute(body, self.encoding)
             self._seq += 1
-            text = dropped.get("P" + portal, self._portals.get(portal, ""))
+            known = self.state.portal(portal)
+            text = dropped.get("P" + portal, known[0] if known is not None else "")
             request = Statement(self.session, self._seq, text, Via.EXECUTE)
             self._finish(_Expect(EXECUTE, portal, request=request), Outcome.SKIPPED)
         return b""
+
+    def _track(self, kind: int, body: bytes, replacement: bytes | None) -> None:
+        """Tell the session state what the server receives: the message, or what replaced it."""
+        if replacement is None:
+            op = _op(kind, body, self._analyse, self.encoding)
+            if op is not None:
+                self.state.sent(op)
+            return
+        pos = 0
+        while pos + 5 <= len(replacement):
+            sub, length = _HEADER.unpack_from(replacement, pos)
+            op = _op(sub, replacement[pos + 5 : pos + 1 + length], self._analyse, self.encoding)
+            if op is not None:
+                self.state.sent(op)
+            pos += 1 + length
 
     # ---- server to client ----------------------------------------------------------------------
 
@@ -414,6 +517,11 @@ class Relay:
                 mark = end
             pos = end
         _emit(self.send_client, data, out, mark, n)
+        if self._settling:  # held for the server's answers, not for a capped result
+            self._release = False
+            if not self.state.pending:  # the server's state is known: go on
+                self._settling = False
+                self._release = True
         if self._release:  # a capped Execute's result is complete: what the client sent next
             self._release = False
             held, self._held = self._held, None
@@ -423,6 +531,8 @@ class Relay:
     def _server_message(self, kind: int, body: bytes) -> bytes | None:
         expected = self._expected
         head = expected[0] if expected else None
+        if kind != wire.B_DATA_ROW and kind != wire.B_COPY_DATA:
+            self.state.received(kind, body)
         if kind == wire.B_DATA_ROW:
             self._result.rows += 1
             if self._swallow:
@@ -472,6 +582,8 @@ class Relay:
             elif what == DESCRIBE_PORTAL:
                 expected.popleft()
                 self._portal_columns[head.name] = columns
+                if head.internal:
+                    return b""
             else:  # a simple Query's result
                 self._result.start(columns)
                 head.described = False
@@ -480,6 +592,8 @@ class Relay:
             (self._statement_columns if what == DESCRIBE_STATEMENT else self._portal_columns)[
                 head.name
             ] = ()
+            if head.internal:
+                return b""
         elif kind == wire.B_CLOSE_COMPLETE and what == CLOSE:
             expected.popleft()
             target = self._statement_columns if head.statement == "S" else self._portal_columns
@@ -707,3 +821,36 @@ def _with_formats(
         ResultColumn(c.name, c.table_oid, c.column_number, c.type_oid, b)
         for c, b in zip(columns, binary, strict=False)
     )
+
+
+def _parsed(analyse: Analyser, text: str) -> st.Parsed:
+    """The statements' effects on the session, from the text's one analysis."""
+    try:
+        return analyse(text).effects
+    except Exception:  # the server will not run what PostgreSQL's parser refuses
+        return None
+
+
+def _op(kind: int, body: bytes, analyse: Analyser, encoding: str) -> st.Op | None:
+    """A client message as the session state sees it; None for those that change nothing."""
+    if kind == wire.F_PARSE:
+        name, text = wire.parse_parse(body, encoding)
+        return st.Parse(name, text, _parsed(analyse, text))
+    if kind == wire.F_BIND:
+        portal, statement = wire.parse_bind_names(body, encoding)
+        return st.Bind(portal, statement)
+    if kind == wire.F_EXECUTE:
+        return st.Execute(wire.parse_execute(body, encoding)[0])
+    if kind in (wire.F_DESCRIBE, wire.F_CLOSE):
+        which, name = wire.parse_close(body, encoding)
+        on_portal = which == "P"
+        if kind == wire.F_DESCRIBE:
+            return st.Describe(on_portal, name)
+        return st.Close(on_portal, name)
+    if kind == wire.F_SYNC:
+        return st.Sync()
+    if kind == wire.F_QUERY:
+        return st.Query(_parsed(analyse, wire.parse_query(body, encoding)))
+    if kind == wire.F_FUNCTION_CALL:
+        return st.Query(None, call=True)
+    return None

@@ -22,7 +22,7 @@ from wardgate.core.model import ConnectAttempt, Identity, SessionInfo
 from wardgate.core.pipeline import Pipeline, PipelineFailure
 from wardgate.identity.authenticator import PASSWORD, Authenticator
 from wardgate.identity.throttle import THROTTLED_HINT, Verdict, client_host, login_throttle
-from wardgate.protocols.postgres import client_encoding, wire
+from wardgate.protocols.postgres import client_encoding, rows, wire
 from wardgate.protocols.postgres.cancel import CancelRegistry, CancelTarget
 from wardgate.protocols.postgres.endpoint import Endpoint
 from wardgate.protocols.postgres.relay import Relay
@@ -67,6 +67,36 @@ class _Flushed:
 
     def terminate(self, sqlstate: str, message: str, reason: str = "") -> None:
         self.write_client(b"")
+
+
+_SEARCH_PATH = wire.message(
+    wire.F_QUERY, wire.cstr("SELECT pg_catalog.current_setting('search_path')")
+)
+
+
+async def _search_path(upstream: Endpoint, target: Target) -> str:
+    """The session's search_path as the server sets it at start-up (the start-up parameter, or
+    the role's, database's or server's default): what masking resolves names with, and what
+    RESET and DISCARD ALL go back to."""
+    upstream.write(_SEARCH_PATH)
+    value: str | None = None
+    failed = ""
+    while True:
+        kind, body = await upstream.message()
+        if kind == wire.B_DATA_ROW:
+            (cell,) = rows.split(body)
+            value = None if cell is None else cell.decode()
+        elif kind == wire.B_ERROR:
+            failed = wire.parse_error_fields(body).text
+        elif kind == wire.B_READY:
+            break
+    if value is None:
+        raise SessionRefused(
+            "08001",
+            f'wardgate could not read the search_path of target "{target.name}"',
+            f"target {target.name}: search_path unreadable: {failed or 'no value'}",
+        )
+    return value
 
 
 class SessionRefused(Exception):
@@ -173,6 +203,7 @@ class PgSession:
         self.client = client
         self.upstream: Endpoint | None = None
         self.relay: Relay | None = None
+        self.search_path: str | None = None
         self.task: asyncio.Future[None] | None = None
         self.cancel_pid = 0
         peer = client.transport.get_extra_info("peername") if client.transport else None
@@ -475,6 +506,7 @@ class PgSession:
             # NegotiateProtocolVersion from the target needs nothing: we asked for 3.0.
         if not login.authenticated:
             raise SessionRefused("08001", "target ended start-up without authenticating")
+        self.search_path = await _search_path(upstream, target)
         self.cancel_pid, key = self.server.cancels.issue(CancelTarget(target, *upstream_key))
         to_client.append(wire.backend_key_data(self.cancel_pid, key))
         to_client.append(wire.ready_for_query(body[:1] or b"I"))
@@ -491,6 +523,7 @@ class PgSession:
             upstream.write,
             client.write if release is None else functools.partial(release.send, self),
             self.server.listener.max_message_bytes,
+            self.search_path,
         )
         relay.encoding = encoding
         relay.client_pid = functools.partial(self.server.cancels.client_pid, target)

@@ -11,6 +11,8 @@ Hooks are per exchange type, as mitmproxy's are per protocol.
   each JSON document the API answers (returns the document to send); ``api_call_end(call)``.
 - Either: ``approve(exchange, decision)`` resolves a ``Verdict.APPROVE``.
 - ``diagnostic(session, fields)``: each error or notice the server sends (returns the fields to
+  send); ``server_text(session, what, name, text)``: the other text a server sends outside rows
+  (a reported setting, a notification's payload, a result column's name; returns the text to
   send); ``disconnect(session, reason)``: the session is over.
 - ``commit()``: make what was recorded durable before results are released (group commit);
   ``unavailable()``: why no new session should start, or "".
@@ -33,6 +35,7 @@ client.
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any
 
 from wardgate.core.model import (
@@ -49,6 +52,14 @@ from wardgate.core.model import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class ServerText(StrEnum):
+    """Text a server sends outside result rows and diagnostics (``Addon.server_text``)."""
+
+    PARAMETER = "parameter"  # a reported setting's new value (ParameterStatus); name: the setting
+    NOTIFICATION = "notification"  # a NOTIFY payload; name: the channel
+    COLUMN_NAME = "column name"  # a result column's name (RowDescription); name: ""
 
 
 class PipelineFailure(Exception):
@@ -101,6 +112,11 @@ class Addon:
         which may echo stored values; return the fields to send instead."""
         return fields
 
+    def server_text(self, session: SessionInfo, what: ServerText, name: str, text: str) -> str:
+        """A setting's value, a notification's payload or a column's name the server sends;
+        return the text to send instead."""
+        return text
+
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         pass
 
@@ -114,7 +130,7 @@ class Addon:
 
 HOOKS = (
     "connect", "statement", "result_header", "row", "statement_end", "api_call", "document",
-    "api_call_end", "approve", "diagnostic", "disconnect", "commit",
+    "api_call_end", "approve", "diagnostic", "server_text", "disconnect", "commit",
 )  # fmt: skip
 
 
@@ -131,6 +147,7 @@ class Pipeline:
         self.wants_columns = self.wants_rows or bool(self._by_hook["result_header"])
         self.wants_commit = bool(self._by_hook["commit"])
         self.wants_diagnostics = bool(self._by_hook["diagnostic"])
+        self.wants_server_text = bool(self._by_hook["server_text"])
         self.wants_documents = bool(self._by_hook["document"])
         self.commit_blocks = any(a.commit_blocks for a in self._by_hook["commit"])
 
@@ -220,6 +237,15 @@ class Pipeline:
                 log.exception("addon %s failed on an error or notice", addon.name)
                 raise PipelineFailure(f"{addon.name} failed on an error or notice") from exc
         return fields
+
+    def server_text(self, session: SessionInfo, what: ServerText, name: str, text: str) -> str:
+        for addon in self._by_hook["server_text"]:
+            try:
+                text = addon.server_text(session, what, name, text)
+            except Exception as exc:
+                log.exception("addon %s failed on %s text", addon.name, what)
+                raise PipelineFailure(f"{addon.name} failed on {what} text") from exc
+        return text
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._notify("disconnect", session, reason)

@@ -5,22 +5,25 @@ view. (API documents are masked by ``masking.api.DocumentMaskingAddon``.)
 catalog under the session's search_path) is planned. What does not parse is refused; so is a
 statement whose lineage is unknown when ``masking.unresolved`` is ``deny``, and a COPY in a format
 whose rows cannot be masked (CSV, other delimiters). DECLARE and PREPARE are remembered per
-session so that FETCH and EXECUTE get their lineage. ``result_header``: the plan of the result,
-cross-checked with the server's RowDescription. ``row``: the plan applied. ``diagnostic``: errors
-and notices, which can echo stored values, are content-scanned and the values a constraint
-violation quotes are masked. ``statement_end``: masked values by label and the plan go into the
-exchange's ``masked`` summary for the audit record.
+session so that FETCH and EXECUTE get their lineage. Refused too: a condition that tests a
+masked column against a constant (an oracle: ``ssn LIKE '891-4%'``), and ``set_config`` or
+``pg_notify`` of a computed value (a reported setting or a notification would carry it past
+the masking of rows). ``result_header``: the plan of the result, cross-checked with the server's
+RowDescription. ``row``: the plan applied. ``diagnostic`` and ``server_text``: errors, notices,
+reported settings, notifications and column names, see ``masking.channels``.
+``statement_end``: masked values by label and the plan go into the exchange's ``masked``
+summary for the audit record.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from wardgate.core.model import Decision, ResultColumn, SessionInfo, Statement, Via
-from wardgate.core.pipeline import Addon
+from wardgate.core.pipeline import Addon, ServerText
+from wardgate.masking import channels
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
 from wardgate.masking.plan import Planner, ResultPlan
@@ -29,15 +32,19 @@ from wardgate.masking.text import TextMasker
 from wardgate.sql.analysis import Analysis
 from wardgate.sql.classify import StatementKind
 from wardgate.sql.crosscheck import crosscheck
-from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, StatementLineage
+from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, SourceColumn, StatementLineage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_PATH = '"$user", public'
-# Constraint violations quote stored values: "Key (ssn)=(123-45-6789) already exists.",
-# "Failing row contains (1, MRN-..., Ann, ...)." (server text, not SQL)
-_QUOTED_VALUES = re.compile(r"(Key \([^)]*\)=\()(.*)(\))|(Failing row contains \()(.*)(\))", re.S)
-_DIAGNOSTIC_FIELDS = ("M", "D", "W", "H", "q")
+# Reported settings whose values the server checks against a fixed form (an encoding, a date
+# style, on/off); the others (application_name, TimeZone, session_authorization) can spell out
+# text, and are withheld while a statement that reads PHI runs.
+_CHECKED_SETTINGS = frozenset(
+    {"client_encoding", "server_encoding", "datestyle", "intervalstyle", "integer_datetimes",
+     "standard_conforming_strings", "in_hot_standby", "default_transaction_read_only",
+     "is_superuser", "server_version"}
+)  # fmt: skip
 
 
 @dataclass
@@ -46,6 +53,7 @@ class _Session:
     planner: Planner | None = None
     text: TextMasker | None = None
     search_path: str = DEFAULT_SEARCH_PATH
+    target: str = ""
     cursors: dict[str, StatementLineage] = field(default_factory=dict)
     prepared: dict[str, StatementLineage] = field(default_factory=dict)
     pending: dict[Statement, _Pending] = field(default_factory=dict)
@@ -61,6 +69,7 @@ class _Pending:
     plan: ResultPlan | None = None
     plans: list[list[dict[str, object]]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    phi: bool = False  # it reads masked PHI, or something the analysis could not follow
 
 
 class MaskingAddon(Addon):
@@ -93,7 +102,7 @@ class MaskingAddon(Addon):
     def _session(self, info: SessionInfo) -> _Session:
         state = self._sessions.get(info.id)
         if state is None:
-            state = self._sessions[info.id] = _Session()
+            state = self._sessions[info.id] = _Session(target=info.target)
         if state.view is None:
             labels = self.labels.get(info.target)
             view = self.policy.view(info.identity)
@@ -127,16 +136,57 @@ class MaskingAddon(Addon):
             statements = analysis.lineage(catalog, state.search_path)
         except AnalysisError as exc:
             return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
+        procedural = next((s for s in analysis.classification.statements if s.procedural), None)
+        if procedural is not None:
+            return _deny(
+                "procedural code (DO, functions, triggers, rules) is refused for a role that sees"
+                " PHI masked: it can send what it reads through notices, errors and settings"
+            )
         results: list[StatementLineage] = []
+        phi = False
         for index, statement in enumerate(statements):
             refused = self._note(statement, index, analysis, state, info)
+            if refused is None:
+                refused = self._side_channels(statement, state)
             if refused is not None:
                 return refused
             resolved = self._resolve(statement, state)
             if resolved.returns_rows:
                 results.append(resolved)
-        state.pending[stmt] = _Pending(info.target, results)
+            phi = phi or self._reads_phi(statement, state) or self._reads_phi(resolved, state)
+        state.pending[stmt] = _Pending(info.target, results, phi=phi)
         return None
+
+    def _masked(self, sources: frozenset[SourceColumn], state: _Session) -> list[str]:
+        """The sources labelled by name whose label the view masks."""
+        labels = self.labels[state.target] if state.target else None
+        view = state.view
+        if labels is None or view is None:
+            return [str(s) for s in sources]
+        return sorted(
+            str(s) for s in sources if (lab := labels.columns.get(s)) and lab not in view.raw
+        )
+
+    def _side_channels(self, statement: StatementLineage, state: _Session) -> Decision | None:
+        if statement.side_channels:
+            name = statement.side_channels[0]
+            return _deny(
+                f"{name} of a computed value is refused for a role that sees PHI masked: the"
+                " value would reach the client outside the masked result (give a constant)"
+            )
+        compared = self._masked(statement.compared, state)
+        if compared:
+            return _deny(
+                f"a condition tests the masked column {', '.join(compared)} against a constant,"
+                " which would reveal its value; join on it or filter by unmasked columns"
+            )
+        return None
+
+    def _reads_phi(self, statement: StatementLineage, state: _Session) -> bool:
+        if statement.opaque or (statement.returns_rows and not statement.shape_known):
+            return True
+        sources = statement.reads.union(*(c.sources for c in statement.columns))
+        return any(c.unknown for c in statement.columns) or bool(self._masked(sources, state))
 
     def _note(
         self,
@@ -247,18 +297,26 @@ class MaskingAddon(Addon):
         text = state.text
         if text is None:
             return fields
-        out = dict(fields)
-        for code in _DIAGNOSTIC_FIELDS:
-            value = out.get(code)
-            if value:
-                out[code] = text.mask(_QUOTED_VALUES.sub(_masked_quote, value))
-        return out
+        return channels.diagnostic(fields, text, self._phi_in_flight(state))
 
+    def server_text(self, session: SessionInfo, what: ServerText, name: str, text: str) -> str:
+        if session.target not in self.labels:
+            return text
+        state = self._session(session)
+        masker = state.text
+        if masker is None or not text:
+            return text
+        if (
+            what is ServerText.PARAMETER
+            and name.lower() not in _CHECKED_SETTINGS
+            and self._phi_in_flight(state)
+        ):
+            return "[MASKED]"
+        return masker.mask(text)
 
-def _masked_quote(match: re.Match[str]) -> str:
-    if match.group(1) is not None:
-        return f"{match.group(1)}[MASKED]{match.group(3)}"
-    return f"{match.group(4)}[MASKED]{match.group(6)}"
+    @staticmethod
+    def _phi_in_flight(state: _Session) -> bool:
+        return any(p.phi for p in state.pending.values())
 
 
 def _deny(reason: str) -> Decision:

@@ -29,6 +29,18 @@ OPAQUE = frozenset(
     }
 )  # fmt: skip
 
+# Builtins whose result tells how long or how many, never what: a result column made by them
+# from PHI is not PHI (a hash is not here: an MD5 of an SSN is reversed in seconds).
+CONTENT_FREE = frozenset(
+    {"length", "char_length", "character_length", "octet_length", "bit_length", "count",
+     "cardinality", "array_length", "json_array_length", "jsonb_array_length", "num_nulls",
+     "num_nonnulls"}
+)  # fmt: skip
+
+# Builtins that send their arguments to the client outside the result: a ParameterStatus
+# (a reported setting) or another session's NotificationResponse.
+SIDE_CHANNELS = frozenset({"set_config", "pg_notify"})
+
 DANGEROUS_PREFIXES = ("dblink",)  # dblink, dblink_exec, dblink_fetch ...: another server
 
 # Builtin set-returning functions that may appear in FROM and compute from their arguments,

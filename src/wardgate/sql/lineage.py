@@ -7,6 +7,7 @@ A column the analysis cannot follow to its sources is `unknown`, and the caller 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pglast import ast
@@ -53,9 +54,18 @@ def analyze_tree(
     for stmt, piece in pieces(text, tree):
         analyser = Analyser(catalog, path, options)
         try:
-            results.append(_statement(stmt, piece, analyser))
+            found = _statement(stmt, piece, analyser)
         except RecursionError as exc:
             raise AnalysisError("statement nests too deeply to analyse") from exc
+        results.append(
+            dataclasses.replace(
+                found,
+                reads=frozenset(analyser.reads),
+                compared=frozenset(analyser.compared),
+                side_channels=tuple(analyser.side_channels),
+                opaque=bool(analyser.notes),
+            )
+        )
     return tuple(results)
 
 
@@ -113,7 +123,7 @@ def _statement(stmt: Any, text: str, analyser: Analyser) -> StatementLineage:
 
 def _rows(kind: Kind, text: str, shape: Shape, analyser: Analyser) -> StatementLineage:
     columns = tuple(
-        ColumnLineage(name, lin.sources, lin.exact and not lin.unknown, lin.unknown)
+        ColumnLineage(name, lin.sources, lin.exact and not lin.unknown, lin.unknown, lin.measured)
         for name, lin in shape.columns
     )
     return StatementLineage(

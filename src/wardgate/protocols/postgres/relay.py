@@ -59,8 +59,8 @@ from wardgate.core.model import (
     Verdict,
     Via,
 )
-from wardgate.core.pipeline import Pipeline, PipelineFailure
-from wardgate.protocols.postgres import wire
+from wardgate.core.pipeline import Pipeline, PipelineFailure, ServerText
+from wardgate.protocols.postgres import server_text, wire
 from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
 from wardgate.protocols.postgres.framing import check_length
 from wardgate.protocols.postgres.wire import ProtocolViolation
@@ -82,6 +82,10 @@ PARSE, BIND, DESCRIBE_STATEMENT, DESCRIBE_PORTAL, EXECUTE, CLOSE, SYNC, QUERY, C
 _ENDS_BATCH = (SYNC, QUERY, CALL)  # answered by ReadyForQuery
 # Passed on while a capped Query's other answers are swallowed: they are not answers.
 _ASYNC = (wire.B_PARAMETER_STATUS, wire.B_NOTIFICATION, wire.B_NOTICE, wire.B_READY)
+_ASYNC_TEXT = {
+    wire.B_PARAMETER_STATUS: (ServerText.PARAMETER, server_text.parameter_status),
+    wire.B_NOTIFICATION: (ServerText.NOTIFICATION, server_text.notification),
+}
 
 
 @dataclass(slots=True)
@@ -419,6 +423,8 @@ class Relay:
             return self._swallowed(kind)
         if kind == wire.B_NOTICE and self.pipeline.wants_diagnostics:
             return self._diagnostic(kind, body)
+        if kind in _ASYNC_TEXT and self.pipeline.wants_server_text:
+            return self._server_text(kind, body)
         if head is None:
             if kind == wire.B_ERROR and self.pipeline.wants_diagnostics:
                 return self._diagnostic(kind, body)
@@ -437,6 +443,7 @@ class Relay:
             else:
                 self._portal_columns[head.name] = _with_formats(columns, head.formats)
         elif kind == wire.B_ROW_DESCRIPTION:
+            renamed = self._server_text(kind, body) if self.pipeline.wants_server_text else None
             columns = _columns(body) if self.pipeline.wants_columns else ()
             if what == DESCRIBE_STATEMENT:
                 expected.popleft()
@@ -447,6 +454,7 @@ class Relay:
             else:  # a simple Query's result
                 self._result.start(columns)
                 head.described = False
+            return renamed
         elif kind == wire.B_NO_DATA and what in (DESCRIBE_STATEMENT, DESCRIBE_PORTAL):
             expected.popleft()
             (self._statement_columns if what == DESCRIBE_STATEMENT else self._portal_columns)[
@@ -550,6 +558,14 @@ class Relay:
     def _diagnostic(self, kind: int, body: bytes) -> bytes:
         fields = dict(wire.parse_error_fields(body).fields)
         return wire.message(kind, wire.fields_body(self.pipeline.diagnostic(self.session, fields)))
+
+    def _server_text(self, kind: int, body: bytes) -> bytes | None:
+        """A ParameterStatus, NotificationResponse or RowDescription with the text a statement
+        can fill from data rewritten by the pipeline (None: unchanged, send it as it came)."""
+        what, read = _ASYNC_TEXT.get(kind) or (ServerText.COLUMN_NAME, server_text.row_description)
+        session, hook = self.session, self.pipeline.server_text
+        new = read(body, lambda name, text: hook(session, what, name, text))
+        return None if new is body else wire.message(kind, new)
 
     def _announce(self, entry: _Expect) -> None:
         """Tell the pipeline the columns of the entry's result, once, before its first row."""

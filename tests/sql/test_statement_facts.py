@@ -1,0 +1,90 @@
+"""Facts of a whole statement beside its result columns, from the one parse: the columns it
+refers to, the columns its conditions test against constants (a predicate oracle), calls that
+send data to a side channel, and sources that a result only measures (``length``, ``count``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from wardgate.sql.analysis import analyse
+from wardgate.sql.catalog import Catalog
+from wardgate.sql.model import SourceColumn, StatementLineage
+
+
+def facts(text: str, catalog: Catalog) -> StatementLineage:
+    (found,) = analyse(text).lineage(catalog)
+    return found
+
+
+def cols(found: frozenset[SourceColumn]) -> set[str]:
+    return {c.column for c in found}
+
+
+@pytest.mark.parametrize(
+    ("text", "compared"),
+    [
+        ("SELECT count(*) FROM patients WHERE id = 1 AND ssn LIKE '891-4%'", {"ssn", "id"}),
+        ("SELECT 1 FROM patients WHERE substr(ssn, 1, 3) = '891'", {"ssn"}),
+        ("SELECT 1 FROM patients WHERE ssn BETWEEN '1' AND '2'", {"ssn"}),
+        ("SELECT 1 FROM patients WHERE mrn IN ('a', 'b')", {"mrn"}),
+        ("SELECT 1 FROM patients WHERE email ~ '^a' OR NOT phone ILIKE '5%'", {"email", "phone"}),
+        ("SELECT 1 FROM patients p WHERE starts_with(p.ssn, '8')", {"ssn"}),
+        ("SELECT 1 FROM patients p WHERE p.ssn IN (SELECT '891-44-1234')", {"ssn"}),
+        ("SELECT (SELECT count(*) FROM patients q WHERE q.ssn > '5') AS n", {"ssn"}),
+        ("WITH t AS (SELECT ssn AS s FROM patients) SELECT 1 FROM t WHERE s LIKE '8%'", {"ssn"}),
+        ("SELECT x FROM (SELECT ssn AS x FROM patients) s WHERE x SIMILAR TO '8%'", {"ssn"}),
+        ("SELECT count(*) FILTER (WHERE ssn LIKE '8%') FROM patients", {"ssn"}),
+        ("SELECT CASE WHEN ssn LIKE '8%' THEN 1 END FROM patients", {"ssn"}),
+        ("SELECT CASE ssn WHEN '891-44-1234' THEN 1 END FROM patients", {"ssn"}),
+        ("SELECT 1 FROM patients p JOIN encounters e ON p.ssn LIKE '8%'", {"ssn"}),
+        ("UPDATE patients SET city = city WHERE ssn LIKE '8%'", {"ssn"}),
+        ("DELETE FROM patients WHERE mrn = 'x'", {"mrn"}),
+        ("SELECT 1 FROM patients GROUP BY ssn HAVING min(ssn) < '5'", {"ssn"}),
+        # joins between columns, NULL tests and measurements stay allowed
+        ("SELECT 1 FROM patients p JOIN patients q ON p.ssn = q.ssn", set()),
+        ("SELECT 1 FROM patients p, encounters e WHERE e.patient_id = p.id", set()),
+        ("SELECT 1 FROM patients WHERE ssn IS NOT NULL", set()),
+        ("SELECT 1 FROM patients WHERE length(ssn) = 11", set()),
+        ("SELECT ssn FROM patients", set()),
+    ],
+)
+def test_columns_tested_against_constants(
+    demo_catalog: Catalog, text: str, compared: set[str]
+) -> None:
+    assert cols(facts(text, demo_catalog).compared) == compared
+
+
+def test_reads_every_column_referred_to(demo_catalog: Catalog) -> None:
+    found = facts("SELECT 1 FROM patients p WHERE (p.mrn || 'x')::int > 0", demo_catalog)
+    assert cols(found.reads) == {"mrn"}
+    assert cols(facts("SELECT (p::text)::int FROM patients p", demo_catalog).reads) >= {"ssn"}
+    assert cols(facts("SELECT * FROM patients", demo_catalog).reads) >= {"ssn", "mrn"}
+    assert not facts("SELECT 1", demo_catalog).reads
+
+
+@pytest.mark.parametrize(
+    ("text", "calls"),
+    [
+        ("SELECT set_config('application_name', ssn, false) FROM patients", ("set_config",)),
+        ("SELECT pg_notify('c', ssn) FROM patients", ("pg_notify",)),
+        ("SELECT set_config('application_name', (SELECT mrn FROM patients LIMIT 1), false)",
+         ("set_config",)),
+        ("SELECT set_config('application_name', 'fixed', false)", ()),
+        ("SELECT pg_notify('c', 'done')", ()),
+    ],
+)  # fmt: skip
+def test_side_channel_calls_with_data(
+    demo_catalog: Catalog, text: str, calls: tuple[str, ...]
+) -> None:
+    assert facts(text, demo_catalog).side_channels == calls
+
+
+def test_lengths_and_counts_only_measure(demo_catalog: Catalog) -> None:
+    found = facts(
+        "SELECT length(body), count(body), upper(body), length(body) + 1, body"
+        " FROM clinical_notes GROUP BY body",
+        demo_catalog,
+    )
+    measured = [bool(c.measured) and c.measured == c.sources for c in found.columns]
+    assert measured == [True, True, False, True, False]
+    assert found.columns[4].exact and not found.columns[2].exact

@@ -68,6 +68,10 @@ def receive(dsn: str, statements: Iterable[str], *, binary: bool = False) -> Rec
     try:
         with conn.cursor(binary=binary) as cur:
             for statement in statements:
+                if statement.upper().startswith("COPY"):
+                    with cur.copy(statement) as copy:
+                        got.rows.extend(_text(chunk) for chunk in copy)
+                    continue
                 cur.execute(statement)
                 while True:
                     if cur.description is not None:

@@ -88,3 +88,26 @@ def test_lengths_and_counts_only_measure(demo_catalog: Catalog) -> None:
     measured = [bool(c.measured) and c.measured == c.sources for c in found.columns]
     assert measured == [True, True, False, True, False]
     assert found.columns[4].exact and not found.columns[2].exact
+
+
+@pytest.mark.parametrize(
+    ("text", "compared"),
+    [
+        ("SELECT count(*), min(id) FROM patients GROUP BY ssn LIKE '8%'", {"ssn"}),
+        ("SELECT min(id) FROM patients GROUP BY substr(ssn, 1, 3) ORDER BY 1", {"ssn"}),
+        ("SELECT id FROM patients ORDER BY ssn LIKE '8%' DESC", {"ssn"}),
+        ("SELECT DISTINCT ON (left(mrn, 2)) id FROM patients", {"mrn"}),
+        ("SELECT rank() OVER (ORDER BY ssn > '5') FROM patients", {"ssn"}),
+        ("SELECT count(*) FROM patients GROUP BY ROLLUP (upper(email))", {"email"}),
+        ("EXPLAIN ANALYZE SELECT * FROM patients WHERE ssn = '1'", {"ssn"}),
+        ("EXPLAIN SELECT * FROM patients WHERE mrn = '1'", {"mrn"}),
+        # by the column itself, or an output column: no class of values is made
+        ("SELECT ssn, count(*) FROM patients GROUP BY ssn ORDER BY ssn", set()),
+        ("SELECT ssn AS s FROM patients ORDER BY s, 1", set()),
+        ("SELECT count(*) FROM patients GROUP BY ssn::text", set()),
+    ],
+)
+def test_grouping_and_sorting_by_a_computation(
+    demo_catalog: Catalog, text: str, compared: set[str]
+) -> None:
+    assert cols(facts(text, demo_catalog).compared) == compared

@@ -132,10 +132,14 @@ class Planner:
         if not masked:
             return ColumnPlan(None)
         entity_ops = [op for lab in masked if (op := self.view.operator(lab)) is not None]
-        if not line.exact and TEXT not in self.view.raw and self._free_text(live):
-            return ColumnPlan(self._masker(column, MASKED), tuple(masked), "transformed free text")
+        scannable = not column.type_oid or family_of(column.type_oid) in _SCANNABLE
+        # Free text transformed (or cast to a type that cannot be scanned, such as bytea).
+        transformed = not line.exact or not scannable
+        if transformed and TEXT not in self.view.raw and self._free_text(live):
+            why = "transformed free text"
+            return ColumnPlan(self._masker(column, MASKED), tuple(masked), why)
         if not entity_ops:  # only free text, or unlabelled columns of labelled tables
-            if column.type_oid and family_of(column.type_oid) not in _SCANNABLE:
+            if not scannable:
                 return ColumnPlan(None)  # a number, a date...: only a label can make it PHI
             return ColumnPlan(self._masker(column, self.scan), tuple(masked), "content scan")
         operator = strictest(entity_ops)

@@ -100,6 +100,9 @@ def _statement(stmt: Any, text: str, analyser: Analyser) -> StatementLineage:
     if isinstance(stmt, ast.CopyStmt):
         return _copy(stmt, text, analyser)
     if isinstance(stmt, ast.ExplainStmt):
+        # The plan's row counts (estimated from statistics, or counted by ANALYZE) answer the
+        # inner statement's conditions: its facts are the EXPLAIN's.
+        _statement(stmt.query, text, analyser)
         analyze_ = any(o.defname == "analyze" and _truthy(o.arg) for o in stmt.options or ())
         plan = (ColumnLineage("QUERY PLAN"),)
         return StatementLineage(

@@ -190,7 +190,27 @@ class Analyser:
         scope.items = items
         self.condition(stmt.whereClause, scope)
         self.condition(stmt.havingClause, scope)
+        self.keys(stmt.groupClause, scope)
+        self.keys(stmt.distinctClause, scope)
+        self.keys(stmt.sortClause, scope)
         return self.targets(stmt.targetList or (), scope)
+
+    def keys(self, nodes: Sequence[Any] | None, scope: Scope) -> None:
+        """GROUP BY, ORDER BY, DISTINCT ON, PARTITION BY: grouping or sorting by a column is
+        fine, but by a computation on it (``GROUP BY ssn LIKE '8%'``, ``ORDER BY substr(ssn, 1,
+        3)``) sorts rows into classes of its value, which ``min(id)`` then names: an oracle, as
+        a condition is. Bare names and positions are not resolved (they may be output aliases)."""
+        for node in nodes or ():
+            if isinstance(node, ast.SortBy):
+                node = node.node
+            if isinstance(node, ast.GroupingSet):
+                self.keys(node.content, scope)
+                continue
+            if node is None or isinstance(node, ast.ColumnRef | ast.A_Const):
+                continue
+            lin = self.expr(node, scope)
+            if not lin.exact:
+                self.compared.update(lin.live)
 
     def set_operation(self, branches: list[Shape]) -> Shape:
         complete = [b for b in branches if b.complete]
@@ -573,6 +593,9 @@ class Analyser:
             args.append(combine(self.expr(s.node, scope) for s in call.agg_order))
         if call.agg_filter is not None:
             self.condition(call.agg_filter, scope)
+        if call.over is not None:
+            self.keys(call.over.partitionClause, scope)
+            self.keys(call.over.orderClause, scope)
         kind = self.function_kind(schema, name)
         if kind == "phi":
             extra = Lin(self.phi_sources(schema, name))

@@ -205,8 +205,11 @@ class MaskingAddon(Addon):
             state.prepared[statement.name] = statement
         elif kind is Kind.COPY:
             copy = analysis.copy_out
-            if copy is None or copy.format not in ("text", "binary") or copy.other_options:
-                return _deny("COPY of PHI can be masked only in the default text or binary format")
+            if copy is None or not copy.readable:
+                return _deny(
+                    "COPY of PHI can be masked only in the default text or binary format, or in"
+                    " CSV with no options but DELIMITER, QUOTE, ESCAPE, NULL, HEADER, FORCE_QUOTE"
+                )
         elif kind is Kind.OTHER:
             path = analysis.search_path_set(index)
             if path is not None:

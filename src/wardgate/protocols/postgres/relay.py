@@ -62,6 +62,7 @@ from wardgate.core.model import (
 from wardgate.core.pipeline import Pipeline, PipelineFailure, ServerText
 from wardgate.protocols.postgres import server_text, wire
 from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
+from wardgate.protocols.postgres.copy_csv import CsvCopy, csv_options
 from wardgate.protocols.postgres.framing import check_length
 from wardgate.protocols.postgres.wire import ProtocolViolation
 
@@ -194,7 +195,7 @@ class Relay:
         self._client = _Stream()
         self._server = _Stream()
         # The COPY TO STDOUT in progress whose rows an addon looks at, if any.
-        self._copy: TextCopy | BinaryCopy | None = None
+        self._copy: TextCopy | BinaryCopy | CsvCopy | None = None
         # Row caps: capped requests in flight; client bytes held after a capped Execute until
         # its result is complete; dropping client messages up to a Sync, or server messages up
         # to a ReadyForQuery, once a cap was reached.
@@ -541,7 +542,11 @@ class Relay:
         def hook(values: list[bytes | None]) -> list[bytes | None]:
             return row(request, values)
 
-        self._copy = BinaryCopy(hook) if binary else TextCopy(hook)
+        copy_out = request.analysis.copy_out
+        if copy_out is not None and copy_out.format == "csv" and not binary:
+            self._copy = CsvCopy(hook, csv_options(dict(copy_out.csv)))
+        else:
+            self._copy = BinaryCopy(hook) if binary else TextCopy(hook)
 
     def _copy_message(self, kind: int, body: bytes, head: _Expect) -> bytes:
         copy = self._copy
@@ -641,7 +646,7 @@ def _rows_readable(stmt: Statement) -> bool:
     if not stmt.analysis.parsed:
         return False
     copy = stmt.analysis.copy_out
-    return copy is not None and copy.format in ("text", "binary") and not copy.other_options
+    return copy is not None and copy.readable
 
 
 def _columns(body: bytes) -> tuple[ResultColumn, ...]:

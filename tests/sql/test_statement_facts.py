@@ -69,6 +69,8 @@ def test_reads_every_column_referred_to(demo_catalog: Catalog) -> None:
         ("SELECT pg_notify('c', ssn) FROM patients", ("pg_notify",)),
         ("SELECT set_config('application_name', (SELECT mrn FROM patients LIMIT 1), false)",
          ("set_config",)),
+        ("SELECT x FROM patients p, LATERAL set_config('application_name', p.ssn, false) x",
+         ("set_config",)),
         ("SELECT set_config('application_name', 'fixed', false)", ()),
         ("SELECT pg_notify('c', 'done')", ()),
     ],

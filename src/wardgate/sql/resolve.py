@@ -405,6 +405,8 @@ class Analyser:
             schema, name = _func_name(call)
             args = combine(self.expr(arg, lateral) for arg in call.args or ())
             kind = self.function_kind(schema, name)
+            if kind == "builtin" and name in SIDE_CHANNELS and not args.constant:
+                self.side_channels.append(name)
             if kind == "phi":
                 lin = Lin(args.sources | self.phi_sources(schema, name), False, args.unknown)
             elif kind == "builtin" and name in FROM_FUNCTIONS:

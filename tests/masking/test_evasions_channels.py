@@ -280,6 +280,16 @@ IDENTIFIERS: list[str | list[str]] = [
     "SELECT * FROM patients NATURAL JOIN (SELECT id, ssn AS x FROM patients) s",
     "SELECT jsonb_object_keys(jsonb_object_agg(ssn, 1)) FROM patients",
     "SELECT key FROM patients p, jsonb_each_text(jsonb_build_object(p.mrn, 1))",
+    ["BEGIN", "UPDATE patients SET state = reverse(ssn)", "SELECT state FROM patients"],
+    ["BEGIN", "UPDATE encounters SET kind = (SELECT upper(email) FROM patients p"
+     " WHERE p.id = patient_id)", "SELECT kind FROM encounters"],
+    ["BEGIN", "CREATE TABLE laundry AS SELECT reverse(mrn) AS x FROM patients",
+     "SELECT x FROM laundry"],
+    ["BEGIN", "ALTER TABLE patients ADD COLUMN g text GENERATED ALWAYS AS (reverse(ssn)) STORED",
+     "SELECT g FROM patients"],
+    ["BEGIN", "INSERT INTO encounters (patient_id, encounter_date, kind, provider,"
+     " diagnosis_code) SELECT id, now(), reverse(phone), 'x', 'y' FROM patients",
+     "SELECT kind FROM encounters"],
     "SELECT * FROM jsonb_to_record((SELECT to_jsonb(p) FROM patients p LIMIT 1))"
     " AS x(ssn text, mrn text)",
 ]

@@ -247,3 +247,32 @@ def test_function_calls_are_refused(gateway: RunningGateway) -> None:
         answers = conn.until_ready()
     assert [kind for kind, _ in answers] == ["E", "Z"], answers
     assert raw.fields(answers[0][1])["C"] == DENIED
+
+
+@pytest.mark.parametrize(
+    ("setup", "statement", "read"),
+    [
+        (None, "UPDATE encounters SET kind = (SELECT reverse(ssn) FROM patients p"
+         " WHERE p.id = patient_id)", "SELECT kind FROM encounters"),
+        (None, "UPDATE patients SET state = reverse(ssn)", "SELECT state FROM patients"),
+        (None, "CREATE TABLE laundered AS SELECT reverse(ssn) AS x FROM patients",
+         "SELECT x FROM laundered"),
+        (None, "ALTER TABLE patients ADD COLUMN g text GENERATED ALWAYS AS (reverse(ssn)) STORED",
+         "SELECT g FROM patients"),
+        (None, "CREATE INDEX ON patients (id) WHERE ssn LIKE '8%'", None),
+        (None, "CREATE VIEW oracle AS SELECT id FROM patients WHERE ssn LIKE '8%'", None),
+    ],
+)  # fmt: skip
+def test_masked_values_cannot_be_stored_elsewhere(
+    gateway: RunningGateway, leaks: Leaks, setup: str | None, statement: str, read: str | None
+) -> None:
+    """Laundering: PHI copied where masking does not look, then read back. Refused; and had it
+    run (on the old code it did), the read would have returned raw reversed SSNs."""
+    got = receive(gateway.dsn("alice"), ["BEGIN", statement, *([read] if read else [])])
+    assert got.sqlstate == DENIED, got
+    assert not leaks(got.text())
+
+
+def test_writing_a_column_into_itself_stays_allowed(gateway: RunningGateway) -> None:
+    got = receive(gateway.dsn("alice"), ["BEGIN", "UPDATE patients SET city = city WHERE id = 1"])
+    assert got.sqlstate is None, got.error

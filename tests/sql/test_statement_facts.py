@@ -113,3 +113,34 @@ def test_grouping_and_sorting_by_a_computation(
     demo_catalog: Catalog, text: str, compared: set[str]
 ) -> None:
     assert cols(facts(text, demo_catalog).compared) == compared
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("UPDATE patients SET state = reverse(ssn)", [({"state"}, {"ssn"})]),
+        ("UPDATE patients SET city = city", [({"city"}, {"city"})]),
+        ("INSERT INTO encounters (kind) SELECT mrn FROM patients", [({"kind"}, {"mrn"})]),
+        ("CREATE TABLE t AS SELECT upper(ssn) AS x, id FROM patients", [(set(), {"ssn", "id"})]),
+        ("SELECT email INTO TEMP t FROM patients", [(set(), {"email"})]),
+        ("ALTER TABLE patients ADD COLUMN g text GENERATED ALWAYS AS (reverse(ssn)) STORED",
+         [(set(), {"ssn"})]),
+        ("ALTER TABLE patients ADD CONSTRAINT c CHECK (ssn NOT LIKE '8%') NOT VALID",
+         [(set(), {"ssn"})]),
+        ("CREATE INDEX i ON patients (id) WHERE mrn LIKE '1%'", [(set(), {"mrn"})]),
+        ("CREATE POLICY p ON patients USING (ssn > '5')", [(set(), {"ssn"})]),
+        ("CREATE STATISTICS s ON (upper(email)), id FROM patients", [(set(), {"email"})]),
+        ("UPDATE patients SET city = 'x' WHERE id = 1", []),
+        ("CREATE TABLE t (x text CHECK (x <> ''))", []),
+    ],
+)  # fmt: skip
+def test_what_a_statement_stores(
+    demo_catalog: Catalog, text: str, stored: list[tuple[set[str], set[str]]]
+) -> None:
+    found = facts(text, demo_catalog).stores
+    assert [(cols(t), cols(v)) for t, v in found] == stored
+
+
+def test_a_view_is_read_through_but_its_conditions_count(demo_catalog: Catalog) -> None:
+    found = facts("CREATE VIEW v AS SELECT id FROM patients WHERE ssn LIKE '8%'", demo_catalog)
+    assert cols(found.compared) == {"ssn"} and not found.stores

@@ -6,7 +6,9 @@ catalog under the session's search_path) is planned. What does not parse is refu
 statement whose lineage is unknown when ``masking.unresolved`` is ``deny``, and a COPY in a format
 whose rows cannot be masked (CSV, other delimiters). DECLARE and PREPARE are remembered per
 session so that FETCH and EXECUTE get their lineage. Refused too: a condition that tests a
-masked column against a constant (an oracle: ``ssn LIKE '891-4%'``), and ``set_config`` or
+masked column against a constant (an oracle: ``ssn LIKE '891-4%'``), a store of masked values
+anywhere they would not be masked again (another column, a new table, a generated column, a
+constraint, an index or a policy), and ``set_config`` or
 ``pg_notify`` of a computed value (a reported setting or a notification would carry it past
 the masking of rows). ``result_header``: the plan of the result, cross-checked with the server's
 RowDescription. ``row``: the plan applied. ``diagnostic`` and ``server_text``: errors, notices,
@@ -174,6 +176,14 @@ class MaskingAddon(Addon):
                 f"{name} of a computed value is refused for a role that sees PHI masked: the"
                 " value would reach the client outside the masked result (give a constant)"
             )
+        for targets, values in statement.stores:
+            masked = self._masked(values, state)
+            if masked and not self._same_labels(targets, values, state):
+                return _deny(
+                    f"values derived from the masked column {', '.join(masked)} cannot be stored"
+                    " in another column, a new table or a stored expression: they would come"
+                    " back unmasked"
+                )
         compared = self._masked(statement.compared, state)
         if compared:
             return _deny(
@@ -181,6 +191,16 @@ class MaskingAddon(Addon):
                 " which would reveal its value; join on it or filter by unmasked columns"
             )
         return None
+
+    def _same_labels(
+        self, targets: frozenset[SourceColumn], values: frozenset[SourceColumn], state: _Session
+    ) -> bool:
+        """Written into columns that carry every label of what is written (``SET city =
+        city``): masked there as it was where it came from."""
+        labels = self.labels[state.target]
+        have = {lab for t in targets if (lab := labels.columns.get(t)) is not None}
+        wanted = {lab for v in values if (lab := labels.columns.get(v)) is not None}
+        return bool(targets) and wanted <= have
 
     def _reads_phi(self, statement: StatementLineage, state: _Session) -> bool:
         if statement.opaque or (statement.returns_rows and not statement.shape_known):

@@ -15,6 +15,7 @@ from pglast import ast
 from wardgate.sql.catalog import DEFAULT_SEARCH_PATH, Catalog
 from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, Options, StatementLineage
 from wardgate.sql.resolve import Analyser, Shape, parse
+from wardgate.sql.stores import stores
 
 _DML = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 _NO_OPTIONS = Options()
@@ -63,6 +64,7 @@ def analyze_tree(
                 reads=frozenset(analyser.reads),
                 compared=frozenset(analyser.compared),
                 side_channels=tuple(analyser.side_channels),
+                stores=tuple(analyser.stores),
                 opaque=bool(analyser.notes),
             )
         )
@@ -81,6 +83,7 @@ def view_columns(definition: str, catalog: Catalog) -> list[str]:
 def _statement(stmt: Any, text: str, analyser: Analyser) -> StatementLineage:
     if isinstance(stmt, ast.SelectStmt):
         if stmt.intoClause is not None:  # SELECT ... INTO table: creates a table, no rows
+            stores(stmt, analyser)
             return StatementLineage(Kind.OTHER, text)
         return _rows(Kind.QUERY, text, analyser.query(stmt, None), analyser)
     if isinstance(stmt, _DML):
@@ -121,6 +124,7 @@ def _statement(stmt: Any, text: str, analyser: Analyser) -> StatementLineage:
         return StatementLineage(
             Kind.OTHER, text, shape_known=False, returns_rows=True, notes=tuple(analyser.notes)
         )
+    stores(stmt, analyser)
     return StatementLineage(Kind.OTHER, text)
 
 

@@ -66,6 +66,8 @@ class StatementLineage:
     reads: frozenset[SourceColumn] = frozenset()  # every column it refers to, anywhere
     compared: frozenset[SourceColumn] = frozenset()  # tested against constants in conditions
     side_channels: tuple[str, ...] = ()  # set_config/pg_notify called with non-constant values
+    # What it stores where: (columns written, empty for a new place; sources of the values)
+    stores: tuple[tuple[frozenset[SourceColumn], frozenset[SourceColumn]], ...] = ()
     opaque: bool = False  # something in it could not be followed (an unknown function...)
 
     def columns_for(self, count: int) -> tuple[ColumnLineage, ...]:

@@ -151,6 +151,8 @@ class Analyser:
         self.reads: set[SourceColumn] = set()
         self.compared: set[SourceColumn] = set()
         self.side_channels: list[str] = []
+        # (columns written, or none for a new place; the sources of what is written there)
+        self.stores: list[tuple[frozenset[SourceColumn], frozenset[SourceColumn]]] = []
 
     def note(self, text: str) -> Lin:
         if text not in self.notes:
@@ -504,6 +506,11 @@ class Analyser:
                     self._assignments(clause.targetList, Scope(items, scope), written)
         if isinstance(stmt, ast.UpdateStmt | ast.DeleteStmt):
             self.condition(stmt.whereClause, Scope(items, scope))
+        for name, assigned in written.items():
+            live = combine(assigned).live
+            if live:
+                own = target.lookup(name)
+                self.stores.append((own.sources if own is not None else frozenset(), live))
         if written:  # what RETURNING sees of the target is what was just written into it
             columns = [
                 (name, _written(lin, written.get(name, []))) for name, lin in target.shape.columns

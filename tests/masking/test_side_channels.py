@@ -276,3 +276,14 @@ def test_masked_values_cannot_be_stored_elsewhere(
 def test_writing_a_column_into_itself_stays_allowed(gateway: RunningGateway) -> None:
     got = receive(gateway.dsn("alice"), ["BEGIN", "UPDATE patients SET city = city WHERE id = 1"])
     assert got.sqlstate is None, got.error
+
+
+def test_the_clinician_keeps_error_text_about_what_it_sees_raw(
+    gateway: RunningGateway, seeded: Seeded
+) -> None:
+    names = receive(gateway.dsn("bob"), ["SELECT first_name::int FROM patients WHERE id = 1"])
+    assert names.sqlstate == "22P02" and "invalid input syntax" in names.error[0]
+    assert any(n in names.error[0] for n in seeded.names)  # its own view: names raw
+    ssns = receive(gateway.dsn("bob"), ["SELECT ssn::int FROM patients WHERE id = 1"])
+    assert ssns.sqlstate == "22P02" and "withheld" in ssns.error[0]
+    assert not any(s in " ".join(ssns.error) for s in seeded.ssns)

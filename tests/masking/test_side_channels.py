@@ -76,21 +76,30 @@ def test_a_column_named_by_an_ssn_is_scanned(
     assert got.sqlstate is None and got.names and ssn not in got.names[0]
 
 
+@pytest.mark.parametrize("binary", [False, True], ids=["simple", "extended"])
 def test_a_setting_changed_by_a_function_is_withheld(
-    gateway: RunningGateway, admin: psycopg.Connection[tuple[object, ...]], leaks: Leaks
+    gateway: RunningGateway,
+    admin: psycopg.Connection[tuple[object, ...]],
+    leaks: Leaks,
+    binary: bool,
 ) -> None:
+    """In the extended protocol the setting is reported after the Execute has ended."""
     admin.execute(
         "CREATE OR REPLACE FUNCTION app_leak() RETURNS int LANGUAGE plpgsql AS $$ BEGIN"
         " PERFORM set_config('application_name', (SELECT reverse(ssn) FROM patients"
         " ORDER BY id LIMIT 1), false); RETURN 1; END $$"
     )
-    got = receive(gateway.dsn("alice"), ["SELECT app_leak()"])
+    got = receive(gateway.dsn("alice"), ["SELECT app_leak()"], binary=binary)
     assert "[MASKED]" in got.settings
     assert not leaks(got.text()), got.settings
 
 
+@pytest.mark.parametrize("binary", [False, True], ids=["simple", "extended"])
 def test_a_notice_of_a_whole_row_is_withheld(
-    gateway: RunningGateway, admin: psycopg.Connection[tuple[object, ...]], leaks: Leaks
+    gateway: RunningGateway,
+    admin: psycopg.Connection[tuple[object, ...]],
+    leaks: Leaks,
+    binary: bool,
 ) -> None:
     admin.execute(
         "CREATE OR REPLACE FUNCTION noisy() RETURNS int LANGUAGE plpgsql AS $$ DECLARE r record;"
@@ -98,7 +107,7 @@ def test_a_notice_of_a_whole_row_is_withheld(
         " RAISE NOTICE '% %', r, reverse(r::text) USING DETAIL = r.mrn, HINT = r.email;"
         " RETURN 1; END $$"
     )
-    got = receive(gateway.dsn("alice"), ["SELECT noisy()"])
+    got = receive(gateway.dsn("alice"), ["SELECT noisy()"], binary=binary)
     assert got.notices and not leaks(got.text()), got.notices
 
 

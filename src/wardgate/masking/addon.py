@@ -56,6 +56,9 @@ class _Session:
     text: TextMasker | None = None
     search_path: str = DEFAULT_SEARCH_PATH
     target: str = ""
+    # PostgreSQL reports changed settings just before ReadyForQuery, after an Execute's
+    # CommandComplete has ended its statement: a setting reported then is withheld too.
+    settings_after_phi: bool = False
     cursors: dict[str, StatementLineage] = field(default_factory=dict)
     prepared: dict[str, StatementLineage] = field(default_factory=dict)
     pending: dict[Statement, _Pending] = field(default_factory=dict)
@@ -131,6 +134,8 @@ class MaskingAddon(Addon):
         if catalog is None:
             why = self.catalogs.errors.get(info.target, "not loaded yet")
             return _deny(f"PHI masking is not ready for this target ({why})")
+        if not state.pending:
+            state.settings_after_phi = False
         if stmt.via is Via.FUNCTION_CALL:
             return _deny("function calls cannot be masked")
         analysis = stmt.analysis
@@ -305,6 +310,8 @@ class MaskingAddon(Addon):
         pending = state.pending.pop(stmt, None) if state is not None else None
         if pending is None:
             return
+        if pending.phi and state is not None:
+            state.settings_after_phi = True
         if pending.plan is not None:
             pending.plan.tally()
         plans = [p for p in pending.plans if p]
@@ -332,7 +339,7 @@ class MaskingAddon(Addon):
         if (
             what is ServerText.PARAMETER
             and name.lower() not in _CHECKED_SETTINGS
-            and self._phi_in_flight(state)
+            and (state.settings_after_phi or self._phi_in_flight(state))
         ):
             return "[MASKED]"
         return masker.mask(text)

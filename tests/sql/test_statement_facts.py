@@ -103,6 +103,19 @@ def test_lengths_and_counts_only_measure(demo_catalog: Catalog) -> None:
         ("SELECT count(*) FROM patients GROUP BY ROLLUP (upper(email))", {"email"}),
         ("EXPLAIN ANALYZE SELECT * FROM patients WHERE ssn = '1'", {"ssn"}),
         ("EXPLAIN SELECT * FROM patients WHERE mrn = '1'", {"mrn"}),
+        # row counts: set-returning functions of masked values, LIMIT and OFFSET
+        (
+            "SELECT count(*) FROM generate_series(1, (SELECT ascii(ssn) FROM patients LIMIT 1))",
+            {"ssn"},
+        ),
+        ("SELECT generate_series(1, ascii(ssn)) FROM patients", {"ssn"}),
+        (r"SELECT regexp_matches(body, '\d{3}', 'g') FROM clinical_notes", {"body"}),
+        ("SELECT 1 FROM patients p, unnest(ARRAY[p.mrn]) x", {"mrn"}),
+        (
+            "SELECT 1 FROM generate_series(1, 9) LIMIT (SELECT ascii(ssn) FROM patients LIMIT 1)",
+            {"ssn"},
+        ),
+        ("SELECT 1 FROM patients OFFSET (SELECT length(ssn) FROM patients LIMIT 1)", set()),
         # by the column itself, or an output column: no class of values is made
         ("SELECT ssn, count(*) FROM patients GROUP BY ssn ORDER BY ssn", set()),
         ("SELECT ssn AS s FROM patients ORDER BY s, 1", set()),

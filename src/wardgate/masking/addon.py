@@ -192,8 +192,9 @@ class MaskingAddon(Addon):
         compared = self._masked(statement.compared, state)
         if compared:
             return _deny(
-                f"a condition tests the masked column {', '.join(compared)} against a constant,"
-                " which would reveal its value; join on it or filter by unmasked columns"
+                f"a condition tests the masked column {', '.join(compared)} against a constant"
+                " (or a row count is made from it), which would reveal its value; join on it"
+                " or filter by unmasked columns"
             )
         return None
 

@@ -37,6 +37,19 @@ CONTENT_FREE = frozenset(
      "num_nonnulls"}
 )  # fmt: skip
 
+# Builtin set-returning functions: how many rows they return depends on their arguments' values
+# (``generate_series(1, ascii(ssn))``, ``regexp_matches(body, '123-45-6789', 'g')``), a
+# count that no masking of the rows hides.
+SET_RETURNING = frozenset(
+    {"generate_series", "generate_subscripts", "unnest", "regexp_matches",
+     "regexp_split_to_table", "string_to_table", "json_array_elements", "jsonb_array_elements",
+     "json_array_elements_text", "jsonb_array_elements_text", "json_each", "jsonb_each",
+     "json_each_text", "jsonb_each_text", "json_object_keys", "jsonb_object_keys",
+     "jsonb_path_query", "json_populate_recordset", "jsonb_populate_recordset",
+     "json_to_recordset", "jsonb_to_recordset", "ts_debug", "ts_parse", "ts_token_type",
+     "xmltable"}
+)  # fmt: skip
+
 # Builtins that send their arguments to the client outside the result: a ParameterStatus
 # (a reported setting) or another session's NotificationResponse.
 SIDE_CHANNELS = frozenset({"set_config", "pg_notify"})

@@ -19,7 +19,13 @@ from pglast.enums.primnodes import SubLinkType
 from pglast.parser import ParseError, parse_sql
 
 from wardgate.sql import catalog as cat
-from wardgate.sql.functions import CONTENT_FREE, FROM_FUNCTIONS, OPAQUE, SIDE_CHANNELS
+from wardgate.sql.functions import (
+    CONTENT_FREE,
+    FROM_FUNCTIONS,
+    OPAQUE,
+    SET_RETURNING,
+    SIDE_CHANNELS,
+)
 from wardgate.sql.model import Options, SourceColumn
 
 # Column types whose values are copies of other columns' values: pg_statistic's histograms and
@@ -195,6 +201,9 @@ class Analyser:
         self.keys(stmt.groupClause, scope)
         self.keys(stmt.distinctClause, scope)
         self.keys(stmt.sortClause, scope)
+        for limit in (stmt.limitCount, stmt.limitOffset):  # how many rows: a count, too
+            if limit is not None:
+                self.compared.update(self.expr(limit, scope).live)
         return self.targets(stmt.targetList or (), scope)
 
     def keys(self, nodes: Sequence[Any] | None, scope: Scope) -> None:
@@ -409,6 +418,8 @@ class Analyser:
             kind = self.function_kind(schema, name)
             if kind == "builtin" and name in SIDE_CHANNELS and not args.constant:
                 self.side_channels.append(name)
+            if name in SET_RETURNING:  # its row count tells about its arguments
+                self.compared.update(args.live)
             if kind == "phi":
                 lin = Lin(args.sources | self.phi_sources(schema, name), False, args.unknown)
             elif kind == "builtin" and name in FROM_FUNCTIONS:
@@ -614,6 +625,8 @@ class Analyser:
         if name in SIDE_CHANNELS and any(not lin.constant for lin in args):
             self.side_channels.append(name)
         merged = combine(args)
+        if name in SET_RETURNING:  # in the select list too, its row count tells
+            self.compared.update(merged.live)
         if name in CONTENT_FREE:  # a length or a count: no content of its argument
             return Lin(merged.sources, False, merged.unknown, merged.sources)
         return merged

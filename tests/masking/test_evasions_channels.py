@@ -70,6 +70,11 @@ SIDE_CHANNELS: list[str | list[str]] = [
     ["LISTEN c", "SELECT pg_notify('c', x) FROM (SELECT ssn AS x FROM patients) s"],
     ["LISTEN c", "NOTIFY c, 'a constant'", "SELECT ssn FROM patients WHERE id = 1"],
     ["LISTEN c", "SELECT pg_notify('c', 'static'), mrn FROM patients WHERE id = 1"],
+    ["BEGIN", "SELECT pg_advisory_xact_lock(ascii(substr(ssn, 1, 1))) FROM patients WHERE id = 1",
+     "SELECT objid FROM pg_locks WHERE locktype = 'advisory'"],
+    ["BEGIN", "CREATE TEMP SEQUENCE sq", "SELECT setval('sq', substr(replace(ssn, '-', ''), 1,"
+     " 9)::bigint) FROM patients WHERE id = 1", "SELECT last_value FROM sq"],
+    "SELECT pg_sleep(ascii(ssn) / 10000.0) FROM patients WHERE id = 1",
 ]
 
 PROCEDURAL: list[str | list[str]] = [

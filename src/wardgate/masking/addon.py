@@ -179,7 +179,8 @@ class MaskingAddon(Addon):
             name = statement.side_channels[0]
             return _deny(
                 f"{name} of a computed value is refused for a role that sees PHI masked: the"
-                " value would reach the client outside the masked result (give a constant)"
+                " value would reach the client outside the masked result (a setting, a"
+                " notification, a sequence, a lock or a delay; give a constant)"
             )
         for targets, values in statement.stores:
             masked = self._masked(values, state)

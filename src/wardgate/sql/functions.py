@@ -50,9 +50,16 @@ SET_RETURNING = frozenset(
      "xmltable"}
 )  # fmt: skip
 
-# Builtins that send their arguments to the client outside the result: a ParameterStatus
-# (a reported setting) or another session's NotificationResponse.
-SIDE_CHANNELS = frozenset({"set_config", "pg_notify"})
+# Builtins that carry their arguments outside the result: to a ParameterStatus (a reported
+# setting), another session's NotificationResponse, a sequence read back later, the lock table
+# (``pg_locks.objid`` holds an advisory lock's key), or the time a statement takes.
+SIDE_CHANNELS = frozenset(
+    {"set_config", "pg_notify", "setval", "pg_sleep", "pg_sleep_for", "pg_sleep_until",
+     "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock",
+     "pg_try_advisory_lock_shared", "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared",
+     "pg_try_advisory_xact_lock", "pg_try_advisory_xact_lock_shared", "pg_advisory_unlock",
+     "pg_advisory_unlock_shared"}
+)  # fmt: skip
 
 DANGEROUS_PREFIXES = ("dblink",)  # dblink, dblink_exec, dblink_fetch ...: another server
 

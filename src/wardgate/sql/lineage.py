@@ -157,6 +157,7 @@ def _named(kind: Kind, inner: StatementLineage, name: str) -> StatementLineage:
 
 def _copy(stmt: ast.CopyStmt, text: str, analyser: Analyser) -> StatementLineage:
     if stmt.is_from or stmt.filename is not None or stmt.is_program:
+        stores(stmt, analyser)
         return StatementLineage(Kind.OTHER, text)  # nothing comes back to the client
     if stmt.query is not None:
         shape = analyser.query(stmt.query, None)

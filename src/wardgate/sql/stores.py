@@ -2,7 +2,8 @@
 
 A masked value must not come back unmasked because it was first copied somewhere masking does
 not look: into another column (``UPDATE patients SET state = reverse(ssn)``), into a new table
-(``CREATE TABLE t AS SELECT ssn ...``, ``SELECT ... INTO``), or into an expression the server
+(``CREATE TABLE t AS SELECT ssn ...``, ``SELECT ... INTO``, a server file by COPY), or into an
+expression the server
 stores and evaluates over every row (a generated column, a CHECK constraint, an index
 expression or predicate, a row-level security policy, extended statistics). Each store is a
 pair: the columns written (empty for a new place) and the sources of what is written there.
@@ -17,7 +18,7 @@ from typing import Any
 
 from pglast import ast
 
-from wardgate.sql.resolve import Analyser, Scope, combine
+from wardgate.sql.resolve import Analyser, Scope, Shape, combine
 
 
 def stores(stmt: Any, analyser: Analyser) -> None:
@@ -26,6 +27,15 @@ def stores(stmt: Any, analyser: Analyser) -> None:
         analyser.stores.append((frozenset(), analyser.query(stmt, None).whole().live))
     elif isinstance(stmt, ast.CreateTableAsStmt):
         analyser.stores.append((frozenset(), analyser.query(stmt.query, None).whole().live))
+    elif isinstance(stmt, ast.CopyStmt) and not stmt.is_from:  # to a file or a program
+        if stmt.query is not None:
+            shape = analyser.query(stmt.query, None)
+        else:
+            item = analyser.range_var(stmt.relation, Scope())
+            wanted = [str(n.sval) for n in stmt.attlist or ()]
+            columns = [lin for name, lin in item.shape.columns if not wanted or name in wanted]
+            shape = Shape([("", lin) for lin in columns], item.shape.complete or bool(wanted))
+        analyser.stores.append((frozenset(), shape.whole().live))
     elif isinstance(stmt, ast.ViewStmt):
         analyser.query(stmt.query, None)  # read through on every use; its conditions count
     else:

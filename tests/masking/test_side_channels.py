@@ -316,3 +316,23 @@ def test_row_counts_made_from_masked_values_are_refused(
     got = receive(gateway.dsn("alice"), [statement])
     assert got.sqlstate == DENIED and "tests the masked column" in got.error[0], got.error
     assert not leaks(got.text())
+
+
+def test_every_field_of_a_notice_or_error_is_scanned(
+    gateway: RunningGateway, seeded: Seeded
+) -> None:
+    """A statement that reads no PHI keeps its server text, scanned; the names an error carries
+    (table, column, constraint) are scanned always, also when its text is withheld (here: the
+    temporary table is not in the catalog, so the analysis cannot follow the INSERT)."""
+    ssn = seeded.ssns[2]
+    notice = receive(gateway.dsn("alice"), [f'DROP TABLE IF EXISTS "{ssn}"'])
+    assert notice.sqlstate is None and notice.notices
+    assert any("does not exist" in n for n in notice.notices)
+    assert not any(ssn in n for n in notice.notices), notice.notices
+    error = receive(gateway.dsn("alice"), [
+        f'CREATE TEMP TABLE "{ssn}" ("{ssn}" int CONSTRAINT "{ssn}" CHECK ("{ssn}" > 0))',
+        f'INSERT INTO "{ssn}" VALUES (-1)',
+    ])  # fmt: skip
+    assert error.sqlstate == "23514" and "withheld" in error.error[0]
+    assert not any(ssn in e for e in error.error), error.error
+    assert "[SSN]" in " ".join(error.error)

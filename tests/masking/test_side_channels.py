@@ -336,3 +336,22 @@ def test_every_field_of_a_notice_or_error_is_scanned(
     assert error.sqlstate == "23514" and "withheld" in error.error[0]
     assert not any(ssn in e for e in error.error), error.error
     assert "[SSN]" in " ".join(error.error)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT count(*) FROM patients p JOIN encounters e ON p.id = e.patient_id"
+        " WHERE p.id = 1 AND p.ssn LIKE e.kind || '%'",
+        "SELECT count(*) FROM patients p, encounters e WHERE p.id = 1"
+        " AND p.ssn > e.provider || substr(p.ssn, 1, 0)",
+        "SELECT count(*) FROM patients p WHERE p.id = 1 AND p.ssn IN (SELECT kind FROM encounters)",
+    ],
+)
+def test_a_masked_column_against_a_value_the_role_chooses_is_refused(
+    gateway: RunningGateway, statement: str
+) -> None:
+    """A "join" against a column the role can see (or write) is a comparison with a constant of
+    its choosing; so is a masked column padded into a computed side."""
+    got = receive(gateway.dsn("alice"), [statement])
+    assert got.sqlstate == DENIED and "masked column" in got.error[0], got.error

@@ -163,3 +163,17 @@ def test_what_a_statement_stores(
 def test_a_view_is_read_through_but_its_conditions_count(demo_catalog: Catalog) -> None:
     found = facts("CREATE VIEW v AS SELECT id FROM patients WHERE ssn LIKE '8%'", demo_catalog)
     assert cols(found.compared) == {"ssn"} and not found.stores
+
+
+def test_comparisons_of_two_columns_are_kept_with_their_exactness(demo_catalog: Catalog) -> None:
+    found = facts(
+        "SELECT 1 FROM patients p, encounters e WHERE p.ssn = e.kind AND lower(p.mrn) = p.city"
+        " AND p.email IN (SELECT q.email FROM patients q)",
+        demo_catalog,
+    )
+    joins = [(cols(a), ae, cols(b), be) for a, ae, b, be in found.joins]
+    assert joins == [
+        ({"ssn"}, True, {"kind"}, True),
+        ({"mrn"}, False, {"city"}, True),
+        ({"email"}, True, {"email"}, True),
+    ]

@@ -190,6 +190,16 @@ class MaskingAddon(Addon):
                     " in another column, a new table or a stored expression: they would come"
                     " back unmasked"
                 )
+        for left, left_exact, right, right_exact in statement.joins:
+            masked_left, masked_right = self._masked(left, state), self._masked(right, state)
+            if (masked_left or masked_right) and not (
+                masked_left and masked_right and left_exact and right_exact
+            ):
+                return _deny(
+                    f"a condition tests the masked column {', '.join(masked_left or masked_right)}"
+                    " against a value that is not a masked column of its own (a join must compare"
+                    " the stored values of two masked columns)"
+                )
         compared = self._masked(statement.compared, state)
         if compared:
             return _deny(

@@ -63,6 +63,7 @@ def analyze_tree(
                 found,
                 reads=frozenset(analyser.reads),
                 compared=frozenset(analyser.compared),
+                joins=tuple(analyser.joins),
                 side_channels=tuple(analyser.side_channels),
                 stores=tuple(analyser.stores),
                 opaque=bool(analyser.notes),

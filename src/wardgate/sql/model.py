@@ -65,6 +65,8 @@ class StatementLineage:
     # Facts of the whole statement, not only of its result columns:
     reads: frozenset[SourceColumn] = frozenset()  # every column it refers to, anywhere
     compared: frozenset[SourceColumn] = frozenset()  # tested against constants in conditions
+    # column tested against column: (left sources, left exact, right sources, right exact)
+    joins: tuple[tuple[frozenset[SourceColumn], bool, frozenset[SourceColumn], bool], ...] = ()
     side_channels: tuple[str, ...] = ()  # set_config/pg_notify called with non-constant values
     # What it stores where: (columns written, empty for a new place; sources of the values)
     stores: tuple[tuple[frozenset[SourceColumn], frozenset[SourceColumn]], ...] = ()

@@ -156,6 +156,8 @@ class Analyser:
         # Facts of the whole statement, beside its result columns (see `StatementLineage`).
         self.reads: set[SourceColumn] = set()
         self.compared: set[SourceColumn] = set()
+        # column against column: (left sources, left exact, right sources, right exact)
+        self.joins: list[tuple[frozenset[SourceColumn], bool, frozenset[SourceColumn], bool]] = []
         self.side_channels: list[str] = []
         # (columns written, or none for a new place; the sources of what is written there)
         self.stores: list[tuple[frozenset[SourceColumn], frozenset[SourceColumn]]] = []
@@ -685,15 +687,18 @@ class Analyser:
             return combine([left, right])
         if isinstance(node, ast.SubLink) and node.testexpr is not None:
             test = self.expr(node.testexpr, scope)
-            self._compare(test, self.query(node.subselect, scope).whole())
+            shape = self.query(node.subselect, scope)
+            single = shape.complete and len(shape.columns) == 1
+            self._compare(test, shape.columns[0][1] if single else shape.whole())
             return test
         lin = self.expr(node, scope)  # a boolean function, column or anything else
         self.compared.update(lin.live)
         return lin
 
     def _compare(self, left: Lin, right: Lin) -> None:
-        if left.live and right.live:
-            return  # column against column: a join
+        if left.live and right.live:  # column against column: a join, if both are stored values
+            self.joins.append((left.live, left.exact, right.live, right.exact))
+            return
         self.compared.update(left.live | right.live)
 
     def sublink(self, node: ast.SubLink, scope: Scope) -> Lin:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from wardgate.core.model import Decision, ResultColumn, SessionInfo, Statement, Via
 from wardgate.core.pipeline import Addon, ServerText
-from wardgate.masking import channels
+from wardgate.masking import channels, refusals
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
 from wardgate.masking.plan import Planner, ResultPlan
@@ -34,7 +34,7 @@ from wardgate.masking.text import TextMasker
 from wardgate.sql.analysis import Analysis
 from wardgate.sql.classify import StatementKind
 from wardgate.sql.crosscheck import crosscheck
-from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, SourceColumn, StatementLineage
+from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, StatementLineage
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ class _Session:
     planner: Planner | None = None
     text: TextMasker | None = None
     search_path: str = DEFAULT_SEARCH_PATH
-    target: str = ""
     # PostgreSQL reports changed settings just before ReadyForQuery, after an Execute's
     # CommandComplete has ended its statement: a setting reported then is withheld too.
     settings_after_phi: bool = False
@@ -107,7 +106,7 @@ class MaskingAddon(Addon):
     def _session(self, info: SessionInfo) -> _Session:
         state = self._sessions.get(info.id)
         if state is None:
-            state = self._sessions[info.id] = _Session(target=info.target)
+            state = self._sessions[info.id] = _Session()
         if state.view is None:
             labels = self.labels.get(info.target)
             view = self.policy.view(info.identity)
@@ -149,81 +148,23 @@ class MaskingAddon(Addon):
                 "procedural code (DO, functions, triggers, rules) is refused for a role that sees"
                 " PHI masked: it can send what it reads through notices, errors and settings"
             )
+        labels, view = self.labels[info.target], state.view
+        assert view is not None  # set with the planner
         results: list[StatementLineage] = []
         phi = False
         for index, statement in enumerate(statements):
             refused = self._note(statement, index, analysis, state, info)
-            if refused is None:
-                refused = self._side_channels(statement, state)
             if refused is not None:
                 return refused
+            reason = refusals.refusal(statement, labels, view)
+            if reason is not None:
+                return _deny(reason)
             resolved = self._resolve(statement, state)
             if resolved.returns_rows:
                 results.append(resolved)
-            phi = phi or self._reads_phi(statement, state) or self._reads_phi(resolved, state)
+            phi = phi or any(refusals.reads_phi(s, labels, view) for s in (statement, resolved))
         state.pending[stmt] = _Pending(info.target, results, phi=phi)
         return None
-
-    def _masked(self, sources: frozenset[SourceColumn], state: _Session) -> list[str]:
-        """The sources labelled by name whose label the view masks."""
-        labels = self.labels[state.target] if state.target else None
-        view = state.view
-        if labels is None or view is None:
-            return [str(s) for s in sources]
-        return sorted(
-            str(s) for s in sources if (lab := labels.columns.get(s)) and lab not in view.raw
-        )
-
-    def _side_channels(self, statement: StatementLineage, state: _Session) -> Decision | None:
-        if statement.side_channels:
-            name = statement.side_channels[0]
-            return _deny(
-                f"{name} of a computed value is refused for a role that sees PHI masked: the"
-                " value would reach the client outside the masked result (a setting, a"
-                " notification, a sequence, a lock or a delay; give a constant)"
-            )
-        for targets, values in statement.stores:
-            masked = self._masked(values, state)
-            if masked and not self._same_labels(targets, values, state):
-                return _deny(
-                    f"values derived from the masked column {', '.join(masked)} cannot be stored"
-                    " in another column, a new table or a stored expression: they would come"
-                    " back unmasked"
-                )
-        for left, left_exact, right, right_exact in statement.joins:
-            masked_left, masked_right = self._masked(left, state), self._masked(right, state)
-            if (masked_left or masked_right) and not (
-                masked_left and masked_right and left_exact and right_exact
-            ):
-                return _deny(
-                    f"a condition tests the masked column {', '.join(masked_left or masked_right)}"
-                    " against a value that is not a masked column of its own (a join must compare"
-                    " the stored values of two masked columns)"
-                )
-        compared = self._masked(statement.compared, state)
-        if compared:
-            return _deny(
-                f"a condition tests the masked column {', '.join(compared)} against a constant"
-                " (or a row count is made from it), which would reveal its value; join on it"
-                " or filter by unmasked columns"
-            )
-        return None
-
-    def _same_labels(
-        self, targets: frozenset[SourceColumn], values: frozenset[SourceColumn], state: _Session
-    ) -> bool:
-        """Written into columns that carry every label of what is written (``SET city =
-        city``): masked there as it was where it came from."""
-        labels = self.labels[state.target]
-        have = {lab for t in targets if (lab := labels.columns.get(t)) is not None}
-        wanted = {lab for v in values if (lab := labels.columns.get(v)) is not None}
-        return bool(targets) and wanted <= have
-
-    def _reads_phi(self, statement: StatementLineage, state: _Session) -> bool:
-        if statement.opaque or (statement.returns_rows and not statement.shape_known):
-            return True
-        sources = statement.reads.union(*(c.sources for c in statement.columns))
-        return any(c.unknown for c in statement.columns) or bool(self._masked(sources, state))
 
     def _note(
         self,

@@ -425,7 +425,8 @@ class Relay:
         if kind == wire.B_NOTICE and self.pipeline.wants_diagnostics:
             return self._diagnostic(kind, body)
         if kind in _ASYNC_TEXT and self.pipeline.wants_server_text:
-            return self._server_text(kind, body)
+            rewritten = self._server_text(kind, body)
+            return None if rewritten is None else wire.message(kind, rewritten)
         if head is None:
             if kind == wire.B_ERROR and self.pipeline.wants_diagnostics:
                 return self._diagnostic(kind, body)
@@ -444,7 +445,9 @@ class Relay:
             else:
                 self._portal_columns[head.name] = _with_formats(columns, head.formats)
         elif kind == wire.B_ROW_DESCRIPTION:
+            # Column names as the client gets them: the recording keeps what the client saw.
             renamed = self._server_text(kind, body) if self.pipeline.wants_server_text else None
+            body = body if renamed is None else renamed
             columns = _columns(body) if self.pipeline.wants_columns else ()
             if what == DESCRIBE_STATEMENT:
                 expected.popleft()
@@ -455,7 +458,7 @@ class Relay:
             else:  # a simple Query's result
                 self._result.start(columns)
                 head.described = False
-            return renamed
+            return None if renamed is None else wire.message(kind, renamed)
         elif kind == wire.B_NO_DATA and what in (DESCRIBE_STATEMENT, DESCRIBE_PORTAL):
             expected.popleft()
             (self._statement_columns if what == DESCRIBE_STATEMENT else self._portal_columns)[
@@ -565,12 +568,12 @@ class Relay:
         return wire.message(kind, wire.fields_body(self.pipeline.diagnostic(self.session, fields)))
 
     def _server_text(self, kind: int, body: bytes) -> bytes | None:
-        """A ParameterStatus, NotificationResponse or RowDescription with the text a statement
-        can fill from data rewritten by the pipeline (None: unchanged, send it as it came)."""
+        """The body of a ParameterStatus, NotificationResponse or RowDescription with the text a
+        statement can fill from data rewritten by the pipeline (None: unchanged)."""
         what, read = _ASYNC_TEXT.get(kind) or (ServerText.COLUMN_NAME, server_text.row_description)
         session, hook = self.session, self.pipeline.server_text
         new = read(body, lambda name, text: hook(session, what, name, text))
-        return None if new is body else wire.message(kind, new)
+        return None if new is body else new
 
     def _announce(self, entry: _Expect) -> None:
         """Tell the pipeline the columns of the entry's result, once, before its first row."""

@@ -299,7 +299,9 @@ class Masking(_Model):
                     raise ValueError(f"{where}: unknown entity {entity!r}")
                 operator_spec(spec, operator_from_config)
         for name, role in self.roles.items():
-            unknown = [e for e in role.raw if e not in known]
+            # UNRESOLVED raw: what lineage cannot follow comes raw too (with every label, the
+            # role sees the target unmasked: an administrator's view)
+            unknown = [e for e in role.raw if e not in known | {"UNRESOLVED"}]
             if unknown:
                 raise ValueError(f"masking.roles.{name}.raw: unknown entities {unknown}")
         return self

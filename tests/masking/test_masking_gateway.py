@@ -7,6 +7,8 @@ binary, rows, COPY data or error messages. The clinician (bob) sees names raw an
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -264,12 +266,39 @@ def test_copy_is_masked(gateway: RunningGateway, seeded: Seeded, statement: str)
         assert len(lines) >= PATIENTS and all("\t" in line for line in lines)
 
 
-def test_copy_in_csv_is_refused(gateway: RunningGateway) -> None:
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY patients TO STDOUT (FORMAT csv)",
+        "COPY patients TO STDOUT WITH CSV HEADER",
+        "COPY (SELECT ssn, first_name, body FROM patients JOIN clinical_notes n"
+        " ON n.patient_id = patients.id) TO STDOUT (FORMAT csv, FORCE_QUOTE *)",
+        "COPY (SELECT mrn, email, upper(body) FROM patients JOIN clinical_notes n"
+        " ON n.patient_id = patients.id) TO STDOUT"
+        " (FORMAT csv, DELIMITER ';', QUOTE '''', ESCAPE '\\', NULL 'none', HEADER)",
+    ],
+)
+def test_copy_in_csv_is_masked(gateway: RunningGateway, seeded: Seeded, statement: str) -> None:
+    with (
+        psycopg.connect(gateway.dsn("alice")) as conn,
+        conn.cursor() as cur,
+        cur.copy(statement) as copy,
+    ):
+        data = b"".join(bytes(chunk) for chunk in copy).decode()
+    assert data and not seeded.leaks(data)
+    if "';'" in statement:
+        rows = list(csv.reader(io.StringIO(data), delimiter=";", quotechar="'", escapechar="\\"))
+    else:
+        rows = list(csv.reader(io.StringIO(data)))
+    assert len(rows) >= PATIENTS and len({len(r) for r in rows}) == 1  # still valid CSV
+
+
+def test_copy_in_csv_with_an_encoding_is_refused(gateway: RunningGateway) -> None:
     with (
         psycopg.connect(gateway.dsn("alice")) as conn,
         conn.cursor() as cur,
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="COPY of PHI"),
-        cur.copy("COPY patients TO STDOUT (FORMAT csv)") as copy,
+        cur.copy("COPY patients TO STDOUT (FORMAT csv, ENCODING 'LATIN1')") as copy,
     ):
         for _ in copy:
             pass

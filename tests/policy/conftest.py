@@ -23,6 +23,7 @@ from wardgate.identity.authenticator import (
     StaticAuthenticator,
     StaticUser,
 )
+from wardgate.masking.entities import Entity
 
 BIG = 250
 CAP = 100
@@ -98,6 +99,10 @@ def policy_gateway(
         raw["targets"][0]["phi"] = DEMO_LABELS
         raw["users"] += USERS
         raw["policy"] = policy
+        # the administrator sees PHI raw: procedural code is refused to any masked role
+        raw["masking"] = {
+            "roles": {"dba": {"raw": [*(e.value for e in Entity), "TEXT", "UNRESOLVED"]}}
+        }
 
     config = build_config(tmp, pki, target_entry(pg, database), edit=with_policy)
     users = [StaticUser(u.name, u.verifier(), u.roles) for u in config.users]

@@ -13,6 +13,8 @@ Hooks are per exchange type, as mitmproxy's are per protocol.
   each JSON document the API answers (returns the document to send); ``api_call_end(call)``.
 - Either: ``approve(exchange, decision)`` resolves a ``Verdict.APPROVE``.
 - ``diagnostic(session, fields)``: each error or notice the server sends (returns the fields to
+  send); ``server_text(session, what, name, text)``: the other text a server sends outside rows
+  (a reported setting, a notification's payload, a result column's name; returns the text to
   send); ``disconnect(session, reason)``: the session is over.
 - ``commit()``: make what was recorded durable before results are released (group commit);
   ``unavailable()``: why no new session should start, or "".
@@ -35,6 +37,7 @@ client.
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any
 
 from wardgate.core.model import (
@@ -51,6 +54,14 @@ from wardgate.core.model import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class ServerText(StrEnum):
+    """Text a server sends outside result rows and diagnostics (``Addon.server_text``)."""
+
+    PARAMETER = "parameter"  # a reported setting's new value (ParameterStatus); name: the setting
+    NOTIFICATION = "notification"  # a NOTIFY payload; name: the channel
+    COLUMN_NAME = "column name"  # a result column's name (RowDescription); name: ""
 
 
 class PipelineFailure(Exception):
@@ -110,6 +121,11 @@ class Addon:
         which may echo stored values; return the fields to send instead."""
         return fields
 
+    def server_text(self, session: SessionInfo, what: ServerText, name: str, text: str) -> str:
+        """A setting's value, a notification's payload or a column's name the server sends;
+        return the text to send instead."""
+        return text
+
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         pass
 
@@ -123,8 +139,8 @@ class Addon:
 
 HOOKS = (
     "connect", "statement", "statement_sent", "result_header", "row", "statement_end",
-    "api_call", "api_call_sent", "document", "api_call_end", "approve", "diagnostic", "disconnect",
-    "commit",
+    "api_call", "api_call_sent", "document", "api_call_end", "approve", "diagnostic",
+    "server_text", "disconnect", "commit",
 )  # fmt: skip
 
 
@@ -145,6 +161,7 @@ class Pipeline:
         self.wants_columns = self.wants_rows or bool(self._by_hook["result_header"])
         self.wants_commit = bool(self._by_hook["commit"])
         self.wants_diagnostics = bool(self._by_hook["diagnostic"])
+        self.wants_server_text = bool(self._by_hook["server_text"])
         self.wants_documents = bool(self._by_hook["document"])
         self.commit_blocks = any(a.commit_blocks for a in self._by_hook["commit"])
 
@@ -233,6 +250,15 @@ class Pipeline:
                 log.exception("addon %s failed on %s", name, what)
                 raise PipelineFailure(f"{name} failed on {what}") from exc
         return value
+
+    def server_text(self, session: SessionInfo, what: ServerText, name: str, text: str) -> str:
+        for addon in self._by_hook["server_text"]:
+            try:
+                text = addon.server_text(session, what, name, text)
+            except Exception as exc:
+                log.exception("addon %s failed on %s text", addon.name, what)
+                raise PipelineFailure(f"{addon.name} failed on {what} text") from exc
+        return text
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._notify("disconnect", session, reason)

@@ -7,22 +7,26 @@ lineage of the statement or cursor they name, as the relay followed them from th
 answers (``Statement.contexts``, see protocols/postgres/state.py); where the search_path cannot
 be known, names resolve in pg_catalog only, so a table's columns are masked whole. What does not
 parse is refused; so is a statement whose lineage is unknown when ``masking.unresolved`` is
-``deny``, and a COPY in a format whose rows cannot be masked (CSV, other delimiters).
+``deny``, and a COPY in a format whose rows cannot be masked. Refused too: procedural code, a
+condition that tests a masked column against a constant (an oracle: ``ssn LIKE '891-4%'``), a
+store of masked values anywhere they would not be masked again (another column, a new table, a
+generated column, a constraint, an index or a policy), and ``set_config`` or ``pg_notify`` of a
+computed value (a reported setting or a notification would carry it past the masking of rows).
 ``result_header``: the plan of the result, cross-checked with the server's RowDescription.
-``row``: the plan applied. ``diagnostic``: errors and notices, which can echo stored values, are
-content-scanned and the values a constraint violation quotes are masked. ``statement_end``:
+``row``: the plan applied. ``diagnostic`` and ``server_text``: errors, notices, reported
+settings, notifications and column names, see ``masking.channels``. ``statement_end``:
 masked values by label and the plan go into the exchange's ``masked`` summary for the audit.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from wardgate.core.model import Decision, ResultColumn, SessionContext, SessionInfo, Statement, Via
-from wardgate.core.pipeline import Addon
+from wardgate.core.pipeline import Addon, ServerText
+from wardgate.masking import channels, refusals
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
 from wardgate.masking.plan import Planner, ResultPlan
@@ -37,10 +41,14 @@ from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, StatementLine
 log = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_PATH = '"$user", public'
-# Constraint violations quote stored values: "Key (ssn)=(123-45-6789) already exists.",
-# "Failing row contains (1, MRN-..., Ann, ...)." (server text, not SQL)
-_QUOTED_VALUES = re.compile(r"(Key \([^)]*\)=\()(.*)(\))|(Failing row contains \()(.*)(\))", re.S)
-_DIAGNOSTIC_FIELDS = ("M", "D", "W", "H", "q")
+# Reported settings whose values the server checks against a fixed form (an encoding, a date
+# style, on/off); the others (application_name, TimeZone, session_authorization) can spell out
+# text, and are withheld while a statement that reads PHI runs.
+_CHECKED_SETTINGS = frozenset(
+    {"client_encoding", "server_encoding", "datestyle", "intervalstyle", "integer_datetimes",
+     "standard_conforming_strings", "in_hot_standby", "default_transaction_read_only",
+     "is_superuser", "server_version"}
+)  # fmt: skip
 
 
 @dataclass
@@ -48,6 +56,9 @@ class _Session:
     view: View | None = None
     planner: Planner | None = None
     text: TextMasker | None = None
+    # PostgreSQL reports changed settings just before ReadyForQuery, after an Execute's
+    # CommandComplete has ended its statement: a setting reported then is withheld too.
+    settings_after_phi: bool = False
     pending: dict[Statement, _Pending] = field(default_factory=dict)
 
 
@@ -61,6 +72,7 @@ class _Pending:
     plan: ResultPlan | None = None
     plans: list[list[dict[str, object]]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    phi: bool = False  # it reads masked PHI, or something the analysis could not follow
 
 
 class MaskingAddon(Addon):
@@ -120,13 +132,27 @@ class MaskingAddon(Addon):
         if catalog is None:
             why = self.catalogs.errors.get(info.target, "not loaded yet")
             return _deny(f"PHI masking is not ready for this target ({why})")
+        if not state.pending:
+            state.settings_after_phi = False
         if stmt.via is Via.FUNCTION_CALL:
             return _deny("function calls cannot be masked")
         analysis = stmt.analysis
+        try:
+            procedural = any(s.procedural for s in analysis.classification.statements)
+        except AnalysisError as exc:
+            return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
+        if procedural:
+            return _deny(
+                "procedural code (DO, functions, triggers, rules) is refused for a role that sees"
+                " PHI masked: it can send what it reads through notices, errors and settings"
+            )
+        labels, view = self.labels[info.target], state.view
+        assert view is not None  # set with the planner
         # A search_path the relay could not follow (None) resolves nothing but pg_catalog: the
         # columns of unresolved tables are masked whole.
         contexts = stmt.contexts
         paths = [c.search_path or "" for c in contexts] or [DEFAULT_SEARCH_PATH]
+        phi = False
         try:
             statements = analysis.lineage(catalog, paths[0])
             if contexts and len(contexts) != len(statements):
@@ -141,11 +167,16 @@ class MaskingAddon(Addon):
                 if refused is not None:
                     return refused
                 resolved = self._resolve(statement, context, catalog, stmt)
+                for judged in (statement, resolved):
+                    reason = refusals.refusal(judged, labels, view)
+                    if reason is not None:
+                        return _deny(reason)
                 if resolved.returns_rows:
                     results.append(resolved)
+                phi = phi or any(refusals.reads_phi(s, labels, view) for s in (statement, resolved))
         except (AnalysisError, ValueError) as exc:
             return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
-        state.pending[stmt] = _Pending(info.target, results)
+        state.pending[stmt] = _Pending(info.target, results, phi=phi)
         return None
 
     def _note(
@@ -155,8 +186,11 @@ class MaskingAddon(Addon):
         kind = statement.kind
         if kind is Kind.COPY:
             copy = analysis.copy_out
-            if copy is None or copy.format not in ("text", "binary") or copy.other_options:
-                return _deny("COPY of PHI can be masked only in the default text or binary format")
+            if copy is None or not copy.readable:
+                return _deny(
+                    "COPY of PHI can be masked only in the default text or binary format, or in"
+                    " CSV with no options but DELIMITER, QUOTE, ESCAPE, NULL, HEADER, FORCE_QUOTE"
+                )
         elif (
             kind is Kind.OTHER
             and analysis.classification.statements[index].kind is StatementKind.DDL
@@ -239,6 +273,8 @@ class MaskingAddon(Addon):
         pending = state.pending.pop(stmt, None) if state is not None else None
         if pending is None:
             return
+        if pending.phi and state is not None:
+            state.settings_after_phi = True
         if pending.plan is not None:
             pending.plan.tally()
         plans = [p for p in pending.plans if p]
@@ -254,18 +290,26 @@ class MaskingAddon(Addon):
         text = state.text
         if text is None:
             return fields
-        out = dict(fields)
-        for code in _DIAGNOSTIC_FIELDS:
-            value = out.get(code)
-            if value:
-                out[code] = text.mask(_QUOTED_VALUES.sub(_masked_quote, value))
-        return out
+        return channels.diagnostic(fields, text, self._phi_in_flight(state))
 
+    def server_text(self, session: SessionInfo, what: ServerText, name: str, text: str) -> str:
+        if session.target not in self.labels:
+            return text
+        state = self._session(session)
+        masker = state.text
+        if masker is None or not text:
+            return text
+        if (
+            what is ServerText.PARAMETER
+            and name.lower() not in _CHECKED_SETTINGS
+            and (state.settings_after_phi or self._phi_in_flight(state))
+        ):
+            return "[MASKED]"
+        return masker.mask(text)
 
-def _masked_quote(match: re.Match[str]) -> str:
-    if match.group(1) is not None:
-        return f"{match.group(1)}[MASKED]{match.group(3)}"
-    return f"{match.group(4)}[MASKED]{match.group(6)}"
+    @staticmethod
+    def _phi_in_flight(state: _Session) -> bool:
+        return any(p.phi for p in state.pending.values())
 
 
 def _deny(reason: str) -> Decision:

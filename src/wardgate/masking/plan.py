@@ -2,10 +2,14 @@
 
 Lineage first: a column derived from labelled columns gets its entity's operator when it is the
 stored value (possibly cast), and the strictest operator among its inputs when it is computed
-from them. Content second: free text (``TEXT``) and unlabelled columns of labelled tables are
-scanned by the detectors. A column whose lineage is unknown is masked whole (``redact``) or
-content-scanned (``scan``), as ``masking.unresolved`` says; and a column the server describes
-differently from our lineage (the RowDescription cross-check) is masked whole.
+from them. A source the column only measures (``length(body)``, ``count(ssn)``) does not count.
+Content second: free text (``TEXT``) as stored, and unlabelled columns of labelled tables, are
+scanned by the detectors; free text transformed by any function (``upper(body)``, a base64 of
+it, the SSNs ``regexp_matches`` pulls out of it) is masked whole, because the transformed text
+no longer looks like the identifiers it holds. A column whose lineage is unknown is masked
+whole (``redact``) or content-scanned (``scan``), as ``masking.unresolved`` says; and a column
+the server describes differently from our lineage (the RowDescription cross-check) is masked
+whole.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from wardgate.masking.pgtypes import Family, Format, family_of
 from wardgate.masking.policy import TEXT, Labels, View, strictest
 from wardgate.masking.text import ContentScan, TextMasker
 from wardgate.sql.catalog import Catalog
-from wardgate.sql.model import ColumnLineage
+from wardgate.sql.model import ColumnLineage, SourceColumn
 
 MASKED = Redact("[MASKED]")
 _SCANNABLE = (Family.TEXT, Family.JSON, Family.JSONB)
@@ -123,11 +127,18 @@ class Planner:
     def _column(self, line: ColumnLineage, column: ResultColumn, catalog: Catalog) -> ColumnPlan:
         if line.unknown:
             return self._whole(column, "lineage unknown")
-        labels = sorted({lab for s in line.sources if (lab := self.labels.label(s)) is not None})
+        live = line.sources - line.measured
+        labels = sorted({lab for s in live if (lab := self.labels.label(s)) is not None})
         masked = [lab for lab in labels if lab not in self.view.raw]
         if not masked:
             return ColumnPlan(None)
         entity_ops = [op for lab in masked if (op := self.view.operator(lab)) is not None]
+        scannable = not column.type_oid or family_of(column.type_oid) in _SCANNABLE
+        # Free text transformed (or cast to a type that cannot be scanned, such as bytea).
+        transformed = not line.exact or not scannable
+        if transformed and TEXT not in self.view.raw and self._free_text(live):
+            why = "transformed free text"
+            return ColumnPlan(self._masker(column, MASKED), tuple(masked), why)
         if not entity_ops:  # only free text, or unlabelled columns of labelled tables
             # an array is judged by its elements (array_agg(body) is text); a type that is
             # neither text nor known to hold no text (bytea, xml...) is scanned, so: NULL
@@ -138,6 +149,10 @@ class Planner:
         operator = strictest(entity_ops)
         why = "stored value" if line.exact and len(masked) == 1 else "derived from PHI"
         return ColumnPlan(self._masker(column, operator, line, catalog), tuple(masked), why)
+
+    def _free_text(self, sources: frozenset[SourceColumn]) -> bool:
+        """A source labelled TEXT by name (not an unlabelled column of a labelled table)."""
+        return any(self.labels.columns.get(s) == TEXT for s in sources)
 
     def _masker(
         self,

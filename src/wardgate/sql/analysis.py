@@ -63,10 +63,18 @@ def pieces(text: str, tree: tuple[Any, ...]) -> list[tuple[Any, str]]:
 @dataclass(frozen=True, slots=True)
 class CopyOut:
     """A COPY ... TO STDOUT: its format, and whether it sets options beyond the format
-    (delimiter, null, header, quote, escape, encoding...)."""
+    (delimiter, null, header, quote, escape, encoding...). For CSV, the options that shape
+    its rows are kept (``csv``), and ``other_options`` says only whether others are set."""
 
     format: str  # "text", "csv" or "binary"
     other_options: bool
+    # (option, value) of delimiter, quote, escape, null, header, force_quote ("*" or "some")
+    csv: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def readable(self) -> bool:
+        """Its rows can be decoded: text or binary with no options, or CSV with only these."""
+        return self.format in ("text", "binary", "csv") and not self.other_options
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,7 +149,7 @@ class Analysis:
             return None
         if stmt.is_program:
             return None
-        fmt, other = "text", False
+        fmt, other, csv = "text", False, dict[str, str]()
         for option in stmt.options or ():
             name = option.defname
             value = getattr(option.arg, "sval", None)
@@ -149,9 +157,17 @@ class Analysis:
                 fmt = str(value).lower()
             elif name == "binary":  # the pre-9.0 spelling
                 fmt = "binary"
+            elif name == "csv":  # the pre-9.0 spelling
+                fmt = "csv"
+            elif name in _CSV_OPTIONS and (value is not None or option.arg is None):
+                csv[name] = "true" if value is None else str(value)
+            elif name in ("header", "force_quote"):
+                csv[name] = _flag(option.arg)
             else:
                 other = True
-        return CopyOut(fmt, other)
+        if fmt != "csv":
+            return CopyOut(fmt, other or bool(csv))
+        return CopyOut(fmt, other, tuple(sorted(csv.items())))
 
     def lineage(
         self, catalog: Catalog, search_path: str = DEFAULT_SEARCH_PATH, user: str | None = None
@@ -177,6 +193,22 @@ class Analysis:
         if isinstance(found, AnalysisError):
             raise AnalysisError(*found.args)
         return found
+
+
+_CSV_OPTIONS = frozenset({"delimiter", "quote", "escape", "null", "header", "force_quote"})
+
+
+def _flag(arg: Any) -> str:
+    """HEADER's or FORCE_QUOTE's argument as text: "true"/"false", "*", or "some" columns."""
+    if isinstance(arg, ast.A_Star):
+        return "*"
+    if isinstance(arg, ast.Boolean):
+        return "true" if arg.boolval else "false"
+    if isinstance(arg, ast.Integer):
+        return "true" if arg.ival else "false"
+    if isinstance(arg, tuple | list):
+        return "some"
+    return "true"
 
 
 def analyse(text: str, options: Options = _NO_OPTIONS) -> Analysis:

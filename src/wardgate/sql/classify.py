@@ -57,6 +57,7 @@ class StatementClass:
     limit: int | None = None  # LIMIT n, FETCH FIRST n, FETCH n; -1 for a parameter
     copy: bool = False  # a COPY, either way
     columns: frozenset[str] = frozenset()  # every column named; "*" for a star or a whole row
+    procedural: bool = False  # runs or installs code the server executes (DO, functions, triggers)
 
     @property
     def unfiltered(self) -> bool:
@@ -134,7 +135,16 @@ def _classify(stmt: Any, text: str) -> StatementClass:
     return StatementClass(
         _kind(stmt, writes), text, tables, functions, tuple(dangerous), name,
         filtered, limit, isinstance(stmt, ast.CopyStmt), _columns(nodes, tables),
+        isinstance(stmt, _PROCEDURAL),
     )  # fmt: skip
+
+
+# Code the server runs later or at once: it can read any table and send what it reads through
+# notices, errors and settings, which no analysis of the statement that runs it can follow.
+_PROCEDURAL = (
+    ast.DoStmt, ast.CreateFunctionStmt, ast.AlterFunctionStmt, ast.CreateTrigStmt,
+    ast.RuleStmt, ast.CreateEventTrigStmt, ast.CreateTransformStmt,
+)  # fmt: skip
 
 
 _KEY_NAMES = frozenset({"id", "mrn", "ssn"})

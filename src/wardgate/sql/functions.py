@@ -76,6 +76,38 @@ OPAQUE = frozenset(
     }
 )  # fmt: skip
 
+# Builtins whose result tells how long or how many, never what: a result column made by them
+# from PHI is not PHI (a hash is not here: an MD5 of an SSN is reversed in seconds).
+CONTENT_FREE = frozenset(
+    {"length", "char_length", "character_length", "octet_length", "bit_length", "count",
+     "cardinality", "array_length", "json_array_length", "jsonb_array_length", "num_nulls",
+     "num_nonnulls"}
+)  # fmt: skip
+
+# Builtin set-returning functions: how many rows they return depends on their arguments' values
+# (``generate_series(1, ascii(ssn))``, ``regexp_matches(body, '123-45-6789', 'g')``), a
+# count that no masking of the rows hides.
+SET_RETURNING = frozenset(
+    {"generate_series", "generate_subscripts", "unnest", "regexp_matches",
+     "regexp_split_to_table", "string_to_table", "json_array_elements", "jsonb_array_elements",
+     "json_array_elements_text", "jsonb_array_elements_text", "json_each", "jsonb_each",
+     "json_each_text", "jsonb_each_text", "json_object_keys", "jsonb_object_keys",
+     "jsonb_path_query", "json_populate_recordset", "jsonb_populate_recordset",
+     "json_to_recordset", "jsonb_to_recordset", "ts_debug", "ts_parse", "ts_token_type",
+     "xmltable"}
+)  # fmt: skip
+
+# Builtins that carry their arguments outside the result: to a ParameterStatus (a reported
+# setting), another session's NotificationResponse, a sequence read back later, the lock table
+# (``pg_locks.objid`` holds an advisory lock's key), or the time a statement takes.
+SIDE_CHANNELS = frozenset(
+    {"set_config", "pg_notify", "setval", "pg_sleep", "pg_sleep_for", "pg_sleep_until",
+     "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock",
+     "pg_try_advisory_lock_shared", "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared",
+     "pg_try_advisory_xact_lock", "pg_try_advisory_xact_lock_shared", "pg_advisory_unlock",
+     "pg_advisory_unlock_shared"}
+)  # fmt: skip
+
 # Builtin set-returning functions that may appear in FROM and compute from their arguments,
 # with the names of the columns they return (None: one column named after the alias or the
 # function; "args": one column per argument, as unnest(a, b) does).

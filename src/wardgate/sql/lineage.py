@@ -7,6 +7,7 @@ A column the analysis cannot follow to its sources is `unknown`, and the caller 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pglast import ast
@@ -14,6 +15,7 @@ from pglast import ast
 from wardgate.sql.catalog import DEFAULT_SEARCH_PATH, Catalog
 from wardgate.sql.model import AnalysisError, ColumnLineage, Kind, Options, StatementLineage
 from wardgate.sql.resolve import Analyser, Shape, parse
+from wardgate.sql.stores import stores
 
 _DML = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 _NO_OPTIONS = Options()
@@ -53,9 +55,20 @@ def analyze_tree(
     for stmt, piece in pieces(text, tree):
         analyser = Analyser(catalog, path, options)
         try:
-            results.append(_statement(stmt, piece, analyser))
+            found = _statement(stmt, piece, analyser)
         except RecursionError as exc:
             raise AnalysisError("statement nests too deeply to analyse") from exc
+        results.append(
+            dataclasses.replace(
+                found,
+                reads=frozenset(analyser.reads),
+                compared=frozenset(analyser.compared),
+                joins=tuple(analyser.joins),
+                side_channels=tuple(analyser.side_channels),
+                stores=tuple(analyser.stores),
+                opaque=bool(analyser.notes),
+            )
+        )
     return tuple(results)
 
 
@@ -71,6 +84,7 @@ def view_columns(definition: str, catalog: Catalog) -> list[str]:
 def _statement(stmt: Any, text: str, analyser: Analyser) -> StatementLineage:
     if isinstance(stmt, ast.SelectStmt):
         if stmt.intoClause is not None:  # SELECT ... INTO table: creates a table, no rows
+            stores(stmt, analyser)
             return StatementLineage(Kind.OTHER, text)
         return _rows(Kind.QUERY, text, analyser.query(stmt, None), analyser)
     if isinstance(stmt, _DML):
@@ -90,6 +104,9 @@ def _statement(stmt: Any, text: str, analyser: Analyser) -> StatementLineage:
     if isinstance(stmt, ast.CopyStmt):
         return _copy(stmt, text, analyser)
     if isinstance(stmt, ast.ExplainStmt):
+        # The plan's row counts (estimated from statistics, or counted by ANALYZE) answer the
+        # inner statement's conditions: its facts are the EXPLAIN's.
+        _statement(stmt.query, text, analyser)
         analyze_ = any(o.defname == "analyze" and _truthy(o.arg) for o in stmt.options or ())
         plan = (ColumnLineage("QUERY PLAN"),)
         return StatementLineage(
@@ -108,12 +125,13 @@ def _statement(stmt: Any, text: str, analyser: Analyser) -> StatementLineage:
         return StatementLineage(
             Kind.OTHER, text, shape_known=False, returns_rows=True, notes=tuple(analyser.notes)
         )
+    stores(stmt, analyser)
     return StatementLineage(Kind.OTHER, text)
 
 
 def _rows(kind: Kind, text: str, shape: Shape, analyser: Analyser) -> StatementLineage:
     columns = tuple(
-        ColumnLineage(name, lin.sources, lin.exact and not lin.unknown, lin.unknown)
+        ColumnLineage(name, lin.sources, lin.exact and not lin.unknown, lin.unknown, lin.measured)
         for name, lin in shape.columns
     )
     return StatementLineage(
@@ -140,6 +158,7 @@ def _named(kind: Kind, inner: StatementLineage, name: str) -> StatementLineage:
 
 def _copy(stmt: ast.CopyStmt, text: str, analyser: Analyser) -> StatementLineage:
     if stmt.is_from or stmt.filename is not None or stmt.is_program:
+        stores(stmt, analyser)
         return StatementLineage(Kind.OTHER, text)  # nothing comes back to the client
     if stmt.query is not None:
         shape = analyser.query(stmt.query, None)

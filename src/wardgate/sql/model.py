@@ -35,6 +35,7 @@ class ColumnLineage:
     sources: frozenset[SourceColumn] = frozenset()
     exact: bool = False
     unknown: bool = False
+    measured: frozenset[SourceColumn] = frozenset()  # sources only measured (length, count)
 
 
 class Kind(StrEnum):
@@ -61,6 +62,15 @@ class StatementLineage:
     name: str | None = None  # cursor or prepared-statement name
     explain_analyze: bool = False  # EXPLAIN ANALYZE runs the inner statement
     notes: tuple[str, ...] = ()  # why columns are unknown, for the audit trail
+    # Facts of the whole statement, not only of its result columns:
+    reads: frozenset[SourceColumn] = frozenset()  # every column it refers to, anywhere
+    compared: frozenset[SourceColumn] = frozenset()  # tested against constants in conditions
+    # column tested against column: (left sources, left exact, right sources, right exact)
+    joins: tuple[tuple[frozenset[SourceColumn], bool, frozenset[SourceColumn], bool], ...] = ()
+    side_channels: tuple[str, ...] = ()  # set_config/pg_notify called with non-constant values
+    # What it stores where: (columns written, empty for a new place; sources of the values)
+    stores: tuple[tuple[frozenset[SourceColumn], frozenset[SourceColumn]], ...] = ()
+    opaque: bool = False  # something in it could not be followed (an unknown function...)
 
     def columns_for(self, count: int) -> tuple[ColumnLineage, ...]:
         """Lineage for a result of `count` columns; all unknown if that is not what we expect."""

@@ -19,7 +19,13 @@ from pglast.enums.primnodes import SubLinkType
 from pglast.parser import ParseError, parse_sql
 
 from wardgate.sql import catalog as cat
-from wardgate.sql.functions import FROM_FUNCTIONS, OPAQUE
+from wardgate.sql.functions import (
+    CONTENT_FREE,
+    FROM_FUNCTIONS,
+    OPAQUE,
+    SET_RETURNING,
+    SIDE_CHANNELS,
+)
 from wardgate.sql.model import Options, SourceColumn
 
 # Column types whose values are copies of other columns' values: pg_statistic's histograms and
@@ -31,13 +37,21 @@ MAX_CTE_ROUNDS = 8
 
 @dataclass(frozen=True, slots=True)
 class Lin:
+    """``measured``: the sources that reach the value only through functions that return no
+    content of theirs (``length(body)``, ``count(ssn)``); ``live`` are the others."""
+
     sources: frozenset[SourceColumn] = frozenset()
     exact: bool = False
     unknown: bool = False
+    measured: frozenset[SourceColumn] = frozenset()
 
     @property
     def constant(self) -> bool:
         return not self.sources and not self.unknown
+
+    @property
+    def live(self) -> frozenset[SourceColumn]:
+        return self.sources - self.measured if self.measured else self.sources
 
 
 CONST = Lin()
@@ -47,18 +61,20 @@ UNKNOWN = Lin(unknown=True)
 def combine(lins: Iterable[Lin]) -> Lin:
     """A value computed from all of `lins`."""
     sources: set[SourceColumn] = set()
+    live: set[SourceColumn] = set()
     unknown = False
     for lin in lins:
         sources |= lin.sources
+        live |= lin.live
         unknown = unknown or lin.unknown
-    return Lin(frozenset(sources), False, unknown)
+    return Lin(frozenset(sources), False, unknown, frozenset(sources - live))
 
 
 def either(lins: Sequence[Lin]) -> Lin:
     """A value that is one of `lins` (UNION branches, VALUES rows, merged join columns)."""
     merged = combine(lins)
     exact = any(lin.exact for lin in lins) and all(lin.exact or lin.constant for lin in lins)
-    return Lin(merged.sources, exact, merged.unknown)
+    return Lin(merged.sources, exact, merged.unknown, merged.measured)
 
 
 @dataclass
@@ -137,6 +153,14 @@ class Analyser:
         self.depth = depth
         self.notes: list[str] = []
         self._views: dict[int, Shape] = {}
+        # Facts of the whole statement, beside its result columns (see `StatementLineage`).
+        self.reads: set[SourceColumn] = set()
+        self.compared: set[SourceColumn] = set()
+        # column against column: (left sources, left exact, right sources, right exact)
+        self.joins: list[tuple[frozenset[SourceColumn], bool, frozenset[SourceColumn], bool]] = []
+        self.side_channels: list[str] = []
+        # (columns written, or none for a new place; the sources of what is written there)
+        self.stores: list[tuple[frozenset[SourceColumn], frozenset[SourceColumn]]] = []
 
     def note(self, text: str) -> Lin:
         if text not in self.notes:
@@ -174,7 +198,32 @@ class Analyser:
         for node in stmt.fromClause or ():
             items.append(self.from_item(node, scope, items))
         scope.items = items
+        self.condition(stmt.whereClause, scope)
+        self.condition(stmt.havingClause, scope)
+        self.keys(stmt.groupClause, scope)
+        self.keys(stmt.distinctClause, scope)
+        self.keys(stmt.sortClause, scope)
+        for limit in (stmt.limitCount, stmt.limitOffset):  # how many rows: a count, too
+            if limit is not None:
+                self.compared.update(self.expr(limit, scope).live)
         return self.targets(stmt.targetList or (), scope)
+
+    def keys(self, nodes: Sequence[Any] | None, scope: Scope) -> None:
+        """GROUP BY, ORDER BY, DISTINCT ON, PARTITION BY: grouping or sorting by a column is
+        fine, but by a computation on it (``GROUP BY ssn LIKE '8%'``, ``ORDER BY substr(ssn, 1,
+        3)``) sorts rows into classes of its value, which ``min(id)`` then names: an oracle, as
+        a condition is. Bare names and positions are not resolved (they may be output aliases)."""
+        for node in nodes or ():
+            if isinstance(node, ast.SortBy):
+                node = node.node
+            if isinstance(node, ast.GroupingSet):
+                self.keys(node.content, scope)
+                continue
+            if node is None or isinstance(node, ast.ColumnRef | ast.A_Const):
+                continue
+            lin = self.expr(node, scope)
+            if not lin.exact:
+                self.compared.update(lin.live)
 
     def set_operation(self, branches: list[Shape]) -> Shape:
         complete = [b for b in branches if b.complete]
@@ -194,6 +243,7 @@ class Analyser:
             value = target.val
             if isinstance(value, ast.ColumnRef) and isinstance(value.fields[-1], ast.A_Star):
                 shape = self.star(value.fields[:-1], scope)
+                self.reads.update(s for _, lin in shape.columns for s in lin.sources)
                 columns.extend(shape.columns)
                 complete = complete and shape.complete
                 continue
@@ -368,6 +418,10 @@ class Analyser:
             schema, name = _func_name(call)
             args = combine(self.expr(arg, lateral) for arg in call.args or ())
             kind = self.function_kind(schema, name)
+            if kind == "builtin" and name in SIDE_CHANNELS and not args.constant:
+                self.side_channels.append(name)
+            if name in SET_RETURNING:  # its row count tells about its arguments
+                self.compared.update(args.live)
             if kind == "phi":
                 lin = Lin(args.sources | self.phi_sources(schema, name), False, args.unknown)
             elif kind == "builtin" and name in FROM_FUNCTIONS:
@@ -394,6 +448,8 @@ class Analyser:
     def join(self, node: ast.JoinExpr, scope: Scope, visible: list[Item]) -> Item:
         left = self.from_item(node.larg, scope, visible)
         right = self.from_item(node.rarg, scope, [*visible, left])
+        if node.quals is not None:
+            self.condition(node.quals, Scope([*visible, left, right], scope.parent, scope.ctes))
         if node.isNatural:
             right_names = {name for name, _ in right.shape.columns}
             merged = [name for name, _ in left.shape.columns if name in right_names]
@@ -449,6 +505,9 @@ class Analyser:
                 items.append(self.from_item(node, scope, items))
         else:  # MERGE
             items.append(self.from_item(stmt.sourceRelation, scope, items))
+            self.condition(stmt.joinCondition, Scope(items, scope))
+            for clause in stmt.mergeWhenClauses or ():
+                self.condition(clause.condition, Scope(items, scope))
             for clause in stmt.mergeWhenClauses or ():
                 if clause.values:  # WHEN NOT MATCHED THEN INSERT (cols) VALUES (...)
                     names = [str(t.name) for t in clause.targetList or ()] or [
@@ -458,6 +517,13 @@ class Analyser:
                         written.setdefault(name, []).append(self.expr(value, Scope(items, scope)))
                 elif clause.targetList:
                     self._assignments(clause.targetList, Scope(items, scope), written)
+        if isinstance(stmt, ast.UpdateStmt | ast.DeleteStmt):
+            self.condition(stmt.whereClause, Scope(items, scope))
+        for name, assigned in written.items():
+            live = combine(assigned).live
+            if live:
+                own = target.lookup(name)
+                self.stores.append((own.sources if own is not None else frozenset(), live))
         if written:  # what RETURNING sees of the target is what was just written into it
             columns = [
                 (name, _written(lin, written.get(name, []))) for name, lin in target.shape.columns
@@ -494,6 +560,8 @@ class Analyser:
             return self.indirection(node, scope)
         if isinstance(node, ast.MultiAssignRef):
             return self.multi_assign(node, scope)
+        if isinstance(node, ast.CaseExpr):
+            return self.case(node, scope)
         if isinstance(node, ast.SelectStmt):
             return self.query(node, scope).whole()
         if isinstance(node, ast.Node):  # any other expression: computed from all its parts
@@ -504,12 +572,15 @@ class Analyser:
     def column_ref(self, node: ast.ColumnRef, scope: Scope) -> Lin:
         fields = node.fields
         if isinstance(fields[-1], ast.A_Star):  # t.* inside an expression: the whole row
-            return self.star(fields[:-1], scope).whole()
+            whole = self.star(fields[:-1], scope).whole()
+            self.reads.update(whole.sources)
+            return whole
         names = _strings(fields)
         level: Scope | None = scope
         while level is not None:
             found = self._column_at(names, level)
             if found is not None:
+                self.reads.update(found.sources)
                 return found
             level = level.parent
         return self.note(f"cannot resolve column {'.'.join(names)}")
@@ -521,7 +592,9 @@ class Analyser:
                 return hits[0] if len(hits) == 1 else combine(hits)
             rows = [hit for item in scope.items for hit in item.named(names[0])]
             if rows:  # `SELECT p FROM patients p`: the whole row
-                return combine(row.shape.whole() for row in rows)
+                whole = combine(row.shape.whole() for row in rows)
+                self.reads.update(whole.sources)
+                return whole
             return None
         for split in (len(names) - 1, len(names) - 2):  # t.col, s.t.col, then fields of a row
             if split < 1:
@@ -540,13 +613,25 @@ class Analyser:
         args = [self.expr(arg, scope) for arg in call.args or ()]
         if call.agg_order:  # string_agg(x, ',' ORDER BY y): y decides what comes first
             args.append(combine(self.expr(s.node, scope) for s in call.agg_order))
+        if call.agg_filter is not None:
+            self.condition(call.agg_filter, scope)
+        if call.over is not None:
+            self.keys(call.over.partitionClause, scope)
+            self.keys(call.over.orderClause, scope)
         kind = self.function_kind(schema, name)
         if kind == "phi":
             extra = Lin(self.phi_sources(schema, name))
             return combine([*args, extra])
         if kind == "unknown":
             return self.note(f"function {name} is not known to compute only from its arguments")
-        return combine(args)
+        if name in SIDE_CHANNELS and any(not lin.constant for lin in args):
+            self.side_channels.append(name)
+        merged = combine(args)
+        if name in SET_RETURNING:  # in the select list too, its row count tells
+            self.compared.update(merged.live)
+        if name in CONTENT_FREE:  # a length or a count: no content of its argument
+            return Lin(merged.sources, False, merged.unknown, merged.sources)
+        return merged
 
     def function_kind(self, schema: str | None, name: str) -> str:
         qualified = f"{schema}.{name}" if schema else None
@@ -571,6 +656,50 @@ class Analyser:
         phi = self.options.phi_functions
         found = phi.get(name, frozenset())
         return found | phi.get(f"{schema}.{name}", frozenset()) if schema else found
+
+    def case(self, node: ast.CaseExpr, scope: Scope) -> Lin:
+        """Its value comes from every part; its WHEN tests are conditions (`CASE ssn WHEN
+        '123-45-6789' THEN 1 END` compares ``ssn`` with a constant)."""
+        lins = [self.expr(node.arg, scope), self.expr(node.defresult, scope)]
+        for when in node.args or ():
+            if node.arg is not None:
+                test = self.expr(when.expr, scope)
+                self._compare(lins[0], test)
+                lins.append(test)
+            else:
+                lins.append(self.condition(when.expr, scope))
+            lins.append(self.expr(when.result, scope))
+        return combine(lins)
+
+    def condition(self, node: Any, scope: Scope) -> Lin:
+        """Walk a condition (WHERE, HAVING, JOIN ON, CASE WHEN, FILTER): note in ``compared``
+        the sources a test holds against constants (an oracle on their values); a comparison of
+        two sides that both come from columns is a join, and a NULL test tells only NULL-ness."""
+        if node is None:
+            return CONST
+        if isinstance(node, ast.BoolExpr):
+            return combine(self.condition(arg, scope) for arg in node.args or ())
+        if isinstance(node, ast.NullTest):
+            return self.expr(node.arg, scope)
+        if isinstance(node, ast.A_Expr):
+            left, right = self.expr(node.lexpr, scope), self.expr(node.rexpr, scope)
+            self._compare(left, right)
+            return combine([left, right])
+        if isinstance(node, ast.SubLink) and node.testexpr is not None:
+            test = self.expr(node.testexpr, scope)
+            shape = self.query(node.subselect, scope)
+            single = shape.complete and len(shape.columns) == 1
+            self._compare(test, shape.columns[0][1] if single else shape.whole())
+            return test
+        lin = self.expr(node, scope)  # a boolean function, column or anything else
+        self.compared.update(lin.live)
+        return lin
+
+    def _compare(self, left: Lin, right: Lin) -> None:
+        if left.live and right.live:  # column against column: a join, if both are stored values
+            self.joins.append((left.live, left.exact, right.live, right.exact))
+            return
+        self.compared.update(left.live | right.live)
 
     def sublink(self, node: ast.SubLink, scope: Scope) -> Lin:
         shape = self.query(node.subselect, scope)

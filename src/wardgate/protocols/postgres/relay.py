@@ -69,10 +69,11 @@ from wardgate.core.model import (
     Verdict,
     Via,
 )
-from wardgate.core.pipeline import Pipeline, PipelineFailure
-from wardgate.protocols.postgres import client_encoding, rows, wire
+from wardgate.core.pipeline import Pipeline, PipelineFailure, ServerText
+from wardgate.protocols.postgres import client_encoding, rows, server_text, wire
 from wardgate.protocols.postgres import state as st
 from wardgate.protocols.postgres.copy import BinaryCopy, TextCopy, parse_copy_out
+from wardgate.protocols.postgres.copy_csv import CsvCopy, csv_options
 from wardgate.protocols.postgres.framing import check_length
 from wardgate.protocols.postgres.wire import ProtocolViolation
 from wardgate.sql.analysis import analyse
@@ -94,6 +95,10 @@ PARSE, BIND, DESCRIBE_STATEMENT, DESCRIBE_PORTAL, EXECUTE, CLOSE, SYNC, QUERY, C
 _ENDS_BATCH = (SYNC, QUERY, CALL)  # answered by ReadyForQuery
 # Passed on while a capped Query's other answers are swallowed: they are not answers.
 _ASYNC = (wire.B_PARAMETER_STATUS, wire.B_NOTIFICATION, wire.B_NOTICE, wire.B_READY)
+_ASYNC_TEXT = {
+    wire.B_PARAMETER_STATUS: (ServerText.PARAMETER, server_text.parameter_status),
+    wire.B_NOTIFICATION: (ServerText.NOTIFICATION, server_text.notification),
+}
 
 
 @dataclass(slots=True)
@@ -219,7 +224,7 @@ class Relay:
         self._client = _Stream()
         self._server = _Stream()
         # The COPY TO STDOUT in progress whose rows an addon looks at, if any.
-        self._copy: TextCopy | BinaryCopy | None = None
+        self._copy: TextCopy | BinaryCopy | CsvCopy | None = None
         # Row caps: capped requests in flight; client bytes held after a capped Execute until
         # its result is complete; dropping client messages up to a Sync, or server messages up
         # to a ReadyForQuery, once a cap was reached.
@@ -551,12 +556,16 @@ class Relay:
             return rows.join(self.pipeline.row(request, rows.split(body)))
         if kind == wire.B_PARAMETER_STATUS:
             self.parameter_status(body)
-        elif kind == wire.B_NOTIFICATION:
-            return self._notification(body)
         if self._swallow and kind not in _ASYNC:
             return self._swallowed(kind)
         if kind == wire.B_NOTICE and self.pipeline.wants_diagnostics:
             return self._diagnostic(kind, body)
+        if kind == wire.B_NOTIFICATION:  # its payload scanned, its pid the one the client knows
+            scanned = self._server_text(kind, body) if self.pipeline.wants_server_text else None
+            return self._notification(body if scanned is None else scanned, scanned is not None)
+        if kind in _ASYNC_TEXT and self.pipeline.wants_server_text:
+            rewritten = self._server_text(kind, body)
+            return None if rewritten is None else wire.message(kind, rewritten)
         if head is None:
             if kind == wire.B_ERROR and self.pipeline.wants_diagnostics:
                 return self._diagnostic(kind, body)
@@ -575,6 +584,9 @@ class Relay:
             else:
                 self._portal_columns[head.name] = _with_formats(columns, head.formats)
         elif kind == wire.B_ROW_DESCRIPTION:
+            # Column names as the client gets them: the recording keeps what the client saw.
+            renamed = self._server_text(kind, body) if self.pipeline.wants_server_text else None
+            body = body if renamed is None else renamed
             columns = _columns(body, self.encoding) if self.pipeline.wants_columns else ()
             if what == DESCRIBE_STATEMENT:
                 expected.popleft()
@@ -587,6 +599,7 @@ class Relay:
             else:  # a simple Query's result
                 self._result.start(columns)
                 head.described = False
+            return None if renamed is None else wire.message(kind, renamed)
         elif kind == wire.B_NO_DATA and what in (DESCRIBE_STATEMENT, DESCRIBE_PORTAL):
             expected.popleft()
             (self._statement_columns if what == DESCRIBE_STATEMENT else self._portal_columns)[
@@ -676,7 +689,11 @@ class Relay:
         def hook(values: list[bytes | None]) -> list[bytes | None]:
             return row(request, values)
 
-        self._copy = BinaryCopy(hook) if binary else TextCopy(hook)
+        copy_out = request.analysis.copy_out
+        if copy_out is not None and copy_out.format == "csv" and not binary:
+            self._copy = CsvCopy(hook, csv_options(dict(copy_out.csv)))
+        else:
+            self._copy = BinaryCopy(hook) if binary else TextCopy(hook)
 
     def _copy_message(self, kind: int, body: bytes, head: _Expect) -> bytes:
         copy = self._copy
@@ -707,16 +724,24 @@ class Relay:
             )
         self.encoding = encoding
 
-    def _notification(self, body: bytes) -> bytes | None:
+    def _notification(self, body: bytes, changed: bool = False) -> bytes | None:
         """A notification carries the pid its sender was told in BackendKeyData (this session's
         own, or another's through this gateway); a sender the gateway does not know keeps the
-        backend's pid."""
+        backend's pid. ``changed``: the body is not what the server sent (send it anyway)."""
         if len(body) < 4:
             return None
         known = self.client_pid(struct.unpack_from("!i", body)[0])
         if known is None:
-            return None
+            return wire.message(wire.B_NOTIFICATION, body) if changed else None
         return wire.message(wire.B_NOTIFICATION, struct.pack("!i", known) + body[4:])
+
+    def _server_text(self, kind: int, body: bytes) -> bytes | None:
+        """The body of a ParameterStatus, NotificationResponse or RowDescription with the text a
+        statement can fill from data rewritten by the pipeline (None: unchanged)."""
+        what, read = _ASYNC_TEXT.get(kind) or (ServerText.COLUMN_NAME, server_text.row_description)
+        session, hook = self.session, self.pipeline.server_text
+        new = read(body, lambda name, text: hook(session, what, name, text))
+        return None if new is body else new
 
     def _announce(self, entry: _Expect) -> None:
         """Tell the pipeline the columns of the entry's result, once, before its first row."""
@@ -793,7 +818,7 @@ def _rows_readable(stmt: Statement) -> bool:
     if not stmt.analysis.parsed:
         return False
     copy = stmt.analysis.copy_out
-    return copy is not None and copy.format in ("text", "binary") and not copy.other_options
+    return copy is not None and copy.readable
 
 
 def _unknown_pid(backend_pid: int) -> int | None:

@@ -1,0 +1,69 @@
+"""What a role that sees PHI masked may not do with a statement, beyond reading its result.
+
+Pure functions of a statement's facts (``sql.model.StatementLineage``: what it reads, compares,
+stores and sends to side channels) and the role's view of the target's labels. Each answers
+the reason for a refusal, or None. The reasons, with examples, are in docs/masking.md
+("Every channel has an owner").
+"""
+
+from __future__ import annotations
+
+from wardgate.masking.policy import Labels, View
+from wardgate.sql.model import SourceColumn, StatementLineage
+
+
+def masked(sources: frozenset[SourceColumn], labels: Labels, view: View) -> list[str]:
+    """The sources labelled by name whose label the view masks."""
+    return sorted(str(s) for s in sources if (lab := labels.columns.get(s)) and lab not in view.raw)
+
+
+def refusal(statement: StatementLineage, labels: Labels, view: View) -> str | None:
+    if statement.side_channels:
+        return (
+            f"{statement.side_channels[0]} of a computed value is refused for a role that sees"
+            " PHI masked: the value would reach the client outside the masked result (a setting,"
+            " a notification, a sequence, a lock or a delay; give a constant)"
+        )
+    for targets, values in statement.stores:
+        found = masked(values, labels, view)
+        if found and not _same_labels(targets, values, labels):
+            return (
+                f"values derived from the masked column {', '.join(found)} cannot be stored in"
+                " another column, a new table or a stored expression: they would come back"
+                " unmasked"
+            )
+    for left, left_exact, right, right_exact in statement.joins:
+        on_left, on_right = masked(left, labels, view), masked(right, labels, view)
+        if (on_left or on_right) and not (on_left and on_right and left_exact and right_exact):
+            return (
+                f"a condition tests the masked column {', '.join(on_left or on_right)} against a"
+                " value that is not a masked column of its own (a join must compare the stored"
+                " values of two masked columns)"
+            )
+    compared = masked(statement.compared, labels, view)
+    if compared:
+        return (
+            f"a condition tests the masked column {', '.join(compared)} against a constant (or a"
+            " row count is made from it), which would reveal its value; join on it or filter by"
+            " unmasked columns"
+        )
+    return None
+
+
+def reads_phi(statement: StatementLineage, labels: Labels, view: View) -> bool:
+    """It reads a masked column anywhere, or something the analysis could not follow: its
+    errors, notices and reported settings are withheld (``masking.channels``)."""
+    if statement.opaque or (statement.returns_rows and not statement.shape_known):
+        return True
+    sources = statement.reads.union(*(c.sources for c in statement.columns))
+    return any(c.unknown for c in statement.columns) or bool(masked(sources, labels, view))
+
+
+def _same_labels(
+    targets: frozenset[SourceColumn], values: frozenset[SourceColumn], labels: Labels
+) -> bool:
+    """Written into columns that carry every label of what is written (``SET city = city``):
+    masked there as it was where it came from."""
+    have = {lab for t in targets if (lab := labels.columns.get(t)) is not None}
+    wanted = {lab for v in values if (lab := labels.columns.get(v)) is not None}
+    return bool(targets) and wanted <= have

@@ -1,0 +1,89 @@
+"""What a statement stores, and where: the facts that let masking refuse laundering.
+
+A masked value must not come back unmasked because it was first copied somewhere masking does
+not look: into another column (``UPDATE patients SET state = reverse(ssn)``), into a new table
+(``CREATE TABLE t AS SELECT ssn ...``, ``SELECT ... INTO``, a server file by COPY), or into an
+expression the server
+stores and evaluates over every row (a generated column, a CHECK constraint, an index
+expression or predicate, a row-level security policy, extended statistics). Each store is a
+pair: the columns written (empty for a new place) and the sources of what is written there.
+The DML writes are recorded by the resolver as it follows them (``Analyser.returning``); the
+statements here are the ones that create or change a relation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pglast import ast
+
+from wardgate.sql.resolve import Analyser, Scope, Shape, combine
+
+
+def stores(stmt: Any, analyser: Analyser) -> None:
+    """Record in ``analyser`` what ``stmt`` (a DDL statement, or SELECT INTO) stores."""
+    if isinstance(stmt, ast.SelectStmt) and stmt.intoClause is not None:
+        analyser.stores.append((frozenset(), analyser.query(stmt, None).whole().live))
+    elif isinstance(stmt, ast.CreateTableAsStmt):
+        analyser.stores.append((frozenset(), analyser.query(stmt.query, None).whole().live))
+    elif isinstance(stmt, ast.CopyStmt) and not stmt.is_from:  # to a file or a program
+        if stmt.query is not None:
+            shape = analyser.query(stmt.query, None)
+        else:
+            item = analyser.range_var(stmt.relation, Scope())
+            wanted = [str(n.sval) for n in stmt.attlist or ()]
+            columns = [lin for name, lin in item.shape.columns if not wanted or name in wanted]
+            shape = Shape([("", lin) for lin in columns], item.shape.complete or bool(wanted))
+        analyser.stores.append((frozenset(), shape.whole().live))
+    elif isinstance(stmt, ast.ViewStmt):
+        analyser.query(stmt.query, None)  # read through on every use; its conditions count
+    else:
+        relation = _relation(stmt)
+        if relation is None:
+            return
+        scope = Scope([analyser.range_var(relation, Scope())])
+        lins = [analyser.expr(node, scope) for node in _expressions(stmt)]
+        live = combine(lins).live
+        if live:
+            analyser.stores.append((frozenset(), live))
+
+
+def _relation(stmt: Any) -> ast.RangeVar | None:
+    found: Any = None
+    if isinstance(stmt, ast.AlterTableStmt | ast.IndexStmt):
+        found = stmt.relation
+    elif isinstance(stmt, ast.CreatePolicyStmt | ast.AlterPolicyStmt):
+        found = stmt.table
+    elif isinstance(stmt, ast.CreateStatsStmt) and len(stmt.relations or ()) == 1:
+        found = stmt.relations[0]
+    return found if isinstance(found, ast.RangeVar) else None
+
+
+def _expressions(stmt: Any) -> Iterator[Any]:
+    """The expressions over the relation's rows that the statement stores."""
+    if isinstance(stmt, ast.AlterTableStmt):
+        for cmd in stmt.cmds or ():
+            yield from _definition(cmd.def_)
+    elif isinstance(stmt, ast.IndexStmt):
+        yield from (p.expr for p in stmt.indexParams or () if p.expr is not None)
+        yield from (p.expr for p in stmt.indexIncludingParams or () if p.expr is not None)
+        if stmt.whereClause is not None:
+            yield stmt.whereClause
+    elif isinstance(stmt, ast.CreatePolicyStmt | ast.AlterPolicyStmt):
+        yield from (e for e in (stmt.qual, stmt.with_check) if e is not None)
+    elif isinstance(stmt, ast.CreateStatsStmt):
+        yield from (e.expr for e in stmt.exprs or () if e.expr is not None)
+
+
+def _definition(node: Any) -> Iterator[Any]:
+    if isinstance(node, ast.ColumnDef):
+        if node.raw_default is not None:
+            yield node.raw_default
+        for constraint in node.constraints or ():
+            yield from _definition(constraint)
+    elif isinstance(node, ast.Constraint):
+        yield from (e for e in (node.raw_expr, node.where_clause) if e is not None)
+
+
+__all__ = ["stores"]

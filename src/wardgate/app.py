@@ -35,7 +35,7 @@ from wardgate.identity.revocation import LiveSession
 from wardgate.identity.state import StateStore
 from wardgate.lifespan import Component, Lifespan
 from wardgate.masking.component import MaskingComponent
-from wardgate.masking.policy import Labels
+from wardgate.masking.views import Labels
 from wardgate.policy.addon import PolicyAddon
 from wardgate.policy.rules import RuleSet
 from wardgate.policy.upstream import UnsafeUpstream, UpstreamGuard

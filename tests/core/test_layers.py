@@ -66,6 +66,6 @@ def test_the_walk_sees_a_forbidden_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text(
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from wardgate.masking.policy import Labels\n"
+        "if TYPE_CHECKING:\n    from wardgate.masking.views import Labels\n"
     )
-    assert "wardgate.masking.policy" in imports(sample)
+    assert "wardgate.masking.views" in imports(sample)

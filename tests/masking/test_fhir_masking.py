@@ -17,8 +17,8 @@ from wardgate.masking.entities import Entity
 from wardgate.masking.fhir import FhirMasker
 from wardgate.masking.fhir_ids import Pseudonyms
 from wardgate.masking.jsonpath import JsonMasker, PathError, find, parse_path
-from wardgate.masking.policy import Policy, View
 from wardgate.masking.text import TextMasker
+from wardgate.masking.views import Policy, View
 
 KEY = b"fhir-test-key-0123456789abcdef"
 POLICY = Policy(

@@ -9,7 +9,7 @@ import pytest
 
 from wardgate.config import PolicySettings
 from wardgate.core.model import Identity, SessionInfo, Statement, Verdict
-from wardgate.masking.policy import Labels
+from wardgate.masking.views import Labels
 from wardgate.policy import PolicyAddon, RuleSet
 
 LABELS = {"clinic": Labels.from_config({"patients.ssn": "SSN"})}

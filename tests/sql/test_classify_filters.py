@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wardgate.masking.policy import Labels
+from wardgate.masking.views import Labels
 from wardgate.policy.phi import touched_phi
 from wardgate.sql import StatementKind, classify
 

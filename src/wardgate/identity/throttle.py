@@ -48,7 +48,7 @@ class _Count:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Backoff:
     """``wait``: seconds of backoff left (0: go on); ``reason`` for the audit."""
 
     wait: float = 0.0
@@ -78,28 +78,28 @@ class LoginThrottle:
             return None
         return count
 
-    def check(self, user: str, address: str) -> Verdict:
+    def check(self, user: str, address: str) -> Backoff:
         """Before the password is asked for: may this attempt be checked at all?"""
         if not self.enabled:
-            return Verdict()
+            return Backoff()
         now = self._clock()
-        worst = Verdict()
+        worst = Backoff()
         for key in (("user", user), ("address", address)):
             count = self._get(key, now)
             if count is not None and count.until - now > worst.wait:
-                worst = Verdict(
+                worst = Backoff(
                     count.until - now,
                     f"throttled: {count.failures} failed sign-ins for {key[0]} {key[1]!r};"
                     f" refused without checking the password for {count.until - now:.1f} s more",
                 )
         return worst
 
-    def failed(self, user: str, address: str) -> Verdict:
+    def failed(self, user: str, address: str) -> Backoff:
         """After a failed sign-in: the backoff it starts (the longer of the two keys')."""
         if not self.enabled:
-            return Verdict()
+            return Backoff()
         now = self._clock()
-        worst = Verdict()
+        worst = Backoff()
         for key in (("user", user), ("address", address)):
             rules = self.rules[key[0]]
             count = self._get(key, now) or _Count()
@@ -111,7 +111,7 @@ class LoginThrottle:
             self._counts[key] = count
             self._counts.move_to_end(key)
             if delay > worst.wait:
-                worst = Verdict(
+                worst = Backoff(
                     delay,
                     f"throttled: {count.failures} failed sign-ins for {key[0]} {key[1]!r};"
                     f" backoff {delay:.1f} s",

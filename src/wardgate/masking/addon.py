@@ -30,8 +30,8 @@ from wardgate.masking import channels, refusals
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
 from wardgate.masking.plan import Planner, ResultPlan
-from wardgate.masking.policy import Labels, Policy, View
 from wardgate.masking.text import TextMasker
+from wardgate.masking.views import Labels, Policy, View
 from wardgate.sql.analysis import Analysis, analyse
 from wardgate.sql.catalog import Catalog
 from wardgate.sql.classify import StatementKind

@@ -24,7 +24,7 @@ from psycopg import sql
 from wardgate.config import Target
 from wardgate.masking.detectors.known import ENTITIES, KnownValues
 from wardgate.masking.entities import Entity
-from wardgate.masking.policy import Labels
+from wardgate.masking.views import Labels
 from wardgate.sql.catalog import Catalog, load_catalog
 
 MAX_KNOWN = 500_000  # distinct values read per column

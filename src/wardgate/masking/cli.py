@@ -20,7 +20,7 @@ from wardgate.config import ConfigError, Target, config_path, load
 if TYPE_CHECKING:  # the command's modules load when it runs, not with the parser
     import psycopg
 
-    from wardgate.masking.classify import ColumnInfo, Proposal, Report, Signal
+    from wardgate.masking.proposals import ColumnInfo, Proposal, Report, Signal
     from wardgate.sql.model import SourceColumn
 
 SMALL_PAGES = 256  # tables up to this many 8 kB pages are sampled whole (ORDER BY random())
@@ -121,9 +121,9 @@ def _read_and_classify(
     import psycopg
     from psycopg import sql
 
-    from wardgate.masking.classify import ColumnInfo, classify
     from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
-    from wardgate.masking.policy import Labels
+    from wardgate.masking.proposals import ColumnInfo, classify
+    from wardgate.masking.views import Labels
 
     conn.execute("SET default_transaction_read_only = on")
     conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(STATEMENT_TIMEOUT)))

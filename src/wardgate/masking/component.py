@@ -16,7 +16,7 @@ from wardgate.masking.api import DocumentMaskingAddon
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
 from wardgate.masking.documents import Documents
-from wardgate.masking.policy import Labels, Policy
+from wardgate.masking.views import Labels, Policy
 
 
 class MaskingComponent(Component):

@@ -29,8 +29,8 @@ from wardgate.masking.detectors import Scanner
 from wardgate.masking.fhir import ID_TYPES, FhirMasker
 from wardgate.masking.fhir_ids import PREFIX, Pseudonyms
 from wardgate.masking.jsonpath import JsonMasker
-from wardgate.masking.policy import Policy, View
 from wardgate.masking.text import TextMasker
+from wardgate.masking.views import Policy, View
 
 _TOKEN = re.compile(re.escape(PREFIX) + r"[A-Za-z0-9.\-]+")
 

@@ -31,8 +31,8 @@ from xml.sax.saxutils import escape
 from wardgate.masking.entities import Entity
 from wardgate.masking.fhir_ids import Pseudonyms
 from wardgate.masking.jsonpath import Leaves
-from wardgate.masking.policy import View
 from wardgate.masking.text import TextMasker
+from wardgate.masking.views import View
 
 Json = dict[str, Any]
 

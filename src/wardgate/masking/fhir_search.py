@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 from wardgate.masking.entities import Entity as E
 from wardgate.masking.fhir import ID_TYPES, PERSONS
 from wardgate.masking.fhir_ids import PREFIX
-from wardgate.masking.policy import View
+from wardgate.masking.views import View
 
 _IDENTIFIERS = (E.SSN, E.MRN, E.LICENSE, E.OTHER_ID, E.HEALTH_PLAN_ID, E.ACCOUNT)
 _TELECOM = (E.PHONE, E.FAX, E.EMAIL, E.URL, E.OTHER_ID)

@@ -21,8 +21,8 @@ from jsonpath_ng.parser import parse as jsonpath_parse
 
 from wardgate.masking.entities import Entity
 from wardgate.masking.operators import Keep
-from wardgate.masking.policy import TEXT, View
 from wardgate.masking.text import TextMasker
+from wardgate.masking.views import TEXT, View
 
 Leaf = str | int | float
 LeafFn = Callable[[Leaf], Any]

@@ -23,8 +23,8 @@ from wardgate.masking.arrays import ELEMENTS
 from wardgate.masking.column import ColumnMasker
 from wardgate.masking.operators import OperatorSpec, Redact, operator_config
 from wardgate.masking.pgtypes import Family, Format, family_of
-from wardgate.masking.policy import TEXT, Labels, View, strictest
 from wardgate.masking.text import ContentScan, TextMasker
+from wardgate.masking.views import TEXT, Labels, View, strictest
 from wardgate.sql.catalog import Catalog
 from wardgate.sql.model import ColumnLineage, SourceColumn
 

@@ -8,7 +8,7 @@ the reason for a refusal, or None. The reasons, with examples, are in docs/maski
 
 from __future__ import annotations
 
-from wardgate.masking.policy import Labels, View
+from wardgate.masking.views import Labels, View
 from wardgate.sql.model import SourceColumn, StatementLineage
 
 

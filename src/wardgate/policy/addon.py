@@ -32,7 +32,7 @@ import re
 
 from wardgate.core.model import ApiCall, Decision, Identity, Statement, Verdict, Via
 from wardgate.core.pipeline import Addon
-from wardgate.masking.policy import Labels
+from wardgate.masking.views import Labels
 from wardgate.policy.http import http_facts
 from wardgate.policy.phi import touched_phi
 from wardgate.policy.rules import Facts, RuleSet

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from wardgate.masking.policy import Labels
+from wardgate.masking.views import Labels
 from wardgate.sql.classify import StatementClass
 
 

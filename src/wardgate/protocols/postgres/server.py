@@ -21,7 +21,7 @@ from wardgate.config import PostgresListener, Target
 from wardgate.core.model import ConnectAttempt, Identity, SessionInfo
 from wardgate.core.pipeline import Pipeline, PipelineFailure
 from wardgate.identity.authenticator import PASSWORD, Authenticator
-from wardgate.identity.throttle import THROTTLED_HINT, Verdict, client_host, login_throttle
+from wardgate.identity.throttle import THROTTLED_HINT, Backoff, client_host, login_throttle
 from wardgate.protocols.postgres import client_encoding, rows, wire
 from wardgate.protocols.postgres.cancel import CancelRegistry, CancelTarget
 from wardgate.protocols.postgres.endpoint import Endpoint
@@ -430,7 +430,7 @@ class PgSession:
             else:
                 step = exchange.step(data)
             if step.failure:
-                backoff = throttle.failed(user, host) if step.guess else Verdict()
+                backoff = throttle.failed(user, host) if step.guess else Backoff()
                 if backoff.wait > 0:
                     await asyncio.sleep(min(backoff.wait, hold))
                 raise SessionRefused(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from wardgate.masking.detectors import Scanner, Span
 from wardgate.masking.detectors.base import words
 from wardgate.masking.entities import Entity
-from wardgate.masking.policy import DEFAULT_SCHEMA, TEXT
+from wardgate.masking.views import DEFAULT_SCHEMA, TEXT
 from wardgate.sql.model import SourceColumn
 
 CONFIDENT = 0.5  # and over: written as a label

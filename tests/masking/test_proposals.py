@@ -19,8 +19,8 @@ from tests.protocols.postgres.conftest import target_entry
 from wardgate.demo.postgres import LocalPostgres
 from wardgate.demo.seed import DEMO_LABELS, seed
 from wardgate.masking import Scanner
-from wardgate.masking.classify import ColumnInfo, Proposal, classify, name_tokens, propose
 from wardgate.masking.cli import SMALL_PAGES, render_json, render_yaml
+from wardgate.masking.proposals import ColumnInfo, Proposal, classify, name_tokens, propose
 from wardgate.sql.model import SourceColumn
 
 SCANNER = Scanner()

@@ -281,7 +281,7 @@ def start_gateway(
     ``phi``, those columns of the target are masked (the bench user has no role: all of them);
     with ``record``, every session is recorded (encrypted, in ``recordings/``)."""
     home = workdir / name
-    home.mkdir()
+    home.mkdir(mode=0o700)
     listener: dict[str, Any] = {"host": LOOPBACK, "port": 0}
     if pki is not None:
         listener["tls"] = {"cert": str(pki.server_cert), "key": str(pki.server_key)}
@@ -292,6 +292,9 @@ def start_gateway(
         "database": upstream.dbname,
         "user": upstream.user,
         "tls": "disable",
+        # the bench measures the relay against the machine's own cluster, whose only login is
+        # its superuser; a real deployment gives the gateway a least-privileged one
+        "allow_superuser": True,
     }
     if upstream.password is not None:
         target["password"] = upstream.password

@@ -270,8 +270,8 @@ def test_an_outage_shorter_than_the_grace_changes_nothing_a_longer_one_suspends(
     gateway: RunningGateway, provider: Provider, tmp_path: Path
 ) -> None:
     secret, conn = agent_session(gateway, tmp_path, "carol")
+    stopped = time.monotonic()  # before: the first failed re-validation may come while it stops
     provider.stop()
-    stopped = time.monotonic()
     try:
         time.sleep(GRACE / 2)
         conn.execute("SELECT 1")  # still alive

@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import os
-import stat
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +31,7 @@ from wardgate.audit.store import (
     entry_mac,
     tamper_message,
 )
+from wardgate.keyfile import KeyFileError, read_or_create
 
 
 def utc(ts: float) -> str:
@@ -40,34 +39,28 @@ def utc(ts: float) -> str:
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
-    """The signing key at ``path``, created with mode 0600 if absent; refused if others may
-    read it."""
+    """The signing key at ``path``, created with mode 0600 if absent (``keyfile``); refused if
+    others may read it."""
+
+    def make() -> bytes:
+        return Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise AuditUnavailable(
-                f"{path}: the audit signing key is readable by others (mode {mode:04o});"
-                " run chmod 600 on it"
-            ) from None
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise AuditUnavailable(f"{path}: not an Ed25519 private key") from None
-        return key
-    except FileNotFoundError:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return load_or_create_key(path)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
+        pem = read_or_create(path, make)
+    except KeyFileError as exc:
+        raise AuditUnavailable(f"the audit signing key: {exc}") from None
+    except OSError as exc:
+        raise AuditUnavailable(f"{path}: cannot read or make the audit signing key: {exc}") from exc
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except ValueError as exc:
+        raise AuditUnavailable(f"{path}: not an Ed25519 private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise AuditUnavailable(f"{path}: not an Ed25519 private key")
     return key
 
 

@@ -192,8 +192,11 @@ def check_model(gw: RunningGateway, conn: Raw, status: bytes) -> None:
 def events_since(gw: RunningGateway, offset: int) -> list[dict[str, Any]]:
     gw.call(lambda: None)  # let the loop finish writing what it was writing
     with gw.audit_path.open("rb") as audit:
-        audit.seek(offset)
-        return [json.loads(line) for line in audit.read().splitlines() if line]
+        audit.seek(max(offset - 1, 0))
+        data = audit.read()
+    if offset > 0:  # an earlier session's line may have been half-written at ``offset``
+        data = data[1:] if data[:1] == b"\n" else data.partition(b"\n")[2]
+    return [json.loads(line) for line in data.splitlines() if line]
 
 
 def check_ran_what_was_judged(

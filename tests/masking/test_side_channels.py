@@ -127,7 +127,7 @@ def test_procedural_code_is_refused(gateway: RunningGateway, leaks: Leaks, state
     got = receive(gateway.dsn("alice"), [statement])
     # refused by the trust boundary (policy, first) or by masking: procedural code either way
     why = got.error[0]
-    assert got.sqlstate == DENIED and ("procedural code" in why or "cannot judge" in why)
+    assert got.sqlstate == DENIED and any(w in why for w in ("procedural", "judge", "pg_temp"))
     assert not leaks(got.text())
 
 
@@ -321,20 +321,21 @@ def test_row_counts_made_from_masked_values_are_refused(
 
 
 def test_every_field_of_a_notice_or_error_is_scanned(
-    gateway: RunningGateway, seeded: Seeded
+    gateway: RunningGateway, admin: psycopg.Connection[tuple[object, ...]], seeded: Seeded
 ) -> None:
     """A statement that reads no PHI keeps its server text, scanned; the names an error carries
     (table, column, constraint) are scanned always, also when its text is withheld (here: the
-    temporary table is not in the catalog, so the analysis cannot follow the INSERT)."""
+    table, made by an administrator just now, is not in the catalog the masking loaded, so the
+    analysis cannot follow the INSERT; alice may not make temporary tables)."""
     ssn = seeded.ssns[2]
     notice = receive(gateway.dsn("alice"), [f'DROP TABLE IF EXISTS "{ssn}"'])
     assert notice.sqlstate is None and notice.notices
     assert any("does not exist" in n for n in notice.notices)
     assert not any(ssn in n for n in notice.notices), notice.notices
-    error = receive(gateway.dsn("alice"), [
-        f'CREATE TEMP TABLE "{ssn}" ("{ssn}" int CONSTRAINT "{ssn}" CHECK ("{ssn}" > 0))',
-        f'INSERT INTO "{ssn}" VALUES (-1)',
-    ])  # fmt: skip
+    admin.execute(
+        f'CREATE TABLE IF NOT EXISTS "{ssn}" ("{ssn}" int CONSTRAINT "{ssn}" CHECK ("{ssn}" > 0))'
+    )
+    error = receive(gateway.dsn("alice"), [f'INSERT INTO "{ssn}" VALUES (-1)'])
     assert error.sqlstate == "23514" and "withheld" in error.error[0]
     assert not any(ssn in e for e in error.error), error.error
     assert "[SSN]" in " ".join(error.error)

@@ -141,6 +141,12 @@ class MaskingAddon(Addon):
             procedural = any(s.procedural for s in analysis.classification.statements)
         except AnalysisError as exc:
             return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
+        if analysis.creates_temp:
+            return _deny(
+                "temporary tables, views and sequences are refused for a role that sees PHI"
+                " masked: PostgreSQL looks in pg_temp first, so one would shadow a table the"
+                " masking knows"
+            )
         if procedural:
             return _deny(
                 "procedural code (DO, functions, triggers, rules) is refused for a role that sees"

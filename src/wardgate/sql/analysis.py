@@ -33,6 +33,8 @@ from wardgate.sql.effects import Effects, effects_of_tree, no_effects
 from wardgate.sql.model import AnalysisError, Options, StatementLineage
 
 _NO_OPTIONS = Options()
+# Statements that create a relation (SELECT ... INTO too).
+_CREATES = (ast.CreateStmt, ast.ViewStmt, ast.CreateSeqStmt, ast.CreateTableAsStmt, ast.SelectStmt)
 
 
 class ParseCounter:
@@ -138,6 +140,26 @@ class Analysis:
         self._check()
         printed = RawStream()(self.tree)  # type: ignore[no-untyped-call]
         return hashlib.sha256(str(printed).encode()).hexdigest()
+
+    @cached_property
+    def creates_temp(self) -> bool:
+        """Whether a statement creates a temporary relation (a table, view or sequence in
+        ``pg_temp``, where PostgreSQL looks first for an unqualified name): the session's names
+        may then mean something the target's catalog does not show. Raises `AnalysisError`."""
+        self._check()
+        for raw in self.tree:
+            stmt = raw.stmt
+            if not isinstance(stmt, _CREATES):
+                continue
+            rels = [getattr(stmt, name, None) for name in ("relation", "view", "sequence")]
+            into = getattr(stmt, "into", None) or getattr(stmt, "intoClause", None)
+            rels.append(getattr(into, "rel", None))
+            for rel in rels:
+                if isinstance(rel, ast.RangeVar) and (
+                    rel.relpersistence == "t" or str(rel.schemaname or "").startswith("pg_temp")
+                ):
+                    return True
+        return False
 
     @cached_property
     def copy_out(self) -> CopyOut | None:

@@ -629,8 +629,12 @@ class Analyser:
         merged = combine(args)
         if name in SET_RETURNING:  # in the select list too, its row count tells
             self.compared.update(merged.live)
-        if name in CONTENT_FREE:  # a length or a count: no content of its argument
-            return Lin(merged.sources, False, merged.unknown, merged.sources)
+        if name in CONTENT_FREE:
+            # A length or a count of a stored value tells how long or how many, never what;
+            # of a computed one it tells anything (length(repeat('x', ascii(ssn)))): only the
+            # arguments that are stored values, cast or not, are measured.
+            live = set().union(*(lin.live for lin in args if not lin.exact))
+            return Lin(merged.sources, False, merged.unknown, merged.sources - live)
         return merged
 
     def function_kind(self, schema: str | None, name: str) -> str:

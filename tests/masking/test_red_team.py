@@ -84,3 +84,36 @@ def test_temporary_relations_are_refused(
 def test_the_clinician_sees_a_length_as_before(gateway: RunningGateway) -> None:
     got = receive(gateway.dsn("bob"), ["SELECT length(first_name) FROM patients WHERE id = 1"])
     assert got.sqlstate is None and got.rows and got.rows[0].isdigit()
+
+
+@pytest.mark.parametrize(
+    ("statement", "direct"),
+    [
+        (
+            "SELECT make_date((extract(month FROM date_of_birth) * 100"
+            " + extract(day FROM date_of_birth))::int, 1, 1) FROM patients WHERE id = 1",
+            "SELECT to_char(date_of_birth, 'FMMMDD') FROM patients WHERE id = 1",
+        ),
+        ("SELECT reverse(zip) FROM patients WHERE id = 1",
+         "SELECT reverse(zip) FROM patients WHERE id = 1"),
+        ("SELECT substr(zip, 3) || '00' FROM patients WHERE id = 1",
+         "SELECT substr(zip, 3) FROM patients WHERE id = 1"),
+        ("SELECT substr(mrn, 1, 0) || '0' FROM patients WHERE id = 1", None),
+    ],
+)  # fmt: skip
+def test_an_operator_is_not_applied_to_a_computed_value(
+    gateway: RunningGateway, pg_server: LocalPostgres, database: str, statement: str,
+    direct: str | None,
+) -> None:  # fmt: skip
+    """Keeping a date's year or a ZIP's first three digits, or pseudonymising an id, is made
+    for the stored value; on a value computed from it, it keeps what the computation put there
+    (the day of birth as a year, the ZIP's last digits, a pseudonym of a chosen constant that
+    builds a dictionary). A derived value is masked whole."""
+    got = receive(gateway.dsn("alice"), [statement])
+    assert got.sqlstate is None, got.error
+    if direct is not None:
+        with psycopg.connect(pg_server.dsn(database)) as conn:
+            found = conn.execute(direct).fetchone()
+        assert found is not None
+        assert str(found[0]).lstrip("0") not in " ".join(got.rows), got.rows
+    assert not any("MRN-" in row or row[:1].isdigit() for row in got.rows), got.rows

@@ -146,8 +146,15 @@ class Planner:
             if column.type_oid and family not in _SCANNABLE and family is not Family.OTHER:
                 return ColumnPlan(None)  # a number, a date...: only a label can make it PHI
             return ColumnPlan(self._masker(column, self.scan), tuple(masked), "content scan")
+        if not line.exact:
+            # An operator is made for the stored value (a date to its year, a ZIP to three
+            # digits, an id to its pseudonym); applied to a value computed from it, it keeps
+            # what the computation chose to put there (make_date(month * 100 + day, 1, 1)
+            # keeps the day of birth in the year): a derived value is masked whole.
+            why = "derived from PHI"
+            return ColumnPlan(self._masker(column, MASKED), tuple(masked), why)
         operator = strictest(entity_ops)
-        why = "stored value" if line.exact and len(masked) == 1 else "derived from PHI"
+        why = "stored value" if len(masked) == 1 else "derived from PHI"
         return ColumnPlan(self._masker(column, operator, line, catalog), tuple(masked), why)
 
     def _free_text(self, sources: frozenset[SourceColumn]) -> bool:

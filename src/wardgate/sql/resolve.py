@@ -185,6 +185,14 @@ class Analyser:
         if stmt.op != SetOperation.SETOP_NONE:
             left = self.select(stmt.larg, scope)
             right = self.select(stmt.rarg, scope)
+            if not (stmt.op == SetOperation.SETOP_UNION and stmt.all):
+                # UNION, INTERSECT, EXCEPT compare every value of a branch with the other's
+                # (`SELECT ssn ... INTERSECT SELECT '123-45-6789'`, then count the rows): an
+                # oracle, as a condition is.
+                for shape in (left, right):
+                    for _, lin in shape.columns:
+                        self.compared.update(lin.live)
+                    self.compared.update(shape.rest.live)
             return self.set_operation([left, right])
         if stmt.valuesLists:
             rows = [[self.expr(value, scope) for value in row] for row in stmt.valuesLists]
@@ -200,30 +208,57 @@ class Analyser:
         scope.items = items
         self.condition(stmt.whereClause, scope)
         self.condition(stmt.havingClause, scope)
-        self.keys(stmt.groupClause, scope)
-        self.keys(stmt.distinctClause, scope)
-        self.keys(stmt.sortClause, scope)
+        targets = stmt.targetList or ()
+        self.keys(stmt.groupClause, scope, targets)
+        if stmt.distinctClause and all(node is None for node in stmt.distinctClause):
+            # plain DISTINCT: the rows are grouped by every output column
+            self.keys([t.val for t in targets if isinstance(t, ast.ResTarget)], scope, targets)
+        else:
+            self.keys(stmt.distinctClause, scope, targets)
+        self.keys(stmt.sortClause, scope, targets)
         for limit in (stmt.limitCount, stmt.limitOffset):  # how many rows: a count, too
             if limit is not None:
                 self.compared.update(self.expr(limit, scope).live)
         return self.targets(stmt.targetList or (), scope)
 
-    def keys(self, nodes: Sequence[Any] | None, scope: Scope) -> None:
-        """GROUP BY, ORDER BY, DISTINCT ON, PARTITION BY: grouping or sorting by a column is
+    def keys(self, nodes: Sequence[Any] | None, scope: Scope, targets: Sequence[Any] = ()) -> None:
+        """GROUP BY, ORDER BY, DISTINCT, PARTITION BY: grouping or sorting by a stored column is
         fine, but by a computation on it (``GROUP BY ssn LIKE '8%'``, ``ORDER BY substr(ssn, 1,
-        3)``) sorts rows into classes of its value, which ``min(id)`` then names: an oracle, as
-        a condition is. Bare names and positions are not resolved (they may be output aliases)."""
+        3)``) sorts rows into classes of its value, which ``min(id)`` or a count then names: an
+        oracle, as a condition is. A bare name is a column of the FROM items (a subquery's may be
+        computed) or, failing that, an output column (``targets``), as PostgreSQL reads it."""
         for node in nodes or ():
             if isinstance(node, ast.SortBy):
                 node = node.node
             if isinstance(node, ast.GroupingSet):
-                self.keys(node.content, scope)
+                self.keys(node.content, scope, targets)
                 continue
-            if node is None or isinstance(node, ast.ColumnRef | ast.A_Const):
+            if isinstance(node, ast.A_Const) and isinstance(node.val, ast.Integer):
+                position = node.val.ival  # GROUP BY 1: the first output column
+                if isinstance(position, int) and 0 < position <= len(targets):
+                    target = targets[position - 1]
+                    if isinstance(target, ast.ResTarget):
+                        node = target.val
+            if node is None or isinstance(node, ast.A_Const):
                 continue
-            lin = self.expr(node, scope)
-            if not lin.exact:
+            if isinstance(node, ast.ColumnRef):
+                lin = self._key_name(node, scope, targets)
+            else:
+                lin = self.expr(node, scope)
+            if lin is not None and not lin.exact:
                 self.compared.update(lin.live)
+
+    def _key_name(self, node: ast.ColumnRef, scope: Scope, targets: Sequence[Any]) -> Lin | None:
+        if isinstance(node.fields[-1], ast.A_Star):
+            return None
+        names = _strings(node.fields)
+        found = self._column_at(names, scope)
+        if found is not None or len(names) != 1:
+            return found
+        for target in targets:
+            if isinstance(target, ast.ResTarget) and target.name == names[0]:
+                return self.expr(target.val, scope)
+        return None
 
     def set_operation(self, branches: list[Shape]) -> Shape:
         complete = [b for b in branches if b.complete]

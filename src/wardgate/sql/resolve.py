@@ -215,7 +215,7 @@ class Analyser:
             self.keys([t.val for t in targets if isinstance(t, ast.ResTarget)], scope, targets)
         else:
             self.keys(stmt.distinctClause, scope, targets)
-        self.keys(stmt.sortClause, scope, targets)
+        self.keys(stmt.sortClause, scope)  # sorting tells an order, not a class: names skipped
         for limit in (stmt.limitCount, stmt.limitOffset):  # how many rows: a count, too
             if limit is not None:
                 self.compared.update(self.expr(limit, scope).live)
@@ -242,6 +242,8 @@ class Analyser:
             if node is None or isinstance(node, ast.A_Const):
                 continue
             if isinstance(node, ast.ColumnRef):
+                if not targets:
+                    continue  # ORDER BY, PARTITION BY: a bare name may be an output alias
                 lin = self._key_name(node, scope, targets)
             else:
                 lin = self.expr(node, scope)

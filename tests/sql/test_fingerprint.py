@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from wardgate.sql import AnalysisError, LineageCache, fingerprint
+from wardgate.sql import AnalysisError, fingerprint
+from wardgate.sql.analysis import Analyses, ParseCounter
 from wardgate.sql.catalog import tables
 
 
@@ -20,24 +21,29 @@ def test_fingerprint_collapses_select_list_order() -> None:
     assert fingerprint("SELECT ssn, mrn FROM p") == fingerprint("SELECT mrn, ssn FROM p")
 
 
-def test_cache_hits_and_keys() -> None:
+def test_analyses_are_cached_by_text_and_lineage_by_catalog_and_path() -> None:
     catalog = tables({"public.patients": ["id", "ssn"], "archive.patients": ["ssn"]})
-    cache = LineageCache(maxsize=2)
-    first = cache.analyze("SELECT ssn FROM patients", catalog)
-    assert cache.analyze("SELECT ssn FROM patients", catalog) is first
-    other = cache.analyze("SELECT ssn FROM patients", catalog, search_path="archive")
-    assert other[0].columns[0].sources != first[0].columns[0].sources
-    assert cache.stats().hits == 1 and cache.stats().misses == 2
+    analyses = Analyses(maxsize=2)
+    first = analyses("SELECT ssn FROM patients")
+    assert analyses("SELECT ssn FROM patients") is first
+    lineage = first.lineage(catalog)
+    assert first.lineage(catalog) is lineage
+    other = first.lineage(catalog, search_path="archive")
+    assert other[0].columns[0].sources != lineage[0].columns[0].sources
+    assert (analyses.hits, analyses.misses) == (1, 1)
     changed = tables({"public.patients": ["id", "ssn", "mrn"]})
     assert changed.version != catalog.version
-    cache.analyze("SELECT ssn FROM patients", changed)
-    assert cache.stats().size == 2  # least recently used entry evicted
+    assert first.lineage(changed) is not lineage
+    analyses("SELECT 1")
+    analyses("SELECT 2")
+    assert analyses("SELECT ssn FROM patients") is not first  # least recently used, evicted
 
 
-def test_cache_remembers_parse_errors() -> None:
+def test_a_parse_error_is_remembered_not_parsed_again() -> None:
     catalog = tables({"public.t": ["a"]})
-    cache = LineageCache()
+    analyses = Analyses()
+    before = ParseCounter.count
     for _ in range(2):
         with pytest.raises(AnalysisError):
-            cache.analyze("SELEC a FROM t", catalog)
-    assert cache.stats().hits == 1
+            analyses("SELEC a FROM t").lineage(catalog)
+    assert ParseCounter.count == before + 1

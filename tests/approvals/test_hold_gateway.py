@@ -6,6 +6,8 @@ The policy: an engineer's unfiltered read of PHI needs a compliance officer's ap
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ import pytest
 from tests.databases import temporary_database
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.protocols.postgres.conftest import target_entry
-from tests.protocols.postgres.raw import wait_for_event
+from tests.protocols.postgres.raw import login, query, wait_for_event
 from wardgate.approvals.store import Approval, ApprovalError, ApprovalStore
 from wardgate.demo.postgres import LocalPostgres
 from wardgate.demo.seed import DEMO_LABELS, seed
@@ -155,3 +157,28 @@ def test_a_client_that_leaves_withdraws(gateway: RunningGateway, store: Approval
     while store.get(request.id).status == "pending" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store.get(request.id).status == "withdrawn"
+
+
+def test_what_a_client_sends_while_held_waits_in_its_own_socket(
+    gateway: RunningGateway, store: ApprovalStore
+) -> None:
+    """A client that keeps writing behind a held statement must not fill the gateway's memory:
+    past a small buffer the gateway stops reading it, and the rest waits in the client's socket.
+    Before, the gateway read everything it was sent (hundreds of MiB in two seconds)."""
+    conn = login(gateway, "alice")
+    known = {a.id for a in store.listing()}
+    conn.send(query(BULK))
+    approval = pending(store, known)
+    filler = query("SELECT 1") * (1 << 12)  # 36 KiB of pipelined queries
+    accepted, deadline = 0, time.monotonic() + 2
+    conn.sock.settimeout(0.5)
+    try:
+        while time.monotonic() < deadline:
+            accepted += conn.sock.send(filler)
+    except (TimeoutError, ssl.SSLWantWriteError):
+        pass  # the socket is full: the gateway stopped reading
+    finally:
+        with contextlib.suppress(ApprovalError):
+            store.deny(approval.id, "carol", ("compliance",), "not now")
+        conn.sock.close()
+    assert accepted < 32 << 20, f"the gateway read {accepted >> 20} MiB behind a held statement"

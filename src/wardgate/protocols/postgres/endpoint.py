@@ -2,7 +2,8 @@
 
 During start-up the bytes are buffered and read as whole messages with ``await``; once the
 session relays, ``sink`` is set and every chunk goes straight to it. Backpressure is passed to the
-peer socket: when this one's write buffer is full, the peer stops reading.
+peer socket: when this one's write buffer is full, the peer stops reading; so does the client
+while the relay holds what it sent (``Relay.pause_client``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Endpoint(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
         self.eof = False
         self._waiter: asyncio.Future[None] | None = None
+        self._pauses: set[str] = set()  # why reading is paused: the peer is full, data is held
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -56,12 +58,26 @@ class Endpoint(asyncio.Protocol):
         self._wake()
 
     def pause_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.pause_reading()
+        if self.peer is not None:
+            self.peer.pause_reading("peer", True)
 
     def resume_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.resume_reading()
+        if self.peer is not None:
+            self.peer.pause_reading("peer", False)
+
+    def pause_reading(self, reason: str, paused: bool) -> None:
+        """Stop (or go on) reading for ``reason``; reading goes on only once no reason is left."""
+        before = bool(self._pauses)
+        if paused:
+            self._pauses.add(reason)
+        else:
+            self._pauses.discard(reason)
+        if self.transport is None or bool(self._pauses) == before or self.transport.is_closing():
+            return
+        if self._pauses:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

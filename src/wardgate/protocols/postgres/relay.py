@@ -87,6 +87,8 @@ DENIAL_HINT = "Ask an administrator if you need this."
 _FLUSH = wire.message(wire.F_FLUSH)
 _CAP_HINT = "Filter on a key (id, mrn, ...) or add a LIMIT to see all the rows you need."
 _HEADER = struct.Struct("!Bi")
+# What the relay holds of the client's messages before it stops reading the client's socket.
+HELD_HIGH_WATER = 64 << 10
 _CLIENT_TYPES = frozenset(b"QPBDESHCXdcfF")
 Send = Callable[[bytes], None]
 
@@ -204,6 +206,10 @@ class Relay:
         self.encoding = wire.UTF8
         # The pid the gateway told the client of a backend on the same server, if it did.
         self.client_pid: Callable[[int], int | None] = _unknown_pid
+        # Stops (True) or resumes reading the client's socket: what the client sends while its
+        # earlier messages wait is held here, and past HELD_HIGH_WATER it must wait in its own
+        # socket (memory stays bounded, and the client sees a server error while it writes).
+        self.pause_client: Callable[[bool], None] = _no_pause
         # Statement texts (Query, Parse) read from the client, and those the server had read by
         # the last ReadyForQuery: a change of client_encoding is safe only when no text after
         # the one that made it was already read in the previous encoding.
@@ -248,7 +254,9 @@ class Relay:
 
     def from_client(self, data: bytes) -> None:
         if self._held is not None:
-            self._held += data  # waiting for a capped Execute's result
+            self._held += data  # waiting for the server's answers, a capped result, an approval
+            if len(self._held) >= HELD_HIGH_WATER:
+                self.pause_client(True)
             return
         stream = self._client
         whole = stream.take(data)
@@ -300,6 +308,8 @@ class Relay:
                 n = pos
                 break
         _emit(self.send_server, data, out, mark, n)
+        if self._held is not None and len(self._held) >= HELD_HIGH_WATER:
+            self.pause_client(True)
 
     def _client_message(self, kind: int, body: bytes) -> bytes | None:
         """Note what the message means; return bytes to send instead of it, or None."""
@@ -441,6 +451,7 @@ class Relay:
         self._track(0, b"", sent)
         self.send_server(sent)
         held, self._held = self._held, None
+        self.pause_client(False)
         if held:
             self.from_client(bytes(held))
 
@@ -530,6 +541,7 @@ class Relay:
         if self._release:  # a capped Execute's result is complete: what the client sent next
             self._release = False
             held, self._held = self._held, None
+            self.pause_client(False)
             if held:
                 self.from_client(bytes(held))
 
@@ -819,6 +831,10 @@ def _rows_readable(stmt: Statement) -> bool:
         return False
     copy = stmt.analysis.copy_out
     return copy is not None and copy.readable
+
+
+def _no_pause(paused: bool) -> None:
+    return None
 
 
 def _unknown_pid(backend_pid: int) -> int | None:

@@ -527,6 +527,7 @@ class PgSession:
         )
         relay.encoding = encoding
         relay.client_pid = functools.partial(self.server.cancels.client_pid, target)
+        relay.pause_client = functools.partial(client.pause_reading, "held")
         self.relay = relay
         client.peer, upstream.peer = upstream, client
         client.write(greeting)

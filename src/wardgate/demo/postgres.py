@@ -306,7 +306,6 @@ def _initdb(cluster: _Cluster, password: str) -> None:
             "--auth=scram-sha-256",
             "--encoding=UTF8",
             "--no-locale",
-            "--no-instructions",
         )
     finally:
         pwfile.unlink(missing_ok=True)

@@ -138,6 +138,7 @@ class NumberDetector:
     def _age(self, text: str, start: int, end: int) -> Span | None:
         if (
             end - start in (2, 3)
+            and text[start:end].isdigit()  # not "1.5mg", "1/2tab"
             and 90 <= int(text[start:end]) <= 119
             and _AGE_UNIT.match(text, end)
         ):
@@ -240,8 +241,10 @@ class NumberDetector:
             return None  # 7.9, 120/80, 2.1.4: no identifier is written so
         length = b - a
         if length <= 3:
-            if 90 <= int(candidate) <= 119 and (
-                _AGE_UNIT.match(text, b) or label_before(text, a) == "age"
+            if (
+                candidate.isdigit()
+                and 90 <= int(candidate) <= 119
+                and (_AGE_UNIT.match(text, b) or label_before(text, a) == "age")
             ):
                 return Span(Entity.AGE_OVER_89, a, b, 0.85, "age")
             street = street_at(text, a) if text[b : b + 1] == " " else None

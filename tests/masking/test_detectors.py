@@ -33,6 +33,8 @@ def test_validators() -> None:
         ("SSN: 123456789", [("SSN", "123456789")]),
         ("SSN ending 6789 on file", [("SSN", "6789")]),
         ("last 4 of SSN (6789)", [("SSN", "6789")]),
+        ("Identity verified.\nSSN: 6789", [("SSN", "6789")]),  # a label starting a line
+        ("Billing\tacct 12345", [("ACCOUNT", "12345")]),
         ("Call (212) 555-0142 today", [("PHONE", "(212) 555-0142")]),
         ("cell +1 212 555 0142", [("PHONE", "+1 212 555 0142")]),
         ("Callback 2125550142.", [("PHONE", "2125550142")]),

@@ -23,7 +23,8 @@ from wardgate.masking.entities import Entity
 # A run never ends in a separator ("2024." is the number 2024 and a full stop).
 _RUN = re.compile(r"\d(?:[\d()./-]*[\d)])?(?: \(?\d(?:[\d()./-]*[\d)])?)*")
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
-_AGE_UNIT = re.compile(r"\s*-?\s*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|year-old)")
+# whitespace but the separator of texts joined by `Scanner.scan_many` (no rule reads across it)
+_AGE_UNIT = re.compile(r"[^\S\x1f]*-?[^\S\x1f]*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|year-old)")
 _STATE_BEFORE = re.compile(r"\b([A-Z]{2}) ?[,|]? ?$")
 # identifier tokens by shape, each with the check a match must pass (None: the shape suffices)
 _ID_SHAPES: tuple[tuple[re.Pattern[str], Entity, float, Callable[[str], bool] | None], ...] = (
@@ -194,7 +195,7 @@ class NumberDetector:
                 digits = digits[1:]
             if not v.nanp_ok(digits[:3], digits[3:6]):
                 return None
-            fax = "fax" in text[max(0, a - 14) : a].lower()
+            fax = "fax" in text[max(0, a - 14) : a].rpartition("\x1f")[2].lower()
             return Span(Entity.FAX if fax else Entity.PHONE, a, b, 0.85, "phone")
         if shape == sh.SSN:
             digits = candidate.replace("-", "")

@@ -1,6 +1,7 @@
 """Masking costs: detector throughput on clinical notes, and the per-cell cost of column maskers.
 
     python -m bench.masking [--notes 3000] [--cells 200000] [--repeat 7] [--old TREE/src]
+                            [--skip-operators]
     (from the repository root: the corpus is test code, tests/masking/corpus.py)
 
 Detectors: MB of note text scanned per second on one core (CPU time of this process), for the

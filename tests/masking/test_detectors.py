@@ -33,6 +33,8 @@ def test_validators() -> None:
         ("SSN: 123456789", [("SSN", "123456789")]),
         ("SSN ending 6789 on file", [("SSN", "6789")]),
         ("last 4 of SSN (6789)", [("SSN", "6789")]),
+        ("Identity verified.\nSSN: 6789", [("SSN", "6789")]),  # a label starting a line
+        ("Billing\tacct 12345", [("ACCOUNT", "12345")]),
         ("Call (212) 555-0142 today", [("PHONE", "(212) 555-0142")]),
         ("cell +1 212 555 0142", [("PHONE", "+1 212 555 0142")]),
         ("Callback 2125550142.", [("PHONE", "2125550142")]),
@@ -89,6 +91,8 @@ def test_finds(text: str, expected: list[tuple[str, str]]) -> None:
         "Patient is a 45 y/o M. Room 4521, bed 2.",
         "May need a repeat CBC. Lab at 10:30:00.",
         "Follow up in the spring of 2024.",
+        # a short number glued to its unit: once a crash that made the whole cell NULL
+        "metformin 0.5mg BID, 1.5mg at night; take 1/2tab; pain 1-2days; taper 1-4wk.",
     ],
 )
 def test_finds_nothing_in(text: str) -> None:

@@ -396,6 +396,20 @@ def test_a_single_resource_and_masking_in_place() -> None:
     assert patient["identifier"][1]["value"] == "[SSN]"
 
 
+def test_a_name_in_capitals_in_a_narrative_is_masked() -> None:
+    """The narrative's text nodes are scanned as one batch; a node in capitals is read
+    title-cased like a text alone, whatever the case of the nodes beside it."""
+    div = (
+        '<div xmlns="http://www.w3.org/1999/xhtml"><p><b>Performer</b>: KATHLEEN SMITH</p>'
+        "<p>Follow up in two weeks.</p></div>"
+    )
+    observation = {"resourceType": "Observation", "id": "o1", "status": "final",
+                   "text": {"status": "generated", "div": div}}  # fmt: skip
+    masked = masker(ENGINEER).mask(observation)["text"]["div"]
+    assert "KATHLEEN" not in masked and "SMITH" not in masked
+    assert "<b>Performer</b>: [NAME]" in masked and "Follow up in two weeks." in masked
+
+
 # ---- JSON paths
 
 

@@ -86,3 +86,29 @@ def test_stored_values_written_otherwise_are_masked(
     assert "staying with family in" in output
     for value in (last, city, member, email):
         assert value.lower() not in output.lower(), value
+
+
+def test_a_dose_glued_to_its_unit_leaves_the_note_readable(
+    gateway: RunningGateway,  # noqa: F811
+    pg_server: LocalPostgres,
+    database: str,  # noqa: F811
+) -> None:
+    """ "0.5mg", "1/2tab": the number detector once raised on a short number with a separator
+    glued to letters, and the column masker made the whole note NULL for the masked role."""
+    with psycopg.connect(pg_server.dsn(database), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT p.id, p.last_name, e.id FROM patients p"
+            " JOIN encounters e ON e.patient_id = p.id ORDER BY p.id LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        patient, last, encounter = row
+        body = f"Mr. {last} to take metformin 0.5mg BID and 1/2tab at night for 1-2wk."
+        note = conn.execute(
+            "INSERT INTO clinical_notes (encounter_id, patient_id, written_at, body)"
+            " VALUES (%s, %s, now(), %s) RETURNING id",
+            (encounter, patient, body),
+        ).fetchone()
+    assert note is not None
+    output = run(gateway, "alice", f"SELECT body FROM clinical_notes WHERE id = {note[0]}")
+    assert "metformin 0.5mg BID and 1/2tab at night for 1-2wk." in output, output
+    assert last not in output

@@ -48,6 +48,7 @@ _add(
 _FILLER = frozenset({"ending", "ends", "in", "is", "no", "number", "num", "#", "id", "of",
                      "last", "4", "was", "at"})  # fmt: skip
 _STRIP = " \t\n:().=-"
+_SEPARATOR = "\x1f"  # between the texts `Scanner.scan_many` joins: no label is read across it
 
 
 _LAST_WORDS = frozenset(phrase.split()[-1] for phrase in LABELS) | _FILLER
@@ -73,13 +74,14 @@ def label_before(text: str, start: int, width: int = 32) -> str | None:
 
 
 def _label_before(text: str, start: int, low: int) -> str | None:
+    low = max(low, text.rfind(_SEPARATOR, low, start) + 1)
     end = start
     while end > low and text[end - 1] in _STRIP:
         end -= 1
     if end == low or not (text[end - 1].isalpha() or text[end - 1] in "#/'"):
         return None
-    space = text.rfind(" ", low, end)
-    if text[space + 1 : end].lower().strip(".,;:()") not in _LAST_WORDS:
+    # the last word, after any whitespace (a label may start a line: "...\nSSN: 6789")
+    if text[low:end].rsplit(None, 1)[-1].lower().strip(".,;:()") not in _LAST_WORDS:
         return None  # the common case, decided without splitting the window
     words = [w.strip(".,;:()") for w in text[low:end].lower().split()[-5:]]
     for _ in range(3):

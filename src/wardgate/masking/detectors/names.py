@@ -239,11 +239,11 @@ class NameDetector:
             space = text.rfind(" ", max(0, start - 24), start - 1)
             before = text[space + 1 : start - 1]
             if (
-                space > 0
+                space >= 0  # not a sentence's first word (capitalised anyway); a text's may be,
+                and (space == 0 or text[space - 1] not in ".:;!?")  # alone as in a batch
                 and before[:1].isupper()
                 and before.isalpha()
                 and before not in _NOT_NAMES
-                and text[space - 1] not in ".:;!?"
                 and self._kind(before) == "u"
                 and _key(text[run[0][0] : run[0][1]]) in self.last
             ):

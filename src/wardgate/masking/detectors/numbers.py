@@ -23,7 +23,8 @@ from wardgate.masking.entities import Entity
 # A run never ends in a separator ("2024." is the number 2024 and a full stop).
 _RUN = re.compile(r"\d(?:[\d()./-]*[\d)])?(?: \(?\d(?:[\d()./-]*[\d)])?)*")
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
-_AGE_UNIT = re.compile(r"\s*-?\s*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|year-old)")
+# whitespace but the separator of texts joined by `Scanner.scan_many` (no rule reads across it)
+_AGE_UNIT = re.compile(r"[^\S\x1f]*-?[^\S\x1f]*(?:y/?o\b|yo\b|y\.o\.|yrs?\b|years?\b|year-old)")
 _STATE_BEFORE = re.compile(r"\b([A-Z]{2}) ?[,|]? ?$")
 # identifier tokens by shape, each with the check a match must pass (None: the shape suffices)
 _ID_SHAPES: tuple[tuple[re.Pattern[str], Entity, float, Callable[[str], bool] | None], ...] = (
@@ -138,6 +139,7 @@ class NumberDetector:
     def _age(self, text: str, start: int, end: int) -> Span | None:
         if (
             end - start in (2, 3)
+            and text[start:end].isdigit()  # not "1.5mg", "1/2tab"
             and 90 <= int(text[start:end]) <= 119
             and _AGE_UNIT.match(text, end)
         ):
@@ -193,7 +195,7 @@ class NumberDetector:
                 digits = digits[1:]
             if not v.nanp_ok(digits[:3], digits[3:6]):
                 return None
-            fax = "fax" in text[max(0, a - 14) : a].lower()
+            fax = "fax" in text[max(0, a - 14) : a].rpartition("\x1f")[2].lower()
             return Span(Entity.FAX if fax else Entity.PHONE, a, b, 0.85, "phone")
         if shape == sh.SSN:
             digits = candidate.replace("-", "")
@@ -240,8 +242,10 @@ class NumberDetector:
             return None  # 7.9, 120/80, 2.1.4: no identifier is written so
         length = b - a
         if length <= 3:
-            if 90 <= int(candidate) <= 119 and (
-                _AGE_UNIT.match(text, b) or label_before(text, a) == "age"
+            if (
+                candidate.isdigit()
+                and 90 <= int(candidate) <= 119
+                and (_AGE_UNIT.match(text, b) or label_before(text, a) == "age")
             ):
                 return Span(Entity.AGE_OVER_89, a, b, 0.85, "age")
             street = street_at(text, a) if text[b : b + 1] == " " else None

@@ -49,18 +49,15 @@ class Scanner:
 
     def scan(self, text: str) -> list[Span]:
         """Spans of `text` that hold an entity, sorted by start, none overlapping."""
-        floor = self.config.min_score
         view = unescaped(text)
-        found = [s for d in self.detectors for s in d.find(view) if s.score >= floor]
-        if view.isupper() or view.islower():
-            titled = view.title()
-            if len(titled) == len(view):
-                found += [s for d in self.detectors for s in d.find(titled) if s.score >= floor]
+        found = self._found(view) + self._found_titled(view)
         return resolve(found) if found else found
 
     def scan_many(self, texts: Sequence[str]) -> list[list[Span]]:
         """`scan` of each text, done as one scan of the texts joined: the same spans, for less
-        per-call work (a batch of cells of one result column, say)."""
+        per-call work (a batch of cells of one result column, say). Whether a text is read a
+        second time title-cased is decided for each text, not for the batch: an upper-cased
+        note among mixed-case ones is still read title-cased."""
         if len(texts) < 2:
             return [self.scan(t) for t in texts]
         starts = []
@@ -68,14 +65,29 @@ class Scanner:
         for text in texts:
             starts.append(position)
             position += len(text) + len(_SEPARATOR)
+        found = self._found(unescaped(_SEPARATOR.join(texts)))
+        for text, base in zip(texts, starts, strict=True):
+            titled = self._found_titled(unescaped(text))
+            found += [s._replace(start=s.start + base, end=s.end + base) for s in titled]
         results: list[list[Span]] = [[] for _ in texts]
-        for span in self.scan(_SEPARATOR.join(texts)):
+        for span in resolve(found) if found else found:
             i = bisect.bisect_right(starts, span.start) - 1
             base, limit = starts[i], starts[i] + len(texts[i])
             if span.end > limit:  # cannot happen with the built-in detectors; an extra might
                 span = span._replace(end=limit)
             results[i].append(span._replace(start=span.start - base, end=span.end - base))
         return results
+
+    def _found(self, view: str) -> list[Span]:
+        floor = self.config.min_score
+        return [s for d in self.detectors for s in d.find(view) if s.score >= floor]
+
+    def _found_titled(self, view: str) -> list[Span]:
+        """What the detectors find in a text in one case only, read title-cased."""
+        if not (view.isupper() or view.islower()):
+            return []
+        titled = view.title()
+        return self._found(titled) if len(titled) == len(view) else []
 
 
 _ESCAPE = re.compile(r"\\(?:u[0-9A-Fa-f]{4}|.)", re.DOTALL)

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 
 from wardgate.core.model import Decision, ResultColumn, SessionContext, SessionInfo, Statement, Via
 from wardgate.core.pipeline import Addon, ServerText
-from wardgate.masking import channels, refusals
+from wardgate.masking import channels, lookups, refusals
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
 from wardgate.masking.plan import Planner, ResultPlan
 from wardgate.masking.text import TextMasker
+from wardgate.masking.tokens import Tokens
 from wardgate.masking.views import Labels, Policy, View
 from wardgate.sql.analysis import Analysis, analyse
 from wardgate.sql.catalog import Catalog
@@ -49,6 +50,11 @@ _CHECKED_SETTINGS = frozenset(
      "standard_conforming_strings", "in_hot_standby", "default_transaction_read_only",
      "is_superuser", "server_version"}
 )  # fmt: skip
+
+# Kinds of statement whose text the server never shows back (an EXPLAIN prints its conditions,
+# with their constants; a prepared statement or a cursor keeps its text in pg_prepared_statements
+# or pg_cursors): the only ones whose look-ups are decoded.
+_DECODES = frozenset({Kind.QUERY, Kind.DML, Kind.COPY})
 
 
 @dataclass
@@ -98,6 +104,7 @@ class MaskingAddon(Addon):
             target: Scanner(ScannerConfig(formats, extra=(catalogs.known[target],)))
             for target in labels
         }
+        self.tokens = Tokens(key)
         self._sessions: dict[str, _Session] = {}
 
     # ---- per session ----------------------------------------------------------------------------
@@ -113,7 +120,7 @@ class MaskingAddon(Addon):
             if labels is not None and not view.sees_all(labels.entities() | {"UNRESOLVED"}):
                 text = TextMasker(self.key, view.text_operators(), self.scanners[info.target])
                 state.text = text
-                state.planner = Planner(labels, view, self.key, self.unresolved, text)
+                state.planner = Planner(labels, view, self.key, self.unresolved, text, self.tokens)
         return state
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
@@ -159,6 +166,7 @@ class MaskingAddon(Addon):
         contexts = stmt.contexts
         paths = [c.search_path or "" for c in contexts] or [DEFAULT_SEARCH_PATH]
         phi = False
+        judged: list[StatementLineage] = []
         try:
             statements = analysis.lineage(catalog, paths[0])
             if contexts and len(contexts) != len(statements):
@@ -173,16 +181,63 @@ class MaskingAddon(Addon):
                 if refused is not None:
                     return refused
                 resolved = self._resolve(statement, context, catalog, stmt)
-                for judged in (statement, resolved):
-                    reason = refusals.refusal(judged, labels, view)
+                decoded = lookups.decode((statement,), labels, view, self.tokens)
+                for each in (statement, resolved):
+                    reason = refusals.refusal(each, labels, view, decoded)
                     if reason is not None:
                         return _deny(reason)
+                judged.append(statement)
                 if resolved.returns_rows:
                     results.append(resolved)
                 phi = phi or any(refusals.reads_phi(s, labels, view) for s in (statement, resolved))
         except (AnalysisError, ValueError) as exc:
             return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
+        refused = self._decode(stmt, judged, labels, view)
+        if refused is not None:
+            return refused
         state.pending[stmt] = _Pending(info.target, results, phi=phi)
+        return None
+
+    def _decode(
+        self, stmt: Statement, judged: list[StatementLineage], labels: Labels, view: View
+    ) -> Decision | None:
+        """The server runs the statement with the pseudonyms of its look-ups decoded (the
+        refusals above let only tokens of this gateway through); the audit records which
+        pseudonyms were decoded, for which columns, never the values."""
+        decoded = lookups.decode(judged, labels, view, self.tokens)
+        found = lookups.decoded_lookups(judged, labels, view, decoded)
+        if not found:
+            return None
+        for statement in judged:
+            if statement.kind not in _DECODES and lookups.decoded_lookups(
+                (statement,), labels, view, decoded
+            ):
+                return _deny(
+                    "a pseudonym is decoded only in SELECT, INSERT, UPDATE, DELETE, MERGE and"
+                    " COPY (...) TO STDOUT: an EXPLAIN, a prepared statement or a cursor shows"
+                    " the statement's text back"
+                )
+        if stmt.via is not Via.QUERY:
+            return _deny(
+                "a pseudonym is decoded only in a simple Query: this statement was prepared"
+                " (sent to the server) before it could be decoded; send it unprepared"
+                " (psycopg: prepare=False with no parameters, or a ClientCursor)"
+            )
+        analyser = stmt.analyser or analyse
+        try:
+            stmt.forward_text = lookups.rewrite(stmt.analysis, found, decoded, analyser)
+        except lookups.NotRewritable as exc:
+            return _deny(f"cannot decode the pseudonyms of this statement: {exc}")
+        stmt.masked = {
+            "decoded": [
+                {
+                    "columns": sorted(str(s) for s in lookup.sources),
+                    "label": label,
+                    "pseudonyms": list(lookup.values),
+                }
+                for lookup, label in found
+            ]
+        }
         return None
 
     def _note(
@@ -285,7 +340,8 @@ class MaskingAddon(Addon):
             pending.plan.tally()
         plans = [p for p in pending.plans if p]
         if pending.counts or plans:
-            stmt.masked = {"masked": dict(sorted(pending.counts.items())), "plan": plans}
+            masked = {"masked": dict(sorted(pending.counts.items())), "plan": plans}
+            stmt.masked = {**(stmt.masked or {}), **masked}
 
     # ---- errors and notices ---------------------------------------------------------------------
 

@@ -220,8 +220,8 @@ class MaskingAddon(Addon):
         if stmt.via is not Via.QUERY:
             return _deny(
                 "a pseudonym is decoded only in a simple Query: this statement was prepared"
-                " (sent to the server) before it could be decoded; send it unprepared"
-                " (psycopg: prepare=False with no parameters, or a ClientCursor)"
+                " (sent to the server) before it could be decoded; send it unprepared (psycopg:"
+                " a text cursor without parameters, or a ClientCursor)"
             )
         analyser = stmt.analyser or analyse
         try:

@@ -7,6 +7,7 @@ would show its decoded value back."""
 from __future__ import annotations
 
 import json
+import time
 
 import psycopg
 import pytest
@@ -289,3 +290,27 @@ def test_a_prepared_look_up_is_refused_with_a_reason(
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="simple Query"),
     ):
         conn.cursor(binary=True).execute(f"SELECT id FROM patients WHERE mrn = '{tokens[3]}'")
+
+
+def test_no_pseudonym_is_decoded_beside_a_schema_change(
+    gateway: RunningGateway, tokens: dict[int, str]
+) -> None:
+    """A rename (``mrn`` to another name, a column the role fills named ``mrn``) would make the
+    decoded value meet another column than the one judged: after DDL, the session that ran it
+    decodes nothing, and other sessions only once the catalog was read again."""
+    look_up = f"SELECT id FROM patients WHERE mrn = '{tokens[3]}'"
+    beside = receive(
+        gateway.dsn("alice"), [f"CREATE TABLE IF NOT EXISTS lookup_a (x int); {look_up}"]
+    )
+    assert beside.sqlstate == DENIED and "schema" in beside.error[0], beside.error
+    with psycopg.connect(gateway.dsn("alice"), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS lookup_b (x int)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="reconnect"):
+            conn.execute(look_up)
+    for _ in range(100):  # the catalog is read again about a second after the change
+        got = receive(gateway.dsn("alice"), [look_up])
+        if got.sqlstate is None:
+            break
+        assert "schema" in got.error[0], got.error
+        time.sleep(0.1)
+    assert got.sqlstate is None and got.rows == ["3"], got

@@ -242,6 +242,10 @@ class Statement(Exchange):
     # Set by the protocol (PostgreSQL: from the server's answers): the session context of each
     # statement of ``text``, in order; () where the protocol follows none.
     contexts: tuple[SessionContext, ...] = ()
+    # Set by the masking addon when the server must run other text than the client sent: the
+    # client's with the pseudonyms of its look-ups decoded, and nothing else changed
+    # (masking/lookups.py). ``text`` and ``analysis`` stay the client's: what was judged.
+    forward_text: str = ""
     # The analyser the pipeline was built with; ``analysis`` asks it once, on first use.
     analyser: Analyser | None = field(default=None, repr=False)
     _analysis: Analysis | None = field(default=None, repr=False)

@@ -8,6 +8,8 @@ family         how masking sees a PostgreSQL type (pgtypes.py)
 column masker  an operator compiled for one result column (column.py); called once per cell
 detector       finds spans of an entity in free text (detectors/)
 text masker    replaces detected spans with their entity's operator (text.py)
+token          the reversible pseudonym of a stored text value (tokens.py), which a role may
+               send back to look the row up by (lookups.py decodes it into the statement)
 
 Nothing here does I/O or imports a protocol: the relay calls it with wire bytes.
 """

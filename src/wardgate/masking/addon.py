@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 
 from wardgate.core.model import Decision, ResultColumn, SessionContext, SessionInfo, Statement, Via
 from wardgate.core.pipeline import Addon, ServerText
-from wardgate.masking import channels, refusals
+from wardgate.masking import channels, lookups, refusals
 from wardgate.masking.catalogs import Catalogs
 from wardgate.masking.detectors import MrnFormat, Scanner, ScannerConfig
 from wardgate.masking.plan import Planner, ResultPlan
 from wardgate.masking.text import TextMasker
+from wardgate.masking.tokens import Tokens
 from wardgate.masking.views import Labels, Policy, View
 from wardgate.sql.analysis import Analysis, analyse
 from wardgate.sql.catalog import Catalog
@@ -50,6 +51,11 @@ _CHECKED_SETTINGS = frozenset(
      "is_superuser", "server_version"}
 )  # fmt: skip
 
+# Kinds of statement whose text the server never shows back (an EXPLAIN prints its conditions,
+# with their constants; a prepared statement or a cursor keeps its text in pg_prepared_statements
+# or pg_cursors): the only ones whose look-ups are decoded.
+_DECODES = frozenset({Kind.QUERY, Kind.DML, Kind.COPY})
+
 
 @dataclass
 class _Session:
@@ -60,6 +66,9 @@ class _Session:
     # CommandComplete has ended its statement: a setting reported then is withheld too.
     settings_after_phi: bool = False
     pending: dict[Statement, _Pending] = field(default_factory=dict)
+    # It ran DDL: its own names may mean what no loaded catalog says until it commits, so the
+    # pseudonyms of its look-ups are not decoded any more (``lookups``).
+    ddl: bool = False
 
 
 @dataclass
@@ -73,6 +82,7 @@ class _Pending:
     plans: list[list[dict[str, object]]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     phi: bool = False  # it reads masked PHI, or something the analysis could not follow
+    ddl: bool = False  # it changes the schema: the catalog is stale again once it has run
 
 
 class MaskingAddon(Addon):
@@ -98,6 +108,7 @@ class MaskingAddon(Addon):
             target: Scanner(ScannerConfig(formats, extra=(catalogs.known[target],)))
             for target in labels
         }
+        self.tokens = Tokens(key)
         self._sessions: dict[str, _Session] = {}
 
     # ---- per session ----------------------------------------------------------------------------
@@ -113,7 +124,7 @@ class MaskingAddon(Addon):
             if labels is not None and not view.sees_all(labels.entities() | {"UNRESOLVED"}):
                 text = TextMasker(self.key, view.text_operators(), self.scanners[info.target])
                 state.text = text
-                state.planner = Planner(labels, view, self.key, self.unresolved, text)
+                state.planner = Planner(labels, view, self.key, self.unresolved, text, self.tokens)
         return state
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
@@ -158,7 +169,8 @@ class MaskingAddon(Addon):
         # columns of unresolved tables are masked whole.
         contexts = stmt.contexts
         paths = [c.search_path or "" for c in contexts] or [DEFAULT_SEARCH_PATH]
-        phi = False
+        phi = ddl = False
+        judged: list[StatementLineage] = []
         try:
             statements = analysis.lineage(catalog, paths[0])
             if contexts and len(contexts) != len(statements):
@@ -172,23 +184,83 @@ class MaskingAddon(Addon):
                 refused = self._note(statement, index, analysis, info)
                 if refused is not None:
                     return refused
+                ddl = ddl or _ddl(statement, index, analysis)
                 resolved = self._resolve(statement, context, catalog, stmt)
-                for judged in (statement, resolved):
-                    reason = refusals.refusal(judged, labels, view)
+                decoded = lookups.decode((statement,), labels, view, self.tokens)
+                for each in (statement, resolved):
+                    reason = refusals.refusal(each, labels, view, decoded)
                     if reason is not None:
                         return _deny(reason)
+                judged.append(statement)
                 if resolved.returns_rows:
                     results.append(resolved)
                 phi = phi or any(refusals.reads_phi(s, labels, view) for s in (statement, resolved))
         except (AnalysisError, ValueError) as exc:
             return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
-        state.pending[stmt] = _Pending(info.target, results, phi=phi)
+        state.ddl = state.ddl or ddl
+        refused = self._decode(stmt, judged, labels, view, state)
+        if refused is not None:
+            return refused
+        if ddl:  # read the catalog again, once now and once it has run
+            self.catalogs.stale(info.target)
+        state.pending[stmt] = _Pending(info.target, results, phi=phi, ddl=ddl)
+        return None
+
+    def _decode(
+        self,
+        stmt: Statement,
+        judged: list[StatementLineage],
+        labels: Labels,
+        view: View,
+        state: _Session,
+    ) -> Decision | None:
+        """The server runs the statement with the pseudonyms of its look-ups decoded (the
+        refusals above let only tokens of this gateway through); the audit records which
+        pseudonyms were decoded, for which columns, never the values."""
+        decoded = lookups.decode(judged, labels, view, self.tokens)
+        found = lookups.decoded_lookups(judged, labels, view, decoded)
+        if not found:
+            return None
+        if any(statement.kind not in _DECODES for statement in judged):
+            return _deny(
+                "a pseudonym is decoded only in a string of SELECT, INSERT, UPDATE, DELETE,"
+                " MERGE and COPY (...) TO STDOUT statements: an EXPLAIN, a prepared statement"
+                " or a cursor shows the statement's text back, and a schema change beside it"
+                " would change what its names mean"
+            )
+        if state.ddl or not self.catalogs.current(stmt.session.target):
+            return _deny(
+                "a pseudonym is not decoded after a change of the schema until the gateway has"
+                " read it again (a session that changed it: reconnect; another session: in a"
+                " second)"
+            )
+        if stmt.via is not Via.QUERY:
+            return _deny(
+                "a pseudonym is decoded only in a simple Query: this statement was prepared"
+                " (sent to the server) before it could be decoded; send it unprepared (psycopg:"
+                " a text cursor without parameters, or a ClientCursor)"
+            )
+        analyser = stmt.analyser or analyse
+        try:
+            stmt.forward_text = lookups.rewrite(stmt.analysis, found, decoded, analyser)
+        except lookups.NotRewritable as exc:
+            return _deny(f"cannot decode the pseudonyms of this statement: {exc}")
+        stmt.masked = {
+            "decoded": [
+                {
+                    "columns": sorted(str(s) for s in lookup.sources),
+                    "label": label,
+                    "pseudonyms": list(lookup.values),
+                }
+                for lookup, label in found
+            ]
+        }
         return None
 
     def _note(
         self, statement: StatementLineage, index: int, analysis: Analysis, info: SessionInfo
     ) -> Decision | None:
-        """Refuse what cannot be masked; a catalog change makes the catalog stale."""
+        """Refuse what cannot be masked."""
         kind = statement.kind
         if kind is Kind.COPY:
             copy = analysis.copy_out
@@ -197,11 +269,6 @@ class MaskingAddon(Addon):
                     "COPY of PHI can be masked only in the default text or binary format, or in"
                     " CSV with no options but DELIMITER, QUOTE, ESCAPE, NULL, HEADER, FORCE_QUOTE"
                 )
-        elif (
-            kind is Kind.OTHER
-            and analysis.classification.statements[index].kind is StatementKind.DDL
-        ):
-            self.catalogs.stale(info.target)
         if self.unresolved == "deny" and any(c.unknown for c in statement.columns):
             return _deny("the statement's result cannot be traced to its source columns")
         return None
@@ -281,11 +348,14 @@ class MaskingAddon(Addon):
             return
         if pending.phi and state is not None:
             state.settings_after_phi = True
+        if pending.ddl:  # read again what it changed, now that it has run
+            self.catalogs.stale(pending.target)
         if pending.plan is not None:
             pending.plan.tally()
         plans = [p for p in pending.plans if p]
         if pending.counts or plans:
-            stmt.masked = {"masked": dict(sorted(pending.counts.items())), "plan": plans}
+            masked = {"masked": dict(sorted(pending.counts.items())), "plan": plans}
+            stmt.masked = {**(stmt.masked or {}), **masked}
 
     # ---- errors and notices ---------------------------------------------------------------------
 
@@ -316,6 +386,13 @@ class MaskingAddon(Addon):
     @staticmethod
     def _phi_in_flight(state: _Session) -> bool:
         return any(p.phi for p in state.pending.values())
+
+
+def _ddl(statement: StatementLineage, index: int, analysis: Analysis) -> bool:
+    return (
+        statement.kind is Kind.OTHER
+        and analysis.classification.statements[index].kind is StatementKind.DDL
+    )
 
 
 def _deny(reason: str) -> Decision:

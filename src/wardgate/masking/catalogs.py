@@ -60,6 +60,10 @@ class Catalogs:
         self._catalogs: dict[str, Catalog] = {}
         self._loaded_at: dict[str, float] = {}
         self._stale: set[str] = set()
+        # when a session last changed each target's schema, and when the last load that
+        # succeeded began: the catalog is current when it began after the change
+        self._changed_at: dict[str, float] = {}
+        self._began_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self.errors: dict[str, str] = {}
 
@@ -70,6 +74,14 @@ class Catalogs:
         """A session changed the schema: reload soon."""
         with self._lock:
             self._stale.add(target)
+            self._changed_at[target] = time.monotonic()
+
+    def current(self, target: str) -> bool:
+        """No session changed the target's schema since the loaded catalog was read."""
+        with self._lock:
+            changed = self._changed_at.get(target)
+            began = self._began_at.get(target)
+        return began is not None and (changed is None or began > changed)
 
     def due(self, now: float | None = None) -> list[str]:
         now = time.monotonic() if now is None else now
@@ -88,6 +100,7 @@ class Catalogs:
         import psycopg
 
         target = self.targets[name]
+        began = time.monotonic()
         try:
             with psycopg.connect(**conninfo(target), autocommit=False) as conn:
                 catalog = load_catalog(conn)
@@ -98,6 +111,8 @@ class Catalogs:
             log.error("masking: cannot read the catalog of target %s: %s", name, self.errors[name])
             return False
         self._catalogs[name] = catalog
+        with self._lock:
+            self._began_at[name] = began
         self.known[name].replace(values)
         self._loaded_at[name] = time.monotonic()
         self.errors.pop(name, None)

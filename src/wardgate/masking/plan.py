@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from wardgate.core.model import ResultColumn
 from wardgate.masking.arrays import ELEMENTS
 from wardgate.masking.column import ColumnMasker
-from wardgate.masking.operators import OperatorSpec, Redact, operator_config
+from wardgate.masking.operators import OperatorSpec, Pseudonym, Redact, operator_config
 from wardgate.masking.pgtypes import Family, Format, family_of
 from wardgate.masking.text import ContentScan, TextMasker
+from wardgate.masking.tokens import Reversible, Tokens, reversible
 from wardgate.masking.views import TEXT, Labels, View, strictest
 from wardgate.sql.catalog import Catalog
 from wardgate.sql.model import ColumnLineage, SourceColumn
@@ -83,9 +84,12 @@ class ResultPlan:
                 continue
             entry: dict[str, object] = {"column": i, "labels": list(plan.labels), "why": plan.why}
             operator = plan.masker.operator
-            entry["operator"] = (
-                "scan" if isinstance(operator, ContentScan) else operator_config(operator)
-            )
+            if isinstance(operator, ContentScan):
+                entry["operator"] = "scan"
+            elif isinstance(operator, Reversible):
+                entry["operator"] = {**operator_config(operator.pseudonym), "token": True}
+            else:
+                entry["operator"] = operator_config(operator)
             out.append(entry)
         return out
 
@@ -94,13 +98,20 @@ class Planner:
     """Builds result plans for one view of one target. Cheap to call per result."""
 
     def __init__(
-        self, labels: Labels, view: View, key: bytes, unresolved: str, scanner: TextMasker
+        self,
+        labels: Labels,
+        view: View,
+        key: bytes,
+        unresolved: str,
+        scanner: TextMasker,
+        tokens: Tokens | None = None,
     ) -> None:
         self.labels = labels
         self.view = view
         self.key = key
         self.unresolved = unresolved
         self.scan = ContentScan(scanner)
+        self.tokens = tokens
 
     def plan(
         self,
@@ -155,7 +166,35 @@ class Planner:
             return ColumnPlan(self._masker(column, MASKED), tuple(masked), why)
         operator = strictest(entity_ops)
         why = "stored value" if len(masked) == 1 else "derived from PHI"
+        if self._tokens(line, masked, operator, column, catalog):
+            assert self.tokens is not None and isinstance(operator, Pseudonym)
+            token = Reversible(operator, masked[0], self.tokens)
+            return ColumnPlan(self._masker(column, token), tuple(masked), "stored value, token")
         return ColumnPlan(self._masker(column, operator, line, catalog), tuple(masked), why)
+
+    def _tokens(
+        self,
+        line: ColumnLineage,
+        masked: list[str],
+        operator: OperatorSpec,
+        column: ResultColumn,
+        catalog: Catalog,
+    ) -> bool:
+        """A token the role may look rows up by (``masking.tokens``) only for a value the
+        columns of one entity hold: every source labelled with it (not a column the role can
+        fill, such as an unlabelled one in a UNION), no constant of the statement in its place
+        (``chosen``: a UNION or VALUES branch, a value the statement wrote), and scalar text,
+        not an array or JSON. Anything else would make the gateway seal a value the client
+        chose, and decode it for a look-up: an oracle."""
+        if self.tokens is None or len(masked) != 1 or not reversible(operator) or line.chosen:
+            return False
+        live = line.sources - line.measured
+        if not live or any(self.labels.columns.get(s) != masked[0] for s in live):
+            return False
+        type_oid = column.type_oid or _source_type(line, catalog)
+        if not type_oid and not column.binary:
+            type_oid = TEXT_OID
+        return type_oid not in ELEMENTS and family_of(type_oid) is Family.TEXT
 
     def _free_text(self, sources: frozenset[SourceColumn]) -> bool:
         """A source labelled TEXT by name (not an unlabelled column of a labelled table)."""
@@ -164,7 +203,7 @@ class Planner:
     def _masker(
         self,
         column: ResultColumn,
-        operator: OperatorSpec | ContentScan,
+        operator: OperatorSpec | ContentScan | Reversible,
         line: ColumnLineage | None = None,
         catalog: Catalog | None = None,
     ) -> ColumnMasker:

@@ -8,6 +8,9 @@ the reason for a refusal, or None. The reasons, with examples, are in docs/maski
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from wardgate.masking.lookups import label_of
 from wardgate.masking.views import Labels, View
 from wardgate.sql.model import SourceColumn, StatementLineage
 
@@ -17,7 +20,15 @@ def masked(sources: frozenset[SourceColumn], labels: Labels, view: View) -> list
     return sorted(str(s) for s in sources if (lab := labels.columns.get(s)) and lab not in view.raw)
 
 
-def refusal(statement: StatementLineage, labels: Labels, view: View) -> str | None:
+def refusal(
+    statement: StatementLineage,
+    labels: Labels,
+    view: View,
+    decoded: Mapping[tuple[str, str], str] | None = None,
+) -> str | None:
+    """``decoded``: the pseudonyms of the statement's look-ups this gateway made, by (entity,
+    token) (``masking.lookups.decode``); a look-up of a masked column by anything else is
+    refused."""
     if statement.side_channels:
         return (
             f"{statement.side_channels[0]} of a computed value is refused for a role that sees"
@@ -39,6 +50,25 @@ def refusal(statement: StatementLineage, labels: Labels, view: View) -> str | No
                 f"a condition tests the masked column {', '.join(on_left or on_right)} against a"
                 " value that is not a masked column of its own (a join must compare the stored"
                 " values of two masked columns)"
+            )
+    for lookup in statement.lookups:
+        found = masked(lookup.sources, labels, view)
+        if not found:
+            continue
+        if lookup.param:
+            return (
+                f"a condition tests the masked column {', '.join(found)} against a parameter,"
+                " which would reveal its value; to look a row up by a pseudonym this gateway"
+                " gave, write the pseudonym as a literal in a simple Query (psycopg: a"
+                " ClientCursor)"
+            )
+        label = label_of(lookup, labels, view)
+        if label is None or any((label, v) not in (decoded or {}) for v in lookup.values):
+            return (
+                f"a condition tests the masked column {', '.join(found)} against a constant"
+                " that is not a pseudonym this gateway gave for it, which would reveal its"
+                " value; look rows up by the pseudonyms the results show, join on it, or"
+                " filter by unmasked columns"
             )
     compared = masked(statement.compared, labels, view)
     if compared:

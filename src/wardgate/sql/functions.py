@@ -71,6 +71,9 @@ OPAQUE = frozenset(
         *DANGEROUS,
         # session state a previous statement may have filled
         "current_setting", "pg_cursor", "pg_prepared_statement", "pg_listening_channels",
+        # the text the server runs, which is not the client's when the gateway decoded the
+        # pseudonyms of a look-up (masking/lookups.py)
+        "current_query",
         # other sessions' statements, replication and logs
         "pg_stat_get_activity", "pg_stat_get_backend_activity", "pg_mcv_list_items",
     }

@@ -63,6 +63,7 @@ def analyze_tree(
                 found,
                 reads=frozenset(analyser.reads),
                 compared=frozenset(analyser.compared),
+                lookups=tuple(analyser.lookups.values()),
                 joins=tuple(analyser.joins),
                 side_channels=tuple(analyser.side_channels),
                 stores=tuple(analyser.stores),
@@ -131,7 +132,9 @@ def _statement(stmt: Any, text: str, analyser: Analyser) -> StatementLineage:
 
 def _rows(kind: Kind, text: str, shape: Shape, analyser: Analyser) -> StatementLineage:
     columns = tuple(
-        ColumnLineage(name, lin.sources, lin.exact and not lin.unknown, lin.unknown, lin.measured)
+        ColumnLineage(
+            name, lin.sources, lin.exact and not lin.unknown, lin.unknown, lin.measured, lin.chosen
+        )
         for name, lin in shape.columns
     )
     return StatementLineage(

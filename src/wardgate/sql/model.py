@@ -36,6 +36,22 @@ class ColumnLineage:
     exact: bool = False
     unknown: bool = False
     measured: frozenset[SourceColumn] = frozenset()  # sources only measured (length, count)
+    # exact, but may be a constant of the statement instead (a UNION or VALUES branch, a value
+    # the statement wrote and returns): not necessarily a value the sources hold
+    chosen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A stored column (cast or not) tested for equality with literals: ``mrn = 'x'``,
+    ``'x' = mrn``, ``mrn IN ('x', 'y')``. ``values``: the string literals, in order; ``param``:
+    a parameter (``$1``) stands among them. Not counted in ``compared``: whoever reads the
+    statement decides whether the literals are what the column may be looked up by (a role
+    that sees the column pseudonymised may look it up by the pseudonyms it was given)."""
+
+    sources: frozenset[SourceColumn]
+    values: tuple[str, ...]
+    param: bool = False
 
 
 class Kind(StrEnum):
@@ -65,6 +81,7 @@ class StatementLineage:
     # Facts of the whole statement, not only of its result columns:
     reads: frozenset[SourceColumn] = frozenset()  # every column it refers to, anywhere
     compared: frozenset[SourceColumn] = frozenset()  # tested against constants in conditions
+    lookups: tuple[Lookup, ...] = ()  # stored columns tested for equality with literals
     # column tested against column: (left sources, left exact, right sources, right exact)
     joins: tuple[tuple[frozenset[SourceColumn], bool, frozenset[SourceColumn], bool], ...] = ()
     side_channels: tuple[str, ...] = ()  # set_config/pg_notify called with non-constant values

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pglast import ast
-from pglast.enums.parsenodes import SetOperation
+from pglast.enums.parsenodes import A_Expr_Kind, SetOperation
 from pglast.enums.primnodes import SubLinkType
 from pglast.parser import ParseError, parse_sql
 
@@ -26,7 +26,7 @@ from wardgate.sql.functions import (
     SET_RETURNING,
     SIDE_CHANNELS,
 )
-from wardgate.sql.model import Options, SourceColumn
+from wardgate.sql.model import Lookup, Options, SourceColumn
 
 # Column types whose values are copies of other columns' values: pg_statistic's histograms and
 # most-common values (anyarray) and extended statistics' MCV lists.
@@ -38,12 +38,15 @@ MAX_CTE_ROUNDS = 8
 @dataclass(frozen=True, slots=True)
 class Lin:
     """``measured``: the sources that reach the value only through functions that return no
-    content of theirs (``length(body)``, ``count(ssn)``); ``live`` are the others."""
+    content of theirs (``length(body)``, ``count(ssn)``); ``live`` are the others. ``chosen``:
+    an exact value that may also be a constant of the statement instead of a stored value (a
+    UNION branch, a VALUES row, a value written by the statement and returned)."""
 
     sources: frozenset[SourceColumn] = frozenset()
     exact: bool = False
     unknown: bool = False
     measured: frozenset[SourceColumn] = frozenset()
+    chosen: bool = False
 
     @property
     def constant(self) -> bool:
@@ -74,7 +77,8 @@ def either(lins: Sequence[Lin]) -> Lin:
     """A value that is one of `lins` (UNION branches, VALUES rows, merged join columns)."""
     merged = combine(lins)
     exact = any(lin.exact for lin in lins) and all(lin.exact or lin.constant for lin in lins)
-    return Lin(merged.sources, exact, merged.unknown, merged.measured)
+    chosen = exact and any(lin.chosen or lin.constant for lin in lins)
+    return Lin(merged.sources, exact, merged.unknown, merged.measured, chosen)
 
 
 @dataclass
@@ -156,6 +160,9 @@ class Analyser:
         # Facts of the whole statement, beside its result columns (see `StatementLineage`).
         self.reads: set[SourceColumn] = set()
         self.compared: set[SourceColumn] = set()
+        # equality of a stored column with literals, by the condition's node (each node once,
+        # however often it is walked)
+        self.lookups: dict[int, Lookup] = {}
         # column against column: (left sources, left exact, right sources, right exact)
         self.joins: list[tuple[frozenset[SourceColumn], bool, frozenset[SourceColumn], bool]] = []
         self.side_channels: list[str] = []
@@ -434,7 +441,7 @@ class Analyser:
             if relation.kind == cat.MATVIEW:  # stored: the matview's own column is a source too
                 column = relation.columns[i]
                 own = SourceColumn(relation.schema, relation.name, column.name)
-                lin = Lin(lin.sources | {own}, lin.exact, lin.unknown)
+                lin = Lin(lin.sources | {own}, lin.exact, lin.unknown, chosen=lin.chosen)
             columns.append((name, lin))
         result = Shape(columns)
         self._views[relation.oid] = result
@@ -724,7 +731,8 @@ class Analyser:
             return self.expr(node.arg, scope)
         if isinstance(node, ast.A_Expr):
             left, right = self.expr(node.lexpr, scope), self.expr(node.rexpr, scope)
-            self._compare(left, right)
+            if not self._lookup(node, left, right):
+                self._compare(left, right)
             return combine([left, right])
         if isinstance(node, ast.SubLink) and node.testexpr is not None:
             test = self.expr(node.testexpr, scope)
@@ -735,6 +743,36 @@ class Analyser:
         lin = self.expr(node, scope)  # a boolean function, column or anything else
         self.compared.update(lin.live)
         return lin
+
+    def _lookup(self, node: ast.A_Expr, left: Lin, right: Lin) -> bool:
+        """``column = 'literal'``, ``'literal' = column`` or ``column IN ('a', 'b')``, where the
+        column is a stored value (cast or not) and every literal a string constant or a
+        parameter: noted as a ``Lookup`` rather than a comparison, in the statement's own text
+        only (a view's conditions are not the client's literals)."""
+        kind = node.kind
+        if self.depth or _strings(node.name) != ["="]:
+            return False
+        if kind == A_Expr_Kind.AEXPR_OP and left.live and not right.live:
+            column, literals = left, (node.rexpr,)
+        elif kind == A_Expr_Kind.AEXPR_OP and right.live and not left.live:
+            column, literals = right, (node.lexpr,)
+        elif kind == A_Expr_Kind.AEXPR_IN and left.live and not right.live:
+            column, literals = left, tuple(node.rexpr or ())
+        else:
+            return False
+        if not column.exact or column.unknown or column.chosen or not literals:
+            return False
+        values: list[str] = []
+        param = False
+        for literal in literals:
+            if isinstance(literal, ast.ParamRef):
+                param = True
+            elif isinstance(literal, ast.A_Const) and isinstance(literal.val, ast.String):
+                values.append(str(literal.val.sval))
+            else:
+                return False
+        self.lookups[id(node)] = Lookup(column.live, tuple(values), param)
+        return True
 
     def _compare(self, left: Lin, right: Lin) -> None:
         if left.live and right.live:  # column against column: a join, if both are stored values
@@ -780,7 +818,7 @@ def _written(own: Lin, values: list[Lin]) -> Lin:
     if not values:
         return own
     merged = combine([own, *values])
-    return Lin(merged.sources, own.exact, merged.unknown)
+    return Lin(merged.sources, own.exact, merged.unknown, chosen=True)
 
 
 def _column_name(node: Any) -> str:

@@ -47,13 +47,19 @@ class Pseudonym:
     its shape (digits stay digits, letters letters, punctuation stays). Integers, numerics and
     floats become non-negative numbers, dates and timestamps fall in 1900..2099, UUIDs are
     version-8 UUIDs, IPv4 addresses land in 10/8 and IPv6 in fd00::/8. Booleans, intervals and
-    other types fall back to NULL. int2 has only 32768 values, so its pseudonyms collide."""
+    other types fall back to NULL. int2 has only 32768 values, so its pseudonyms collide.
+
+    `reversible`: where a result column is the stored text value of a column labelled with one
+    entity, the SQL masking gives a token the gateway can decode instead (``masking.tokens``),
+    so that a role can look the row up by it; everywhere else (free text, JSON, arrays,
+    numbers) the keyed hash above. False: the keyed hash everywhere."""
 
     prefix: str = ""
     length: int = 16
     preserve_format: bool = False
     domain: str = ""
     cache_size: int = 65536
+    reversible: bool = True
     name: ClassVar[str] = "pseudonym"
 
     def __post_init__(self) -> None:

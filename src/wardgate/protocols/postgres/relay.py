@@ -37,6 +37,10 @@ made one of that name the Parse fails all the same). The server's error arrives 
 client expects the answer to its request, aborts the batch or transaction the way a real error
 would, and is replaced by the denial on its way back.
 
+An allowed Query whose statement an addon rewrote (``Statement.forward_text``: the masking
+addon decodes the pseudonyms a client looks rows up by) goes to the server as that text; the
+audit and the session state's judgement stay with the client's.
+
 A row cap (``Decision.cap``, set by the policy addon) lets that many rows through and
 swallows the rest, counting them (``rows_withheld``); the result's CommandComplete (or
 PortalSuspended) becomes an ErrorResponse 54000 and ReadyForQuery passes with the status the
@@ -430,7 +434,16 @@ class Relay:
         if not denied:
             # the audit's record precedes any row of the result
             self.pipeline.statement_sent(request)
-        return poison if denied else None
+        return poison if denied else self._forward(request)
+
+    def _forward(self, request: Statement) -> bytes | None:
+        """The Query the server runs in place of the client's, when an addon set one (its
+        look-ups' pseudonyms decoded); None: the client's message goes as it came."""
+        if not request.forward_text:
+            return None
+        if request.via is not Via.QUERY:  # a prepared statement's text is on the server already
+            raise PipelineFailure("a rewritten statement can only be sent as a Query")
+        return wire.message(wire.F_QUERY, wire.cstr(request.forward_text, self.encoding))
 
     def _resolved(self, decision: Decision) -> None:
         """A held statement is decided: it goes to the server (or its poison does, whose error
@@ -447,7 +460,7 @@ class Relay:
         )
         if not denied:
             self.pipeline.statement_sent(request)
-        sent = prefix + (poison if denied else message)
+        sent = prefix + (poison if denied else (self._forward(request) or message))
         self._track(0, b"", sent)
         self.send_server(sent)
         held, self._held = self._held, None

@@ -10,6 +10,10 @@ person id        the id of a Patient, Person or RelatedPerson: an identifier too
                  the bundle's URLs, and links between resources still resolve
 free text        narrative (``text.div``), annotations (``note``), ``description``, ``comment``
                  and ``diagnostics`` strings of every resource are content-scanned
+dates            for a view that masks DATE, every date, dateTime and instant (and so every
+                 Period, Timing event and ``meta.lastUpdated``) of every resource but the few
+                 types that hold no individual's dates (``UNDATED``), found by its lexical
+                 type, not by a list of paths: a type or element nobody listed is masked too
 everything else  clinical content passes, except identifiers whose type or system says what
                  they are (an SSN in a Coverage, a member number) and extensions carrying a
                  name, an address, a contact point or an identifier
@@ -44,6 +48,28 @@ PERSON_FIELDS = frozenset({
     "_deceasedDateTime", "identifier", "photo", "contact", "qualification",
 })  # fmt: skip
 SCANNED = frozenset({"description", "comment", "diagnostics"})  # free-text strings
+# Resource types that hold no individual's dates: definitions, terminology, the server's own
+# statements, and the organisations, places and products care is given by. Every other type
+# (one nobody listed too) has its dates masked for a view that masks DATE.
+UNDATED = frozenset({
+    "CapabilityStatement", "TerminologyCapabilities", "OperationDefinition", "SearchParameter",
+    "StructureDefinition", "StructureMap", "ImplementationGuide", "CompartmentDefinition",
+    "GraphDefinition", "MessageDefinition", "NamingSystem", "CodeSystem", "ValueSet",
+    "ConceptMap", "ActivityDefinition", "PlanDefinition", "Questionnaire", "Library", "Measure",
+    "EventDefinition", "ObservationDefinition", "SpecimenDefinition", "ChargeItemDefinition",
+    "Organization", "Location", "HealthcareService", "Endpoint", "Medication", "Substance",
+    "InsurancePlan", "MedicinalProduct", "DeviceDefinition",
+})  # fmt: skip
+# Elements of type instant, which must keep a full time (the rest are date or dateTime, which
+# may hold a year alone): by name anywhere, and a few by resource type at its top level.
+INSTANTS = frozenset({
+    "lastUpdated", "issued", "recorded", "when", "timestamp", "lastModified", "ifModifiedSince",
+})  # fmt: skip
+TOP_INSTANTS: dict[str, frozenset[str]] = {
+    "Appointment": frozenset({"start", "end"}), "AppointmentResponse": frozenset({"start", "end"}),
+    "Slot": frozenset({"start", "end"}), "DocumentReference": frozenset({"date"}),
+}  # fmt: skip
+NOT_DATES = frozenset({"id"})  # a resource id that looks like a date stays an id
 
 TELECOM: dict[str, Entity] = {
     "phone": Entity.PHONE, "fax": Entity.FAX, "email": Entity.EMAIL, "url": Entity.URL,
@@ -80,6 +106,9 @@ EXTENSION_ENTITIES: dict[str, Entity] = {  # extensions whose primitive value is
 }
 
 _DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+_YEAR = re.compile(r"\d{4}")
+# A date, dateTime or instant with more than its year: what DATE masking reduces.
+_PRECISE = re.compile(r"\d{4}-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?")
 _DATETIME = re.compile(
     r"\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?"
 )
@@ -119,6 +148,7 @@ class FhirMasker:
         self.counts = self.leaves.counts
         self.masks_any = any(fn is not None for fn in self.leaves.functions.values())
         masks_ids = self.leaves.masks(Entity.MRN)
+        self.masks_dates = self.leaves.masks(Entity.DATE)
         self.pseudonyms = pseudonyms or Pseudonyms(key)
         self._ids: Pseudonyms | None = self.pseudonyms if masks_ids else None
         self._kinds: dict[str, str] = {}  # fullUrl -> resourceType, in the current document
@@ -165,6 +195,8 @@ class FhirMasker:
         kind = resource.get("resourceType")
         if kind == "Bundle":
             self._bundle(resource)
+            if self.masks_dates:  # its own: a document's timestamp, entries' lastModified
+                self._dates(resource, INSTANTS)
             return
         top: frozenset[str] = frozenset()
         if kind in PERSONS:
@@ -176,6 +208,9 @@ class FhirMasker:
                 resource["id"] = self._ids.encode(id_)
                 self.counts[Entity.MRN.value] += 1
         self._walk(resource, top)
+        if self.masks_dates and kind not in UNDATED:
+            extra = TOP_INSTANTS.get(kind) if isinstance(kind, str) else None
+            self._dates(resource, INSTANTS | extra if extra else INSTANTS)
 
     def _bundle(self, bundle: Json) -> None:
         for link in _items(bundle.get("link")):
@@ -252,6 +287,60 @@ class FhirMasker:
                         node[key] = masked
         for key in dead:
             del node[key]
+
+    # ---- dates
+
+    def _dates(self, node: Json, instants: frozenset[str]) -> None:
+        """Every date, dateTime and instant below ``node`` with more than its year, masked as
+        DATE, found by its lexical form (FHIR's primitive types are told apart by it), so that
+        no list of paths can miss one. Nested resources are left to their own pass. An instant
+        must keep a full time: the year becomes 1 January at noon UTC, as SQL's ``date_to_year``
+        writes a timestamptz; a value with no valid masked form is removed."""
+        dead: list[str] = []
+        for key, value in node.items():
+            kind = type(value)
+            if kind is str:
+                if len(value) >= 7 and _PRECISE.fullmatch(value) and key not in NOT_DATES:
+                    masked = self._date(value, key in instants or key.endswith("Instant"))
+                    if masked is None:
+                        dead.append(key)
+                    else:
+                        node[key] = masked
+            elif kind is dict:
+                if "resourceType" not in value:
+                    self._dates(value, INSTANTS)
+                    if not value:  # a Period left with neither end
+                        dead.append(key)
+            elif kind is list:
+                kept = []
+                for item in value:
+                    if type(item) is str and len(item) >= 7 and _PRECISE.fullmatch(item):
+                        item = self._date(item, False)
+                        if item is None:
+                            continue
+                    elif type(item) is dict and "resourceType" not in item:
+                        self._dates(item, INSTANTS)
+                        if not item:
+                            continue
+                    kept.append(item)
+                if len(kept) != len(value):
+                    if kept:
+                        node[key] = kept
+                    else:
+                        dead.append(key)
+                else:
+                    value[:] = kept
+        for key in dead:
+            del node[key]
+            node.pop("_" + key, None)
+
+    def _date(self, value: str, instant: bool) -> str | None:
+        out = self.leaves.leaf(Entity.DATE, value)
+        if not isinstance(out, str):
+            return None
+        if instant:
+            return f"{out}-01-01T12:00:00Z" if _YEAR.fullmatch(out) else None
+        return out if _DATETIME.fullmatch(out) else None
 
     # ---- persons
 

@@ -149,6 +149,7 @@ class FhirMasker:
         self.masks_any = any(fn is not None for fn in self.leaves.functions.values())
         masks_ids = self.leaves.masks(Entity.MRN)
         self.masks_dates = self.leaves.masks(Entity.DATE)
+        self._dating = False  # the resource being walked has its dates masked
         self.pseudonyms = pseudonyms or Pseudonyms(key)
         self._ids: Pseudonyms | None = self.pseudonyms if masks_ids else None
         self._kinds: dict[str, str] = {}  # fullUrl -> resourceType, in the current document
@@ -207,10 +208,13 @@ class FhirMasker:
             if isinstance(id_, str):
                 resource["id"] = self._ids.encode(id_)
                 self.counts[Entity.MRN.value] += 1
-        self._walk(resource, top)
-        if self.masks_dates and kind not in UNDATED:
-            extra = TOP_INSTANTS.get(kind) if isinstance(kind, str) else None
-            self._dates(resource, INSTANTS | extra if extra else INSTANTS)
+        outer = self._dating
+        self._dating = self.masks_dates and kind not in UNDATED
+        extra = TOP_INSTANTS.get(kind) if self._dating and isinstance(kind, str) else None
+        try:
+            self._walk(resource, top, INSTANTS | extra if extra else INSTANTS)
+        finally:
+            self._dating = outer
 
     def _bundle(self, bundle: Json) -> None:
         for link in _items(bundle.get("link")):
@@ -232,25 +236,37 @@ class FhirMasker:
                 if isinstance(outcome, dict):
                     self._resource(outcome, local=False)
 
-    def _walk(self, node: Json, top: frozenset[str] = frozenset()) -> None:
-        """Every element below `node`: references, free text, nested resources, extensions and
-        typed identifiers. Replaces values in place; removes keys only after the loop."""
+    def _walk(
+        self, node: Json, top: frozenset[str] = frozenset(), instants: frozenset[str] = INSTANTS
+    ) -> None:
+        """Every element below `node`: references, free text, nested resources, extensions,
+        typed identifiers and (``_dating``) dates. Replaces values in place; removes keys only
+        after the loop. What it does not descend into has its dates masked by ``_dates``."""
         dead: list[str] = []
+        dating = self._dating
         for key, value in node.items():
-            if key in top:
-                continue
             kind = type(value)
+            if key in top:
+                if dating and (kind is dict or kind is list) and self._dates_in(node, key):
+                    dead.append(key)
+                continue
             if kind is dict:
                 if key == "text" and "div" in value:
                     self._narrative(value)
+                    if dating and self._dates_in(node, key):
+                        dead.append(key)
                 elif key == "identifier":
                     self._identifier(value, person=False)
+                    if dating and self._dates_in(node, key):
+                        dead.append(key)
                 elif "resourceType" in value:
                     self._resource(value, local=False)
                 else:
                     if "reference" in value or ("display" in value and _display_only(value)):
                         self._reference(value)
                     self._walk(value)
+                    if dating and not value:  # a Period left with neither end
+                        dead.append(key)
             elif kind is list:
                 if key == "extension" or key == "modifierExtension":
                     kept = self._extensions(value)
@@ -258,15 +274,19 @@ class FhirMasker:
                         node[key] = kept
                     else:
                         dead.append(key)
-                elif key == "identifier":
-                    for item in value:
-                        if type(item) is dict:
-                            self._identifier(item, person=False)
-                elif key == "note":
-                    self._notes(value)
+                elif key == "identifier" or key == "note":
+                    if key == "note":
+                        self._notes(value)
+                    else:
+                        for item in value:
+                            if type(item) is dict:
+                                self._identifier(item, person=False)
+                    if dating and self._dates_in(node, key):
+                        dead.append(key)
                 else:
                     local = key == "contained"
-                    for item in value:
+                    emptied = False
+                    for i, item in enumerate(value):
                         if type(item) is dict:
                             if "resourceType" in item:
                                 self._resource(item, local=local)
@@ -276,6 +296,16 @@ class FhirMasker:
                                 ):
                                     self._reference(item)
                                 self._walk(item)
+                                emptied = emptied or not item
+                        elif dating and type(item) is str and _is_date(item):
+                            value[i] = self._date(item, False)
+                            emptied = emptied or value[i] is None
+                    if emptied:
+                        kept = [v for v in value if v is not None and v != {}]
+                        if kept:
+                            node[key] = kept
+                        else:
+                            dead.append(key)
             elif kind is str:
                 if key in SCANNED:
                     node[key] = self.text.mask(value)
@@ -285,10 +315,35 @@ class FhirMasker:
                         dead.append(key)
                     else:
                         node[key] = masked
+                elif (  # _is_date, inline: every string of a document passes here
+                    dating
+                    and len(value) >= 7
+                    and value[4] == "-"
+                    and _PRECISE.fullmatch(value)
+                    and key not in NOT_DATES
+                ):
+                    instant = key in instants or key.endswith("Instant")
+                    masked = self._date(value, instant)
+                    if masked is None:
+                        dead.append(key)
+                    else:
+                        node[key] = masked
         for key in dead:
             del node[key]
+            if dating:
+                node.pop("_" + key, None)
 
     # ---- dates
+
+    def _dates_in(self, node: Json, key: str) -> bool:
+        """``_dates`` of the element ``node[key]`` (an object or an array), which the walk does
+        not descend into; True if nothing is left of it (the caller removes it)."""
+        holder = {key: node[key]}
+        self._dates(holder, INSTANTS)
+        if key not in holder:
+            return True
+        node[key] = holder[key]  # the same key: no change of size while the walk iterates
+        return False
 
     def _dates(self, node: Json, instants: frozenset[str]) -> None:
         """Every date, dateTime and instant below ``node`` with more than its year, masked as
@@ -300,7 +355,7 @@ class FhirMasker:
         for key, value in node.items():
             kind = type(value)
             if kind is str:
-                if len(value) >= 7 and _PRECISE.fullmatch(value) and key not in NOT_DATES:
+                if _is_date(value) and key not in NOT_DATES:
                     masked = self._date(value, key in instants or key.endswith("Instant"))
                     if masked is None:
                         dead.append(key)
@@ -312,24 +367,20 @@ class FhirMasker:
                     if not value:  # a Period left with neither end
                         dead.append(key)
             elif kind is list:
-                kept = []
-                for item in value:
-                    if type(item) is str and len(item) >= 7 and _PRECISE.fullmatch(item):
-                        item = self._date(item, False)
-                        if item is None:
-                            continue
+                emptied = False
+                for i, item in enumerate(value):
+                    if type(item) is str and _is_date(item):
+                        value[i] = self._date(item, False)
+                        emptied = emptied or value[i] is None
                     elif type(item) is dict and "resourceType" not in item:
                         self._dates(item, INSTANTS)
-                        if not item:
-                            continue
-                    kept.append(item)
-                if len(kept) != len(value):
+                        emptied = emptied or not item
+                if emptied:
+                    kept = [v for v in value if v is not None and v != {}]
                     if kept:
                         node[key] = kept
                     else:
                         dead.append(key)
-                else:
-                    value[:] = kept
         for key in dead:
             del node[key]
             node.pop("_" + key, None)
@@ -562,6 +613,11 @@ class FhirMasker:
         if out is None or (check is not None and not (isinstance(out, str) and check(out))):
             return None
         return out
+
+
+def _is_date(value: str) -> bool:
+    """A date, dateTime or instant with more than its year (the dash first: it is cheap)."""
+    return len(value) >= 7 and value[4] == "-" and _PRECISE.fullmatch(value) is not None
 
 
 def _display_only(node: Json) -> bool:

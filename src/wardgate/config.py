@@ -387,6 +387,9 @@ class PolicySettings(_Model):
         default=True, description="refuse what the gateway cannot judge (docs/policy.md)"
     )
     bulk_count: int = Field(default=100, ge=1, description="a FHIR _count above this is bulk")
+    max_statement_bytes: int = Field(
+        default=16 << 20, ge=1024, description="a longer SQL statement is refused (42501)"
+    )
     deny_smuggled_for_agents: bool = Field(
         default=True, description="transaction control or DDL after another statement, agents"
     )
@@ -407,6 +410,10 @@ class Audit(_Model):
     alarm_file: Path | None = Field(default=None, description="tamper alarms; default: by the key")
     anchor_lag: float = Field(default=300.0, gt=0, description="health degraded past it (s)")
     pin: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$", description="key id")
+    max_statement_bytes: int = Field(
+        default=64 << 10, ge=1024, le=1 << 30,
+        description="a statement's text kept in its event; longer: cut, with length and SHA-256",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _somewhere(self) -> Audit:

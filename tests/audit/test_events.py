@@ -60,3 +60,34 @@ def test_fast_statement_line_equals_plain_encoding(
     assert fast == encode(statement_event(request, 0.0))
     assert lines.line(request) == fast  # from the cache, too
     assert json.loads(fast)["statement"] == case["text"]
+
+
+@pytest.mark.parametrize("text", ["x" * 2000, "é" * 700, "€" * 400 + "ab", "a" + "😀" * 300])
+def test_a_long_statement_keeps_its_head_and_the_digest_of_all_of_it(text: str) -> None:
+    import hashlib
+
+    from wardgate.audit.events import clip_event, start_event
+    from wardgate.audit.prepared import StatementEntries
+    from wardgate.audit.store import prepare
+
+    request = Statement(_session(None), 1, text, Via.QUERY)
+    request.started = 1764400000.5
+    request.ended_mono = request.started_mono + 0.0125
+    whole = text.encode()
+    event = statement_event(request, 0.0, 1024)
+    kept = event["statement"].encode()
+    assert 1020 < len(kept) <= 1024 and whole.startswith(kept)
+    assert event["statement_truncated"] == {
+        "bytes": len(whole), "sha256": hashlib.sha256(whole).hexdigest(),
+    }  # fmt: skip
+    assert StatementLines(1024).line(request) == encode(event)  # the fast paths cut alike
+    entries = StatementEntries(1024)
+    assert entries.prepare(request) == prepare(event)
+    assert entries.start(request) == prepare(start_event(request, 1024))
+    assert json.loads(prepare(start_event(request, 1024))[2])["statement_truncated"]["bytes"] == (
+        len(whole)
+    )
+    short = statement_event(request, 0.0, len(whole))  # exactly the limit: whole
+    assert short["statement"] == text and "statement_truncated" not in short
+    approval = clip_event({"type": "approval.requested", "statement": text}, 1024)
+    assert approval["statement_truncated"] == event["statement_truncated"]

@@ -14,7 +14,7 @@ import pytest
 from wardgate.core.model import Identity
 from wardgate.demo.fhir_data import bundles
 from wardgate.masking.entities import Entity
-from wardgate.masking.fhir import FhirMasker
+from wardgate.masking.fhir import UNDATED, FhirMasker
 from wardgate.masking.fhir_ids import Pseudonyms
 from wardgate.masking.jsonpath import JsonMasker, PathError, find, parse_path
 from wardgate.masking.text import TextMasker
@@ -31,6 +31,7 @@ POLICY = Policy(
 )
 ENGINEER = POLICY.view(None)  # sees every entity masked, with the catalog's operators
 FHIR_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+FINE_DATE = re.compile(r"\d{4}-\d{2}(-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:\d{2})?)?)?")
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
@@ -190,12 +191,53 @@ def test_masked_bundles_keep_the_shape_of_fhir_json(name: str) -> None:
                 ET.fromstring(resource["text"]["div"])  # still well-formed XHTML
 
 
+@pytest.mark.parametrize("name", ["engineer", "strict", "clinician"])
+def test_every_clinical_date_keeps_its_year_at_most(name: str) -> None:
+    """Red-team run of 2026-12-07: encounter, observation, condition, procedure, immunization,
+    medication and claim dates reached the engineer raw, while SQL shows only their year. Now
+    every date of a resource about a person keeps its year (date_to_year), or goes (redact);
+    an instant keeps a valid form. The clinician, who sees DATE raw, gets them all."""
+    view = ENGINEER if name == "engineer" else role(name)
+    seen = 0
+    for raw, masked in masked_bundles(view):
+        if name == "clinician":
+            dates = [
+                v for _, v in walk_values(raw) if isinstance(v, str) and FINE_DATE.fullmatch(v)
+            ]
+            seen += len(dates)
+            assert [v for _, v in walk_values(masked) if v in dates] == dates
+            continue
+        fine = [
+            (path, v) for path, v in walk_values(masked)
+            if isinstance(v, str) and FINE_DATE.fullmatch(v)
+            and not ("Organization" in path or v.endswith("-01-01T12:00:00Z"))
+        ]  # fmt: skip
+        assert not fine, fine[:5]
+        for resource in resources(masked, "Encounter"):
+            period = resource.get("period", {})
+            if name == "engineer":
+                assert re.fullmatch(r"\d{4}", period["start"]), period
+            else:
+                assert not period
+        for resource in resources(masked, "Observation"):
+            issued = resource.get("issued")
+            if name == "strict":
+                assert issued is None
+            else:
+                assert isinstance(issued, str) and issued.endswith("-01-01T12:00:00Z")
+    assert seen > 3000 or name != "clinician"
+
+
 def test_counts_by_entity() -> None:
     m = masker(ENGINEER)
     m.mask(json.loads(raw_bundles()[0]))
     counts = m.take_counts()
-    for entity in ("SSN", "DATE", "PHONE", "LICENSE"):
+    for entity in ("SSN", "PHONE", "LICENSE"):
         assert counts[entity] == 1, entity
+    raw = json.loads(raw_bundles()[0])
+    dated = [e["resource"] for e in raw["entry"] if e["resource"]["resourceType"] not in UNDATED]
+    fine = [v for _, v in walk_values(dated) if isinstance(v, str) and FINE_DATE.fullmatch(v)]
+    assert len(fine) > 100 and counts["DATE"] == len(fine)  # the birth date is one of them
     assert counts["NAME"] >= 3 and counts["GEO"] >= 3 and counts["MRN"] >= 2
     assert not m.counts
 
@@ -365,7 +407,7 @@ def test_a_server_searchset_bundle() -> None:
         f"http://fhir.test/r4/Patient/{token}/_history/2"
     )
     assert observation["note"][0]["authorString"] == "[NAME]"
-    assert observation["effectiveDateTime"] == "2020-01-02T03:04:05Z"  # clinical: kept
+    assert observation["effectiveDateTime"] == "2020"  # clinical dates too: the year
     coverage, related = eob["contained"]
     assert coverage["subscriberId"].startswith("HP-")
     assert coverage["identifier"][0]["value"].startswith("HP-")
@@ -514,8 +556,16 @@ def test_speed_of_masking_every_bundle() -> None:
      ("Patient", "Birthdate:missing=true", False, True), ("Patient", "phone=555", False, False),
      ("Patient", "identifier=1234", False, False), ("Patient", "identifier=pid-abc", True, True),
      ("Patient", "gender=male", True, True), ("Patient", "_sort=-birthdate", False, True),
-     ("Patient", "_sort=_lastUpdated", True, True), ("Patient", "_content=x", False, False),
+     ("Patient", "_sort=_lastUpdated", False, True), ("Patient", "_content=x", False, False),
      ("Observation", "patient.family=Sm", False, True), ("Observation", "date=ge2020", True, True),
+     ("Observation", "date=ge2020-06-15", False, True), ("Encounter", "date=ap2020", False, True),
+     ("Observation", "_sort=-date", False, True), ("Observation", "code=8302-2", True, True),
+     ("Observation", "encounter.date=lt2019-02", False, True),
+     ("Condition", "onset-date=2019-03-04,2019-03-05", False, True),
+     ("Observation", "_lastUpdated=gt2020-03-01T00:00:00Z", False, True),
+     ("Procedure", "_has:Observation:partof:date=2020-01", False, True),
+     ("Organization", "_lastUpdated=ge2020-01-01", True, True),
+     ("Observation", "patient=pid-2019-01", True, True),
      ("Observation", "patient=Patient/123", False, False),
      ("Observation", "subject=Group/1", True, True), ("Observation", "_id=123", True, True),
      ("Coverage", "subscriber-id=M1", False, False),

@@ -34,7 +34,7 @@ from wardgate.audit.alarms import AlarmFile
 from wardgate.audit.anchors import Anchors
 from wardgate.audit.checkpoints import Checkpointer, load_or_create_key, mac_key
 from wardgate.audit.cuts import cut_signed
-from wardgate.audit.events import Event, api_call_event, start_event
+from wardgate.audit.events import MAX_STATEMENT_BYTES, Event, api_call_event, start_event
 from wardgate.audit.location import Location
 from wardgate.audit.merkle import leaf_hash
 from wardgate.audit.prepared import StatementEntries
@@ -69,8 +69,10 @@ class ChainedAudit(EventRecorder):
         store: AuditStore,
         checkpointer: Checkpointer | None = None,
         alarms: AlarmFile | None = None,
+        statement_limit: int = MAX_STATEMENT_BYTES,
     ) -> None:
         self.store = store
+        self.statement_limit = statement_limit
         self.checkpointer = checkpointer
         self.alarms = alarms
         self.healthy = True
@@ -78,7 +80,7 @@ class ChainedAudit(EventRecorder):
         self.on_alarm: Callable[[Event], None] | None = None  # the SIEM, set by the gateway
         self._pending: deque[Event | Prepared] = deque()
         self._commit_lock = threading.Lock()
-        self._statements = StatementEntries()
+        self._statements = StatementEntries(statement_limit)
         self.alarm: Event | None = alarms.open_alarm() if alarms is not None else None
 
     @classmethod
@@ -93,6 +95,7 @@ class ChainedAudit(EventRecorder):
         every_seconds: float = 1.0,
         alarm_file: Path | None = None,
         gateway: bool = True,
+        statement_limit: int = MAX_STATEMENT_BYTES,
     ) -> ChainedAudit:
         """The store at ``store`` (a SQLite file, or a ``postgresql://`` URL), signing heads with
         ``key`` (created if absent). Entries left unsigned by a crash are signed at once. A
@@ -115,7 +118,7 @@ class ChainedAudit(EventRecorder):
                 ),
             )
             alarms = AlarmFile(alarm_file, private) if alarm_file is not None else None
-            audit = cls(opened, checkpointer, alarms)
+            audit = cls(opened, checkpointer, alarms, statement_limit)
             if gateway and audit.alarm is None:
                 checkpointer.checkpoint()
         except BaseException:
@@ -133,10 +136,10 @@ class ChainedAudit(EventRecorder):
         self._pending.append(self._statements.prepare(stmt))
 
     def api_call_sent(self, call: ApiCall) -> None:
-        self._pending.append(start_event(call))
+        self._pending.append(start_event(call, self.statement_limit))
 
     def api_call_end(self, call: ApiCall) -> None:
-        self._pending.append(api_call_event(call))
+        self._pending.append(api_call_event(call, self.statement_limit))
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._statements.forget(session.id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from wardgate.audit.chained import ChainedAudit, tick_interval
-from wardgate.audit.events import Event
+from wardgate.audit.events import Event, clip_event
 from wardgate.audit.jsonl import AuditLog
 from wardgate.audit.siem.feed import SiemFeed
 from wardgate.audit.siem.forwarder import Forwarder
@@ -30,7 +30,8 @@ class AuditComponent(Component):
     def __init__(self, config: Config) -> None:
         super().__init__()
         audit = config.audit
-        self.log = AuditLog(audit.path) if audit.path is not None else None
+        limit = self.statement_limit = audit.max_statement_bytes
+        self.log = AuditLog(audit.path, limit) if audit.path is not None else None
         self.chained: ChainedAudit | None = None
         if audit.store is not None:
             key = audit.key_path()
@@ -43,6 +44,7 @@ class AuditComponent(Component):
                 every_entries=audit.checkpoint_entries,
                 every_seconds=audit.checkpoint_seconds,
                 alarm_file=audit.alarm_path(),
+                statement_limit=limit,
             )
             self.chained.on_alarm = self._alarm
         self.forwarder = Forwarder.from_config(config.siem) if config.siem.sinks else None
@@ -52,13 +54,16 @@ class AuditComponent(Component):
     def recorders(self) -> list[Addon]:
         found: list[Addon] = [r for r in (self.log, self.chained) if r is not None]
         if self.forwarder is not None:
-            found.append(SiemFeed(self.forwarder))
+            feed = SiemFeed(self.forwarder)
+            feed.statement_limit = self.statement_limit
+            found.append(feed)
         return found
 
     def record(self, events: list[Event]) -> None:
         """Events that belong to no session hook, to every recorder, made durable. Blocking:
         call it off the event loop."""
         for event in events:
+            clip_event(event, self.statement_limit)  # an approval's statement, too
             if self.log is not None:
                 self.log.write(event)
             if self.chained is not None:

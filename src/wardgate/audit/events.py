@@ -2,11 +2,17 @@
 
 Every event carries ``time`` (UTC, RFC 3339), ``type``, ``session`` and ``who``; ``who`` is the
 verified identity with its on-behalf-of chain, or the claimed user name when verification failed.
+
+A statement's text (and an API call's request line) is kept up to ``limit`` bytes of UTF-8
+(``audit.max_statement_bytes``); a longer one keeps its first ``limit`` bytes, cut between
+characters, and ``statement_truncated`` (``request_truncated``) holds the length and SHA-256 of
+the whole text, so the record still binds the exact statement.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -15,12 +21,43 @@ from typing import Any
 from wardgate.core.model import ApiCall, ConnectAttempt, Identity, SessionInfo, Statement
 
 Event = dict[str, Any]
+MAX_STATEMENT_BYTES = 64 << 10  # audit.max_statement_bytes
+_CLIPPED = (("statement", "statement_truncated"), ("request", "request_truncated"))
 # The string encoder json.dumps itself uses when ensure_ascii is false.
 _quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _time(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="microseconds")
+
+
+def fits(text: str, limit: int) -> bool:
+    """Whether ``text`` is at most ``limit`` bytes of UTF-8 (cheap below ``limit // 4``)."""
+    return len(text) * 4 <= limit or len(text.encode("utf-8", "surrogatepass")) <= limit
+
+
+def clip(text: str, limit: int) -> tuple[str, dict[str, Any] | None]:
+    """(what the audit keeps of ``text``, None) if it fits in ``limit`` bytes of UTF-8; else
+    (its first ``limit`` bytes, whole characters only, ``{"bytes", "sha256"}`` of all of it)."""
+    if len(text) * 4 <= limit:
+        return text, None
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text, None
+    end = limit
+    while end > 0 and data[end] & 0xC0 == 0x80:  # not inside a character
+        end -= 1
+    whole = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return data[:end].decode("utf-8", "surrogatepass"), whole
+
+
+def clip_event(event: Event, limit: int = MAX_STATEMENT_BYTES) -> Event:
+    """``event`` with its ``statement`` and ``request`` clipped to ``limit`` (in place)."""
+    for key, note in _CLIPPED:
+        text = event.get(key)
+        if isinstance(text, str) and not fits(text, limit):
+            event[key], event[note] = clip(text, limit)
+    return event
 
 
 def encode(event: Event) -> str:
@@ -75,14 +112,15 @@ def _statement_context(s: SessionInfo) -> Event:
     }
 
 
-def statement_event(request: Statement, now: float) -> Event:
+def statement_event(request: Statement, now: float, limit: int = MAX_STATEMENT_BYTES) -> Event:
+    text, whole = clip(request.text, limit)
     event: Event = {
         "time": _time(request.started),
         "type": "statement",
         **_statement_context(request.session),
         "seq": request.seq,
         "kind": request.kind,
-        "statement": request.text,
+        "statement": text,
         "decision": request.decision.verdict.value,
         "outcome": request.outcome.value,
         "rows": request.rows,
@@ -99,10 +137,12 @@ def statement_event(request: Statement, now: float) -> Event:
         event["cap"] = {"limit": request.row_cap, "withheld": request.rows_withheld}
     if request.decision.approval_id:
         event["approval"] = request.decision.approval_id
+    if whole is not None:
+        event["statement_truncated"] = whole
     return event
 
 
-def start_event(request: Statement | ApiCall) -> Event:
+def start_event(request: Statement | ApiCall, limit: int = MAX_STATEMENT_BYTES) -> Event:
     """The write-ahead record of an allowed statement (or API call), made when it goes to the
     server: who, what and on which target, before any of its result reaches the client. Its
     summary (``statement`` / ``api_call``) follows when it ends."""
@@ -115,10 +155,10 @@ def start_event(request: Statement | ApiCall) -> Event:
         "kind": request.kind,
         "statement": request.text,
     }
-    return event
+    return clip_event(event, limit)
 
 
-def api_call_event(request: ApiCall) -> Event:
+def api_call_event(request: ApiCall, limit: int = MAX_STATEMENT_BYTES) -> Event:
     """An HTTP request through the gateway: OCSF API Activity."""
     s = request.session
     event: Event = {
@@ -154,7 +194,7 @@ def api_call_event(request: ApiCall) -> Event:
         event["masking"] = request.masked
     if request.decision.approval_id:
         event["approval"] = request.decision.approval_id
-    return event
+    return clip_event(event, limit)
 
 
 def disconnect_event(session: SessionInfo, reason: str, now: float) -> Event:
@@ -221,9 +261,10 @@ class StatementLines:
     ``tests/audit/test_events.py`` checks the output is identical to the plain encoding.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_STATEMENT_BYTES) -> None:
         self._context: dict[str, str] = {}
         self._time = UtcText()
+        self.limit = limit
 
     def forget(self, session_id: str) -> None:
         self._context.pop(session_id, None)
@@ -241,8 +282,9 @@ class StatementLines:
             or request.masked
             or request.row_cap is not None
             or request.decision.approval_id
+            or len(request.text) * 4 > self.limit  # perhaps clipped
         ):
-            return encode(statement_event(request, 0.0))
+            return encode(statement_event(request, 0.0, self.limit))
         text = _quote(request.text)
         tail = ""
         if request.decision.reason:

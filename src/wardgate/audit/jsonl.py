@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from wardgate.audit.events import (
+    MAX_STATEMENT_BYTES,
     Event,
     StatementLines,
     api_call_event,
@@ -34,12 +35,13 @@ log = logging.getLogger(__name__)
 class AuditLog(Addon):
     name = "audit"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, statement_limit: int = MAX_STATEMENT_BYTES) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._file: IO[str] = os.fdopen(fd, "a", encoding="utf-8", buffering=1 << 16)
         self._lock = threading.Lock()
-        self._statements = StatementLines()
+        self._statements = StatementLines(statement_limit)
+        self.statement_limit = statement_limit
         self._recorded: list[str] = []
         self.path = path
 
@@ -64,7 +66,7 @@ class AuditLog(Addon):
         self._recorded.append(self._statements.line(stmt))
 
     def api_call_end(self, call: ApiCall) -> None:
-        self._recorded.append(encode(api_call_event(call)))
+        self._recorded.append(encode(api_call_event(call, self.statement_limit)))
 
     def disconnect(self, session: SessionInfo, reason: str) -> None:
         self._statements.forget(session.id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote  # JCS escapes strings alike (canonical.py)
 
-from wardgate.audit.events import UtcText, start_event, statement_event
+from wardgate.audit.events import MAX_STATEMENT_BYTES, UtcText, start_event, statement_event
 from wardgate.audit.store import Prepared, prepare
 from wardgate.core.model import Identity, SessionInfo, Statement
 
@@ -79,9 +79,10 @@ class StatementEntries:
     """``store.prepare(statement_event(request, 0.0))``, fast. Not thread-safe: one per thread
     that ends requests (the event loop's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_STATEMENT_BYTES) -> None:
         self._sessions: dict[str, _SessionParts] = {}
         self._time = UtcText()
+        self.limit = limit
 
     def forget(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
@@ -95,8 +96,8 @@ class StatementEntries:
     def start(self, request: Statement) -> Prepared:
         """``store.prepare(start_event(request))``, fast."""
         started = self._time.of(request.started)
-        if started is None:
-            return prepare(start_event(request))
+        if started is None or len(request.text) * 4 > self.limit:  # perhaps clipped
+            return prepare(start_event(request, self.limit))
         parts = self._session_parts(request.session)
         text = (
             f'{{"kind":{_quote(request.kind)},"seq":{request.seq:d},"session":{parts.session},'
@@ -106,7 +107,7 @@ class StatementEntries:
         try:
             data = text.encode()
         except UnicodeEncodeError:
-            return prepare(start_event(request))
+            return prepare(start_event(request, self.limit))
         return (
             started,
             "statement.start",
@@ -133,8 +134,9 @@ class StatementEntries:
             or request.masked
             or request.row_cap is not None
             or decision.approval_id
+            or len(request.text) * 4 > self.limit  # perhaps clipped
         ):
-            return prepare(statement_event(request, 0.0))
+            return prepare(statement_event(request, 0.0, self.limit))
         verdict = decision.verdict.value
         tail = ',"reason":' + _quote(decision.reason) if decision.reason else ""
         error = (
@@ -154,7 +156,7 @@ class StatementEntries:
         try:
             data = text.encode()
         except UnicodeEncodeError:  # a lone surrogate: the generic path records what it can
-            return prepare(statement_event(request, 0.0))
+            return prepare(statement_event(request, 0.0, self.limit))
         target = parts.target or None
         return (
             started,

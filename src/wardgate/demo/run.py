@@ -145,11 +145,15 @@ def write_config(
             {"name": FHIR_API, "kind": "fhir", "url": url,
              "auth": {"api_key": {"header": "X-API-Key", "value": key}}}
         ]  # fmt: skip
-        # A bulk export of patient records waits for the compliance officer.
+        # A bulk read of patient records (an export, or a patient's whole record) waits for
+        # the compliance officer.
         config["policy"] = {
             "rules": [{"name": "bulk export", "operations": ["$export"],
                        "action": "require_approval",
-                       "reason": "a bulk export of patient records"}]
+                       "reason": "a bulk export of patient records"},
+                      {"name": "whole record", "operations": ["$everything"],
+                       "action": "require_approval",
+                       "reason": "a patient's whole record ($everything)"}]
         }  # fmt: skip
     path = work / "wardgate.yaml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -10,6 +10,10 @@ person id        the id of a Patient, Person or RelatedPerson: an identifier too
                  the bundle's URLs, and links between resources still resolve
 free text        narrative (``text.div``), annotations (``note``), ``description``, ``comment``
                  and ``diagnostics`` strings of every resource are content-scanned
+dates            for a view that masks DATE, every date, dateTime and instant (and so every
+                 Period, Timing event and ``meta.lastUpdated``) of every resource but the few
+                 types that hold no individual's dates (``UNDATED``), found by its lexical
+                 type, not by a list of paths: a type or element nobody listed is masked too
 everything else  clinical content passes, except identifiers whose type or system says what
                  they are (an SSN in a Coverage, a member number) and extensions carrying a
                  name, an address, a contact point or an identifier
@@ -44,6 +48,28 @@ PERSON_FIELDS = frozenset({
     "_deceasedDateTime", "identifier", "photo", "contact", "qualification",
 })  # fmt: skip
 SCANNED = frozenset({"description", "comment", "diagnostics"})  # free-text strings
+# Resource types that hold no individual's dates: definitions, terminology, the server's own
+# statements, and the organisations, places and products care is given by. Every other type
+# (one nobody listed too) has its dates masked for a view that masks DATE.
+UNDATED = frozenset({
+    "CapabilityStatement", "TerminologyCapabilities", "OperationDefinition", "SearchParameter",
+    "StructureDefinition", "StructureMap", "ImplementationGuide", "CompartmentDefinition",
+    "GraphDefinition", "MessageDefinition", "NamingSystem", "CodeSystem", "ValueSet",
+    "ConceptMap", "ActivityDefinition", "PlanDefinition", "Questionnaire", "Library", "Measure",
+    "EventDefinition", "ObservationDefinition", "SpecimenDefinition", "ChargeItemDefinition",
+    "Organization", "Location", "HealthcareService", "Endpoint", "Medication", "Substance",
+    "InsurancePlan", "MedicinalProduct", "DeviceDefinition",
+})  # fmt: skip
+# Elements of type instant, which must keep a full time (the rest are date or dateTime, which
+# may hold a year alone): by name anywhere, and a few by resource type at its top level.
+INSTANTS = frozenset({
+    "lastUpdated", "issued", "recorded", "when", "timestamp", "lastModified", "ifModifiedSince",
+})  # fmt: skip
+TOP_INSTANTS: dict[str, frozenset[str]] = {
+    "Appointment": frozenset({"start", "end"}), "AppointmentResponse": frozenset({"start", "end"}),
+    "Slot": frozenset({"start", "end"}), "DocumentReference": frozenset({"date"}),
+}  # fmt: skip
+NOT_DATES = frozenset({"id"})  # a resource id that looks like a date stays an id
 
 TELECOM: dict[str, Entity] = {
     "phone": Entity.PHONE, "fax": Entity.FAX, "email": Entity.EMAIL, "url": Entity.URL,
@@ -80,6 +106,9 @@ EXTENSION_ENTITIES: dict[str, Entity] = {  # extensions whose primitive value is
 }
 
 _DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+_YEAR = re.compile(r"\d{4}")
+# A date, dateTime or instant with more than its year: what DATE masking reduces.
+_PRECISE = re.compile(r"\d{4}-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?")
 _DATETIME = re.compile(
     r"\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?"
 )
@@ -119,6 +148,8 @@ class FhirMasker:
         self.counts = self.leaves.counts
         self.masks_any = any(fn is not None for fn in self.leaves.functions.values())
         masks_ids = self.leaves.masks(Entity.MRN)
+        self.masks_dates = self.leaves.masks(Entity.DATE)
+        self._dating = False  # the resource being walked has its dates masked
         self.pseudonyms = pseudonyms or Pseudonyms(key)
         self._ids: Pseudonyms | None = self.pseudonyms if masks_ids else None
         self._kinds: dict[str, str] = {}  # fullUrl -> resourceType, in the current document
@@ -165,6 +196,8 @@ class FhirMasker:
         kind = resource.get("resourceType")
         if kind == "Bundle":
             self._bundle(resource)
+            if self.masks_dates:  # its own: a document's timestamp, entries' lastModified
+                self._dates(resource, INSTANTS)
             return
         top: frozenset[str] = frozenset()
         if kind in PERSONS:
@@ -175,7 +208,13 @@ class FhirMasker:
             if isinstance(id_, str):
                 resource["id"] = self._ids.encode(id_)
                 self.counts[Entity.MRN.value] += 1
-        self._walk(resource, top)
+        outer = self._dating
+        self._dating = self.masks_dates and kind not in UNDATED
+        extra = TOP_INSTANTS.get(kind) if self._dating and isinstance(kind, str) else None
+        try:
+            self._walk(resource, top, INSTANTS | extra if extra else INSTANTS)
+        finally:
+            self._dating = outer
 
     def _bundle(self, bundle: Json) -> None:
         for link in _items(bundle.get("link")):
@@ -197,25 +236,37 @@ class FhirMasker:
                 if isinstance(outcome, dict):
                     self._resource(outcome, local=False)
 
-    def _walk(self, node: Json, top: frozenset[str] = frozenset()) -> None:
-        """Every element below `node`: references, free text, nested resources, extensions and
-        typed identifiers. Replaces values in place; removes keys only after the loop."""
+    def _walk(
+        self, node: Json, top: frozenset[str] = frozenset(), instants: frozenset[str] = INSTANTS
+    ) -> None:
+        """Every element below `node`: references, free text, nested resources, extensions,
+        typed identifiers and (``_dating``) dates. Replaces values in place; removes keys only
+        after the loop. What it does not descend into has its dates masked by ``_dates``."""
         dead: list[str] = []
+        dating = self._dating
         for key, value in node.items():
-            if key in top:
-                continue
             kind = type(value)
+            if key in top:
+                if dating and (kind is dict or kind is list) and self._dates_in(node, key):
+                    dead.append(key)
+                continue
             if kind is dict:
                 if key == "text" and "div" in value:
                     self._narrative(value)
+                    if dating and self._dates_in(node, key):
+                        dead.append(key)
                 elif key == "identifier":
                     self._identifier(value, person=False)
+                    if dating and self._dates_in(node, key):
+                        dead.append(key)
                 elif "resourceType" in value:
                     self._resource(value, local=False)
                 else:
                     if "reference" in value or ("display" in value and _display_only(value)):
                         self._reference(value)
                     self._walk(value)
+                    if dating and not value:  # a Period left with neither end
+                        dead.append(key)
             elif kind is list:
                 if key == "extension" or key == "modifierExtension":
                     kept = self._extensions(value)
@@ -223,15 +274,19 @@ class FhirMasker:
                         node[key] = kept
                     else:
                         dead.append(key)
-                elif key == "identifier":
-                    for item in value:
-                        if type(item) is dict:
-                            self._identifier(item, person=False)
-                elif key == "note":
-                    self._notes(value)
+                elif key == "identifier" or key == "note":
+                    if key == "note":
+                        self._notes(value)
+                    else:
+                        for item in value:
+                            if type(item) is dict:
+                                self._identifier(item, person=False)
+                    if dating and self._dates_in(node, key):
+                        dead.append(key)
                 else:
                     local = key == "contained"
-                    for item in value:
+                    emptied = False
+                    for i, item in enumerate(value):
                         if type(item) is dict:
                             if "resourceType" in item:
                                 self._resource(item, local=local)
@@ -241,6 +296,16 @@ class FhirMasker:
                                 ):
                                     self._reference(item)
                                 self._walk(item)
+                                emptied = emptied or not item
+                        elif dating and type(item) is str and _is_date(item):
+                            value[i] = self._date(item, False)
+                            emptied = emptied or value[i] is None
+                    if emptied:
+                        kept = [v for v in value if v is not None and v != {}]
+                        if kept:
+                            node[key] = kept
+                        else:
+                            dead.append(key)
             elif kind is str:
                 if key in SCANNED:
                     node[key] = self.text.mask(value)
@@ -250,8 +315,83 @@ class FhirMasker:
                         dead.append(key)
                     else:
                         node[key] = masked
+                elif (  # _is_date, inline: every string of a document passes here
+                    dating
+                    and len(value) >= 7
+                    and value[4] == "-"
+                    and _PRECISE.fullmatch(value)
+                    and key not in NOT_DATES
+                ):
+                    instant = key in instants or key.endswith("Instant")
+                    masked = self._date(value, instant)
+                    if masked is None:
+                        dead.append(key)
+                    else:
+                        node[key] = masked
         for key in dead:
             del node[key]
+            if dating:
+                node.pop("_" + key, None)
+
+    # ---- dates
+
+    def _dates_in(self, node: Json, key: str) -> bool:
+        """``_dates`` of the element ``node[key]`` (an object or an array), which the walk does
+        not descend into; True if nothing is left of it (the caller removes it)."""
+        holder = {key: node[key]}
+        self._dates(holder, INSTANTS)
+        if key not in holder:
+            return True
+        node[key] = holder[key]  # the same key: no change of size while the walk iterates
+        return False
+
+    def _dates(self, node: Json, instants: frozenset[str]) -> None:
+        """Every date, dateTime and instant below ``node`` with more than its year, masked as
+        DATE, found by its lexical form (FHIR's primitive types are told apart by it), so that
+        no list of paths can miss one. Nested resources are left to their own pass. An instant
+        must keep a full time: the year becomes 1 January at noon UTC, as SQL's ``date_to_year``
+        writes a timestamptz; a value with no valid masked form is removed."""
+        dead: list[str] = []
+        for key, value in node.items():
+            kind = type(value)
+            if kind is str:
+                if _is_date(value) and key not in NOT_DATES:
+                    masked = self._date(value, key in instants or key.endswith("Instant"))
+                    if masked is None:
+                        dead.append(key)
+                    else:
+                        node[key] = masked
+            elif kind is dict:
+                if "resourceType" not in value:
+                    self._dates(value, INSTANTS)
+                    if not value:  # a Period left with neither end
+                        dead.append(key)
+            elif kind is list:
+                emptied = False
+                for i, item in enumerate(value):
+                    if type(item) is str and _is_date(item):
+                        value[i] = self._date(item, False)
+                        emptied = emptied or value[i] is None
+                    elif type(item) is dict and "resourceType" not in item:
+                        self._dates(item, INSTANTS)
+                        emptied = emptied or not item
+                if emptied:
+                    kept = [v for v in value if v is not None and v != {}]
+                    if kept:
+                        node[key] = kept
+                    else:
+                        dead.append(key)
+        for key in dead:
+            del node[key]
+            node.pop("_" + key, None)
+
+    def _date(self, value: str, instant: bool) -> str | None:
+        out = self.leaves.leaf(Entity.DATE, value)
+        if not isinstance(out, str):
+            return None
+        if instant:
+            return f"{out}-01-01T12:00:00Z" if _YEAR.fullmatch(out) else None
+        return out if _DATETIME.fullmatch(out) else None
 
     # ---- persons
 
@@ -473,6 +613,11 @@ class FhirMasker:
         if out is None or (check is not None and not (isinstance(out, str) and check(out))):
             return None
         return out
+
+
+def _is_date(value: str) -> bool:
+    """A date, dateTime or instant with more than its year (the dash first: it is cheap)."""
+    return len(value) >= 7 and value[4] == "-" and _PRECISE.fullmatch(value) is not None
 
 
 def _display_only(node: Json) -> bool:

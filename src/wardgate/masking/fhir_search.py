@@ -12,7 +12,13 @@ entity, a parameter on an element of that entity is refused, whatever its modifi
   can judge;
 - a person's id, in ``_id`` or a reference parameter (``patient``, ``subject``...), that is not
   one of the gateway's ``pid-`` pseudonyms: with real ids in hand a caller could tie them to the
-  pseudonyms the gateway answers with.
+  pseudonyms the gateway answers with;
+- for a view that masks DATE, a date with more than its year in any parameter of a search of
+  a type whose dates are masked (``Encounter?date=ge2019-06-15``, ``_lastUpdated``, ``_since``,
+  a chain, ``_has``: the value is judged, not the name, so a parameter nobody listed is caught),
+  the ``ap`` prefix on a date parameter (its range is the server's to choose), and ``_sort`` by
+  a date parameter: the masked element keeps its year, so a comparison with a year tells
+  nothing more, and anything finer is an oracle of the date.
 
 A value made only of ``pid-`` pseudonyms (``identifier=pid-...``) is allowed: the role was given
 them, and the gateway decodes them on the way in.
@@ -20,11 +26,12 @@ them, and the gateway decodes them on the way in.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 from wardgate.masking.entities import Entity as E
-from wardgate.masking.fhir import ID_TYPES, PERSONS
+from wardgate.masking.fhir import ID_TYPES, PERSONS, UNDATED
 from wardgate.masking.fhir_ids import PREFIX
 from wardgate.masking.views import View
 
@@ -43,6 +50,17 @@ ANY_PARAMS: dict[str, tuple[E, ...]] = {"subscriber-id": (E.HEALTH_PLAN_ID,)}
 OTHER_PARAMS: dict[str, dict[str, tuple[E, ...]]] = {"Coverage": {"identifier": _IDENTIFIERS}}
 FREE_SEARCH = frozenset({"_content", "_text", "_filter", "_query"})
 PERSON_REFERENCES = frozenset({"patient", "subject", "beneficiary", "person", "link", "_id"})
+# Date search parameters of FHIR R4 (for ``ap`` and ``_sort``; values are judged by their form).
+DATE_PARAMS = frozenset({
+    "date", "_lastupdated", "birthdate", "death-date", "onset-date", "abatement-date",
+    "recorded-date", "authoredon", "created", "issued", "period", "occurrence", "effective",
+    "effective-time", "recorded", "when", "sent", "received", "started", "datewritten",
+    "whenhandedover", "whenprepared", "asserted-date", "last-date", "onset", "event-date",
+    "service-date", "appointment-date", "expiration-date", "performed", "authored",
+})  # fmt: skip
+# A month or more of a date, anywhere in a value (after a prefix, in a chain, in _typeFilter).
+_FINE_DATE = re.compile(r"(?<!\d)\d{4}-(0[1-9]|1[0-2])(?!\d)")
+_PSEUDONYM = re.compile(re.escape(PREFIX) + r"[A-Za-z0-9.\-]+")
 
 
 def refusal(view: View, resource: str, target: str) -> str | None:
@@ -59,6 +77,10 @@ def refusal(view: View, resource: str, target: str) -> str | None:
 
 def _parameter(view: View, resource: str, name: str, value: str) -> str | None:
     base = name.split(":", 1)[0]
+    if resource not in UNDATED and _masks(view, (E.DATE,)):
+        why = _date_oracle(name, base, value)
+        if why is not None:
+            return why
     if base in FREE_SEARCH and _masks(view, E):
         return "free-text and expression searches can read masked elements"
     if base == "_sort":
@@ -84,6 +106,22 @@ def _parameter(view: View, resource: str, name: str, value: str) -> str | None:
         return None
     if _masked(view, resource, base) and not _pseudonyms(value):
         return "it searches an element masked for this caller"
+    return None
+
+
+def _date_oracle(name: str, base: str, value: str) -> str | None:
+    """Why this parameter would compare a masked date with more than its year, or None."""
+    if _FINE_DATE.search(_PSEUDONYM.sub("", value)):
+        return "it compares a date masked for this caller with more than its year"
+    last = name.rsplit(".", 1)[-1].split(":", 1)[0]
+    if (base in DATE_PARAMS or last in DATE_PARAMS) and any(
+        v.strip().lower().startswith("ap") for v in value.split(",")
+    ):
+        return "an approximate date search ('ap') compares a masked date with more than its year"
+    if base == "_sort" and any(
+        k.strip().lstrip("-") in DATE_PARAMS for k in value.lower().split(",")
+    ):
+        return "sorting by a date masked for this caller reveals more than its year"
     return None
 
 

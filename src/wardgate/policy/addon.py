@@ -2,6 +2,7 @@
 
 In order, for each Query, Execute and FunctionCall:
 
+0. A statement over ``max_statement_bytes`` (16 MiB) is refused before anything reads it.
 1. A statement that does not parse is refused: what cannot be classified cannot be allowed.
 2. What the gateway cannot judge (`sql/danger.py`: procedural code, CALL, extensions, foreign
    data, server files and programs, large objects, server-side effects, dangerous settings;
@@ -83,6 +84,14 @@ class PolicyAddon(Addon):
         target = stmt.session.target
         settings = self.rules.settings
         admin = self.rules.is_admin(roles)
+        limit = settings.max_statement_bytes
+        if len(stmt.text) * 4 > limit:  # perhaps over it: refused before anything reads it
+            size = len(stmt.text.encode("utf-8", "surrogatepass"))
+            if size > limit:
+                return _deny(
+                    f"the statement is {size} bytes, over the gateway's limit of {limit}"
+                    " (policy.max_statement_bytes)"
+                )
         if self.upstream is not None:
             unverified = self.upstream.problem(target)
             if unverified is not None:

@@ -88,6 +88,15 @@ def test_headers_that_never_cross() -> None:
         "https://u/base", "https://gw/fhir",
     )  # fmt: skip
     assert got == [("location", "https://gw/fhir/Patient/1"), ("etag", 'W/"1"')]
+    link = response_headers(
+        [("Link", '<https://u/base/Patient?page=2>; rel="next", <https://u/base>; rel="x"'),
+         ("Content-Location", "https://u/base-other/1")],
+        "https://u/base", "https://gw/fhir",
+    )  # fmt: skip
+    assert link == [
+        ("link", '<https://gw/fhir/Patient?page=2>; rel="next", <https://gw/fhir>; rel="x"'),
+        ("content-location", "https://u/base-other/1"),  # not under the base
+    ]
 
 
 def test_documents() -> None:
@@ -160,6 +169,17 @@ def test_export_manifest_and_outcome_rebased() -> None:
     documents.rewrite_links(outcome, "https://u/base", "https://gw/fhir")
     assert outcome["issue"][0]["diagnostics"] == "poll https://gw/fhir/_export/j"  # type: ignore[index]
     assert documents.is_ndjson("application/fhir+ndjson") and not documents.is_json("text/plain")
+    capability = {
+        "resourceType": "CapabilityStatement",
+        "implementation": {"url": "https://u/base"},
+        "rest": [{"documentation": "see https://u/base/metadata."}],
+    }
+    documents.rewrite_links(capability, "https://u/base", "https://gw/fhir")
+    assert capability["implementation"] == {"url": "https://gw/fhir"}
+    assert capability["rest"] == [{"documentation": "see https://gw/fhir/metadata."}]
+    assert documents.may_quote(b'{"a":"\\u0068ttps://x"}', "https://u/base")
+    assert not documents.may_quote(b'{"url":"https://other/base"}', "https://u.internal:8443/r4")
+    assert documents.may_quote(b'{"url":"http://u.internal:8443"}', "https://u.internal:8443/r4")
 
 
 def test_export_jobs_are_bound_with_every_path_under_them() -> None:

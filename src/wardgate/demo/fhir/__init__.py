@@ -14,8 +14,8 @@ Glossary of this folder:
 - ``capability``: the CapabilityStatement of ``/metadata``.
 - ``export``: Bulk Data ``$export`` (kick-off, status, manifest, NDJSON files), in memory.
 - ``auth``: the upstream credential (``X-API-Key`` or bearer) every request needs.
-- ``misbehave``: test-only endpoints under ``/_test/`` (malformed, 503, 100 MiB, slow), served
-  only with ``misbehave=True``.
+- ``misbehave``: test-only endpoints under ``/_test/`` (malformed, 503, 100 MiB, slow, an
+  answer that quotes the server's base URL), served only with ``misbehave=True``.
 - ``routes`` and ``server``: the Starlette application; the thread that serves it.
 """
 

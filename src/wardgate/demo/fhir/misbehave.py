@@ -8,7 +8,10 @@ the demo never is.
   generated while it is sent, with ``Content-Length`` (``?chunked=1``: without, so chunked);
 - ``/_test/slow?seconds=N``: an empty searchset Bundle after N seconds (at most 300);
 - ``/_test/text?say=...``: 200, ``text/plain``, the words given (a server's plain-text page
-  that quotes what it holds).
+  that quotes what it holds);
+- ``/_test/base``: 201, an Observation that names the server's own base URL wherever a server
+  may (an absolute reference, an extension URL, free text, ``Location``, ``Content-Location``
+  and ``Link`` headers); ``?outcome=1``: a 404 OperationOutcome that quotes it.
 """
 
 from __future__ import annotations
@@ -122,8 +125,28 @@ class Misbehaviour:
     async def text(self, request: Request) -> Response:
         return Response(request.query_params.get("say", ""), media_type="text/plain")
 
+    async def base(self, request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        if request.query_params.get("outcome") == "1":
+            return outcome(404, "not-found", f"nothing at {base}/Observation/gone (see {base})")
+        body = {
+            "resourceType": "Observation",
+            "id": "base-1",
+            "status": "final",
+            "code": {"text": f"served by {base}/metadata"},
+            "subject": {"reference": f"{base}/Observation/base-0"},
+            "extension": [{"url": f"{base}/StructureDefinition/x", "valueUri": base}],
+        }
+        headers = {
+            "Location": f"{base}/Observation/base-1/_history/1",
+            "Content-Location": f"{base}/Observation/base-1",
+            "Link": f'<{base}/Observation?_offset=1>; rel="next"',
+        }
+        return FhirResponse(body, 201, headers)
+
     def routes(self) -> list[Route]:
         return [
+            Route("/_test/base", self.base),
             Route("/_test/text", self.text),
             Route("/_test/malformed", self.malformed),
             Route("/_test/error", self.error),

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from wardgate.protocols.http.routing import rebase
+from wardgate.protocols.http.routing import rebase_text
 
 FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
@@ -81,56 +81,32 @@ def dump(doc: Any) -> bytes:
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def may_quote(data: bytes, upstream_base: str) -> bool:
+    """Whether the JSON text ``data`` may name the API's base: its host (and port) as
+    written, or any ``\\u`` escape, which could spell them otherwise. When not, no string of
+    the parsed document holds the base, and ``rewrite_links`` has nothing to do."""
+    host = upstream_base.partition("://")[2].split("/", 1)[0]
+    return host.encode() in data or b"\\u" in data
+
+
 def rewrite_links(doc: Any, upstream_base: str, public_base: str) -> None:
-    """The API's URLs rebased onto the gateway's: in a FHIR Bundle (and the Bundles it
-    contains) ``link[].url``, ``entry[].fullUrl`` and ``entry[].response.location``; in a
-    bulk-data manifest ``request`` and the file URLs; in an ``OperationOutcome`` the base
-    wherever its text quotes it."""
-    if not isinstance(doc, dict):
-        return
-    if doc.get("resourceType") == "OperationOutcome":
-        _rebase_text(doc, upstream_base.rstrip("/"), public_base.rstrip("/"))
-        return
-    if "transactionTime" in doc and isinstance(doc.get("output"), list):
-        _manifest(doc, upstream_base, public_base)
-        return
-    if doc.get("resourceType") != "Bundle":
-        return
-
-    def fix(holder: Any, key: str) -> None:
-        if isinstance(holder, dict) and isinstance(holder.get(key), str):
-            holder[key] = rebase(holder[key], upstream_base, public_base)
-
-    for link in _list(doc.get("link")):
-        fix(link, "url")
-    for entry in _list(doc.get("entry")):
-        fix(entry, "fullUrl")
-        if isinstance(entry, dict):
-            fix(entry.get("response"), "location")
-            rewrite_links(entry.get("resource"), upstream_base, public_base)
+    """Every URL under the API's base, in every string of the document, rebased onto the
+    gateway's: a Bundle's ``link[].url``, ``entry[].fullUrl`` and ``response.location``, a
+    bulk-data manifest's ``request`` and file URLs, absolute references, a
+    CapabilityStatement's ``implementation.url``, an ``OperationOutcome``'s text: the API's
+    internal address reaches no client, wherever the API wrote it."""
+    if isinstance(doc, dict | list):
+        _rebase_strings(doc, upstream_base, public_base)
 
 
-def _manifest(doc: dict[str, Any], upstream_base: str, public_base: str) -> None:
-    if isinstance(doc.get("request"), str):
-        doc["request"] = rebase(doc["request"], upstream_base, public_base)
-    for key in ("output", "error", "deleted"):
-        for entry in _list(doc.get(key)):
-            if isinstance(entry, dict) and isinstance(entry.get("url"), str):
-                entry["url"] = rebase(entry["url"], upstream_base, public_base)
-
-
-def _rebase_text(node: Any, base: str, public: str) -> None:
+def _rebase_strings(node: dict[str, Any] | list[Any], base: str, public: str) -> None:
     items = node.items() if isinstance(node, dict) else enumerate(node)
     for key, value in items:
         if isinstance(value, str):
-            if base in value:
-                node[key] = value.replace(base, public)
+            if base.rstrip("/") in value:
+                node[key] = rebase_text(value, base, public)  # type: ignore[index]
         elif isinstance(value, dict | list):
-            _rebase_text(value, base, public)
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+            _rebase_strings(value, base, public)
 
 
 class SecretScan:

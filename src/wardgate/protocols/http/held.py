@@ -46,16 +46,23 @@ def json_answer(
     if api.kind == "fhir":  # first: addons (masking, the recorder) see the client's links
         if identity is not None:
             exports.bind_manifest(api.name, doc, upstream_base, identity.subject)
-        documents.rewrite_links(doc, upstream_base, public)
+        if documents.may_quote(data, upstream_base):
+            documents.rewrite_links(doc, upstream_base, public)
     return documents.dump(_through_hook(pipeline, request, doc))
 
 
-def ndjson_answer(pipeline: Pipeline, request: ApiCall, data: bytes) -> bytes:
-    out = [
-        documents.dump(_through_hook(pipeline, request, _parse(line)))
-        for line in data.split(b"\n")
-        if line.strip()
-    ]
+def ndjson_answer(
+    pipeline: Pipeline, request: ApiCall, data: bytes, upstream_base: str, public: str
+) -> bytes:
+    """Line by line: each a resource, its links rebased (absolute references), then masked."""
+    rebase = documents.may_quote(data, upstream_base)
+    out = []
+    for line in data.split(b"\n"):
+        if line.strip():
+            doc = _parse(line)
+            if rebase:
+                documents.rewrite_links(doc, upstream_base, public)
+            out.append(documents.dump(_through_hook(pipeline, request, doc)))
     return b"\n".join(out) + b"\n" if out else b""
 
 

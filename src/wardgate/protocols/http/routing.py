@@ -12,14 +12,17 @@ injects itself, and the method-override headers (``X-HTTP-Method-Override``...),
 make the API run another method than the one policy judged. From the API, ``Set-Cookie`` is
 dropped: every API shares the gateway's origin, so a cookie one sets would be sent on to the
 others' paths by browsers, and the gateway keeps no cookie state for its callers.
-``Alt-Svc`` (which would send the client around the gateway) is dropped too; ``Location`` and
-``Content-Location`` under the API's base are rewritten to the gateway's.
+``Alt-Svc`` (which would send the client around the gateway) is dropped too; the API's base URL
+is rewritten to the gateway's wherever a header quotes it (``Location``, ``Content-Location``,
+``Link``...): the API's internal address reaches no client.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from wardgate.protocols.http import canonical
 from wardgate.protocols.http.codec import CodecError
@@ -48,7 +51,6 @@ _REQUEST_DROP = frozenset(
 _RESPONSE_DROP = frozenset(
     {"set-cookie", "set-cookie2", "alt-svc", "content-length", "content-encoding"}
 )
-_REWRITTEN = frozenset({"location", "content-location"})
 
 
 @dataclass(frozen=True)
@@ -135,18 +137,22 @@ def response_headers(
         lower = name.lower()
         if lower in drop:
             continue
-        if lower in _REWRITTEN:
-            value = rebase(value, upstream_base, public_base)
-        out.append((lower, value))
+        out.append((lower, rebase_text(value, upstream_base, public_base)))
     return out
 
 
-def rebase(url: str, upstream_base: str, public_base: str) -> str:
-    """``url`` under the gateway's base for the API if it is under the API's own, else as is."""
+def rebase_text(text: str, upstream_base: str, public_base: str) -> str:
+    """``text`` with every URL under the API's base put under the gateway's (the base itself,
+    or followed by ``/``, ``?``, ``#`` or a character no URL continues with)."""
     base = upstream_base.rstrip("/")
-    if url == base or url.startswith((base + "/", base + "?")):
-        return public_base.rstrip("/") + url[len(base) :]
-    return url
+    if base not in text:
+        return text
+    return _base_pattern(base).sub(lambda _: public_base.rstrip("/"), text)
+
+
+@lru_cache(maxsize=64)
+def _base_pattern(base: str) -> re.Pattern[str]:
+    return re.compile(re.escape(base) + r"(?![^/?#\s\"'<>;,)\]])")
 
 
 def default_public_url(scheme: str, host: str, port: int) -> str:

@@ -510,7 +510,7 @@ class HttpConnection:
             # (NDJSON) or as an opaque stand-in: a view that masks never gets it unread.
             data = await self._hold(api, upstream, response, limit)
             if documents.is_ndjson(content_type):
-                out = held.ndjson_answer(self.server.pipeline, request, data)
+                out = held.ndjson_answer(self.server.pipeline, request, data, upstream.base, public)
             else:
                 out = held.opaque_answer(self.server.pipeline, request, content_type, data)
             return await self._send_held(request, response.status_code, headers, out)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from functools import cache
@@ -501,50 +500,6 @@ def test_json_path_syntax() -> None:
         JsonMasker(ENGINEER, KEY, {"$.a": "NOT_AN_ENTITY"})
     with pytest.raises(ValueError):
         JsonMasker(ENGINEER, KEY, {"$.a": "TEXT"})  # content scanning needs a TextMasker
-
-
-# ---- speed
-
-
-def test_speed_of_masking_every_bundle() -> None:
-    texts = raw_bundles()
-    size = sum(len(t.encode()) for t in texts)
-    m = masker(ENGINEER)
-
-    def best(fn: Any) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    def direct() -> None:
-        for t in texts:
-            json.dumps(json.loads(t))
-
-    def masked() -> None:
-        for t in texts:
-            json.dumps(m.mask(json.loads(t)))
-
-    docs: list[dict[str, Any]] = []
-
-    def parse() -> None:
-        docs.clear()
-        docs.extend(json.loads(t) for t in texts)
-
-    parse()
-    start = time.perf_counter()
-    for d in docs:
-        m.mask(d)
-    mask_only = time.perf_counter() - start
-    plain, full = best(direct), best(masked)
-    print(
-        f"\nFHIR masking of {size / 1e6:.1f} MB: mask alone {size / mask_only / 1e6:.0f} MB/s; "
-        f"parse+serialise {size / plain / 1e6:.0f} MB/s, parse+mask+serialise "
-        f"{size / full / 1e6:.0f} MB/s ({plain / full:.2f}x)"
-    )
-    assert size / mask_only > 5e6
 
 
 # ---- searches on masked elements (masking/fhir_search.py) -----------------------------------

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pglast import ast
+from pglast.enums.parsenodes import AlterTableType
 
 from wardgate.sql.resolve import Analyser, Scope, Shape, combine
 
@@ -36,14 +37,25 @@ def stores(stmt: Any, analyser: Analyser) -> None:
             columns = [lin for name, lin in item.shape.columns if not wanted or name in wanted]
             shape = Shape([("", lin) for lin in columns], item.shape.complete or bool(wanted))
         analyser.stores.append((frozenset(), shape.whole().live))
+    elif isinstance(stmt, ast.CopyStmt):  # FROM: the client's values into these columns
+        item = analyser.range_var(stmt.relation, Scope())
+        wanted = [str(n.sval) for n in stmt.attlist or ()]
+        for name, lin in item.shape.columns:
+            if not wanted or name in wanted:
+                analyser.writes.append((lin.sources, frozenset(), False))
     elif isinstance(stmt, ast.ViewStmt):
         analyser.query(stmt.query, None)  # read through on every use; its conditions count
     else:
         relation = _relation(stmt)
         if relation is None:
             return
-        scope = Scope([analyser.range_var(relation, Scope())])
+        item = analyser.range_var(relation, Scope())
+        scope = Scope([item])
         lins = [analyser.expr(node, scope) for node in _expressions(stmt)]
+        for name, default in _defaults(stmt):  # what an INSERT will write there unasked
+            own = item.lookup(name)
+            value = analyser.expr(default, scope)
+            analyser.writes.append((own.sources if own else frozenset(), value.live, False))
         live = combine(lins).live
         if live:
             analyser.stores.append((frozenset(), live))
@@ -74,6 +86,14 @@ def _expressions(stmt: Any) -> Iterator[Any]:
         yield from (e for e in (stmt.qual, stmt.with_check) if e is not None)
     elif isinstance(stmt, ast.CreateStatsStmt):
         yield from (e.expr for e in stmt.exprs or () if e.expr is not None)
+
+
+def _defaults(stmt: Any) -> Iterator[tuple[str, Any]]:
+    """``ALTER TABLE ... ALTER COLUMN c SET DEFAULT e``: (c, e)."""
+    if isinstance(stmt, ast.AlterTableStmt):
+        for cmd in stmt.cmds or ():
+            if cmd.subtype == AlterTableType.AT_ColumnDefault and cmd.def_ is not None:
+                yield str(cmd.name), cmd.def_
 
 
 def _definition(node: Any) -> Iterator[Any]:

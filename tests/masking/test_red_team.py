@@ -71,6 +71,9 @@ def test_a_plain_length_still_passes(gateway: RunningGateway) -> None:
         "CREATE VIEW pg_temp.shadow AS SELECT id, ssn FROM public.patients",
         "CREATE TEMP SEQUENCE s",
         "SELECT id INTO TEMP t FROM public.patients",
+        # a domain named text, searched before pg_catalog's: ssn::text would fail on a guess
+        "CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (VALUE NOT LIKE '1%')",
+        "CREATE TYPE pg_temp.varchar AS (a int)",
     ],
 )
 def test_temporary_relations_are_refused(
@@ -182,6 +185,8 @@ MAY_FAIL = [
     "SELECT xmlparse(content ssn) FROM patients WHERE id = 1",
     "SELECT lag(id, ascii(ssn)) OVER () FROM patients WHERE id = 1",
     "SELECT count(*) FROM patients WHERE id = 1 AND ssn::varchar(1)::int IS NULL",
+    "SELECT ssn OPERATOR(public.||) 'x' FROM patients WHERE id = 1",
+    "SELECT ssn::public.text FROM patients WHERE id = 1",
 ]
 
 
@@ -218,6 +223,18 @@ def test_the_error_bit_is_what_the_refusal_closes(
         got = receive(gateway.dsn("alice"), [statement])
         assert got.sqlstate == DENIED, got
     assert sorted(outcomes.values()) == ["22012", "ok"]
+
+
+def test_a_search_path_before_pg_catalog_makes_casts_and_operators_unknown(
+    gateway: RunningGateway,
+) -> None:
+    """With another schema searched first, ``text`` and ``||`` may name a domain with a CHECK
+    or an operator of that schema, which fail on values of its choosing."""
+    got = receive(gateway.dsn("alice"), [
+        "SET search_path = public, pg_catalog",
+        "SELECT ssn::text FROM patients WHERE id = 1",
+    ])  # fmt: skip
+    assert got.sqlstate == DENIED and "may fail" in got.error[0], got
 
 
 ALLOWED = [

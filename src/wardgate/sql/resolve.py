@@ -655,18 +655,27 @@ class Analyser:
         lin = self.expr(node.arg, scope)
         type_name = node.typeName
         names = _strings(type_name.names) if type_name is not None else []
-        if not names or names[-1] not in TOTAL_CASTS or type_name.arrayBounds:
-            self.may_fail(f"a cast to {names[-1] if names else 'another type'}", [lin])
-        if type_name is not None and type_name.typmods and lin.exact:
-            return Lin(lin.sources, False, lin.unknown, lin.measured)
+        total = bool(names) and names[-1] in TOTAL_CASTS and not type_name.arrayBounds
+        if not total or not self._builtin_name(names):
+            self.may_fail(f"a cast to {'.'.join(names) or 'another type'}", [lin])
+        if type_name is not None and (type_name.typmods or names[-1:] == ["name"]) and lin.exact:
+            return Lin(lin.sources, False, lin.unknown, lin.measured)  # cut to a length
         return lin
+
+    def _builtin_name(self, names: Sequence[str]) -> bool:
+        """A type or operator name that means pg_catalog's: qualified so, or unqualified with
+        pg_catalog searched first (a domain ``text`` with a CHECK, or an operator ``||`` of
+        another schema, placed before it would fail on chosen values)."""
+        if len(names) > 1:
+            return names[0] == "pg_catalog"
+        return self.path[:1] == ("pg_catalog",)
 
     def _operator(self, node: ast.A_Expr, left: Lin, right: Lin) -> None:
         if node.kind in _COMPARING:
             return
         names = _strings(node.name)
         name = names[-1] if names else "?"
-        side = TOTAL_OPERATORS.get(name)
+        side = TOTAL_OPERATORS.get(name) if self._builtin_name(names) else None
         if side != "both":
             self.may_fail(f"the operator {name}", [right] if side == "left" else [left, right])
 

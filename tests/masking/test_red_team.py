@@ -370,6 +370,34 @@ def test_joins_with_what_is_not_a_masked_column_stay_refused(
     assert got.sqlstate == DENIED, (sql, got)
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "SELECT count(*) FROM patients p JOIN (SELECT ssn AS v FROM patients WHERE false"
+        " UNION ALL SELECT '{ssn}') u ON p.ssn = u.v",
+        "WITH u(v) AS (SELECT ssn FROM patients WHERE false UNION ALL VALUES ('{ssn}'))"
+        " SELECT count(*) FROM patients p WHERE p.ssn IN (SELECT v FROM u)",
+        "SELECT count(*) FROM (SELECT v FROM (SELECT ssn AS v FROM patients WHERE id = 1"
+        " UNION ALL SELECT '{ssn}') u GROUP BY v) t",
+        "SELECT count(DISTINCT v) FROM (SELECT ssn AS v FROM patients WHERE id = 1"
+        " UNION ALL SELECT '{ssn}') u",
+        "INSERT INTO patients ({columns}) SELECT 'MRN-U', first_name, last_name, v,"
+        " date_of_birth, street, city, state, zip, phone, email, insurance_member_id"
+        " FROM (SELECT ssn AS v FROM patients WHERE false UNION ALL SELECT '{ssn}') u,"
+        " patients WHERE id = 2",
+    ],
+)
+def test_a_union_of_a_masked_column_with_a_guess_is_no_stored_value(
+    gateway: RunningGateway, leaks: Leaks, scratch: str, template: str
+) -> None:
+    """``SELECT ssn ... UNION ALL SELECT '123-45-6789'`` is masked as the SSN column, but it
+    holds the guess: joined, grouped or written as if it were stored SSNs, it confirms it."""
+    statement = template.format(ssn=scratch.split("|")[0], columns=_COLUMNS)
+    got = receive(gateway.dsn("alice"), [statement])
+    assert got.sqlstate == DENIED, (statement, got)
+    assert not leaks(got.text())
+
+
 def test_writes_of_copies_and_into_unlabelled_tables_stay_allowed(
     gateway: RunningGateway, scratch: str
 ) -> None:

@@ -54,12 +54,21 @@ MAX_CTE_ROUNDS = 8
 @dataclass(frozen=True, slots=True)
 class Lin:
     """``measured``: the sources that reach the value only through functions that return no
-    content of theirs (``length(body)``, ``count(ssn)``); ``live`` are the others."""
+    content of theirs (``length(body)``, ``count(ssn)``); ``live`` are the others. ``mixed``: an
+    exact value that may also be a constant (``SELECT ssn ... UNION ALL SELECT '123-45-6789'``):
+    masked as the column, but no stored value to compare with (``stored``)."""
 
     sources: frozenset[SourceColumn] = frozenset()
     exact: bool = False
     unknown: bool = False
     measured: frozenset[SourceColumn] = frozenset()
+    mixed: bool = False
+
+    @property
+    def stored(self) -> bool:
+        """Only ever a stored value of its sources (cast or not): one a join or a grouping
+        compares with another stored value, never with a constant of the client's."""
+        return self.exact and not self.mixed and not self.unknown
 
     @property
     def constant(self) -> bool:
@@ -90,7 +99,8 @@ def either(lins: Sequence[Lin]) -> Lin:
     """A value that is one of `lins` (UNION branches, VALUES rows, merged join columns)."""
     merged = combine(lins)
     exact = any(lin.exact for lin in lins) and all(lin.exact or lin.constant for lin in lins)
-    return Lin(merged.sources, exact, merged.unknown, merged.measured)
+    mixed = exact and any(lin.constant or lin.mixed for lin in lins)
+    return Lin(merged.sources, exact, merged.unknown, merged.measured, mixed)
 
 
 @dataclass
@@ -273,7 +283,7 @@ class Analyser:
                 lin = self._key_name(node, scope, targets)
             else:
                 lin = self.expr(node, scope)
-            if lin is not None and not lin.exact:
+            if lin is not None and not lin.stored:
                 self.compared.update(lin.live)
 
     def _key_name(self, node: ast.ColumnRef, scope: Scope, targets: Sequence[Any]) -> Lin | None:
@@ -460,7 +470,7 @@ class Analyser:
             if relation.kind == cat.MATVIEW:  # stored: the matview's own column is a source too
                 column = relation.columns[i]
                 own = SourceColumn(relation.schema, relation.name, column.name)
-                lin = Lin(lin.sources | {own}, lin.exact, lin.unknown)
+                lin = Lin(lin.sources | {own}, lin.exact, lin.unknown, mixed=lin.mixed)
             columns.append((name, lin))
         result = Shape(columns)
         self._views[relation.oid] = result
@@ -590,7 +600,7 @@ class Analyser:
             targets = own.sources if own is not None else frozenset()
             if live:
                 self.stores.append((targets, live))
-            as_is = all(lin.exact and lin.live and not lin.unknown for lin in assigned)
+            as_is = all(lin.stored and lin.live for lin in assigned)
             self.writes.append((targets, live, as_is))
         if written:  # what RETURNING sees of the target is what was just written into it
             columns = [
@@ -731,7 +741,7 @@ class Analyser:
         kind = self.function_kind(schema, name)
         if call.agg_distinct:  # count(DISTINCT substr(ssn, 1, 1)) compares, as DISTINCT does
             for lin in args:
-                if not lin.exact:
+                if not lin.stored:
                     self.compared.update(lin.live)
         self._through(kind, name, args[: len(call.args or ())])
         if kind == "phi":
@@ -822,7 +832,7 @@ class Analyser:
 
     def _compare(self, left: Lin, right: Lin) -> None:
         if left.live and right.live:  # column against column: a join, if both are stored values
-            self.joins.append((left.live, left.exact, right.live, right.exact))
+            self.joins.append((left.live, left.stored, right.live, right.stored))
             return
         self.compared.update(left.live | right.live)
 

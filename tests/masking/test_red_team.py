@@ -341,6 +341,10 @@ def test_copy_into_a_masked_column_is_refused(gateway: RunningGateway, scratch: 
         "SELECT count(*) FROM patients p WHERE p.ssn IN (SELECT city FROM patients)",
         "SELECT count(*) FROM (SELECT ssn AS v FROM patients UNION ALL SELECT x FROM scratch) u"
         " JOIN patients p ON p.ssn = u.v",
+        # a foreign key answers each INSERT of a guess into scratch with 23503 or not
+        "ALTER TABLE scratch ADD FOREIGN KEY (x) REFERENCES patients (ssn)",
+        "CREATE TABLE probe (x text REFERENCES patients (ssn))",
+        "CREATE TABLE probe (x text, FOREIGN KEY (x) REFERENCES patients)",
     ],
 )
 def test_a_join_with_a_column_masked_otherwise_is_refused(

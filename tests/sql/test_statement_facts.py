@@ -222,3 +222,11 @@ def test_what_is_written_into_existing_columns(
 ) -> None:
     found = facts(text, demo_catalog).writes
     assert [(cols(t), cols(v), as_is) for t, v, as_is in found] == writes
+
+
+def test_a_foreign_key_is_a_join(demo_catalog: Catalog) -> None:
+    found = facts("ALTER TABLE encounters ADD FOREIGN KEY (kind) REFERENCES patients (ssn)",
+                  demo_catalog)  # fmt: skip
+    assert [(cols(a), cols(b)) for a, _, b, _ in found.joins] == [({"kind"}, {"ssn"})]
+    found = facts("CREATE TABLE t (x text REFERENCES patients (mrn))", demo_catalog)
+    assert [(cols(a), cols(b)) for a, _, b, _ in found.joins] == [({"x"}, {"mrn"})]

@@ -35,7 +35,7 @@ def refusal(statement: StatementLineage, labels: Labels, view: View) -> str | No
     for left, left_exact, right, right_exact in statement.joins:
         on_left, on_right = masked(left, labels, view), masked(right, labels, view)
         if (on_left or on_right) and not (
-            left_exact and right_exact and _one_label(left | right, labels)
+            left and right and left_exact and right_exact and _one_label(left | right, labels)
         ):
             return (
                 f"a condition tests the masked column {', '.join(on_left or on_right)} against a"

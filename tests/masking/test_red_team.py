@@ -187,6 +187,7 @@ MAY_FAIL = [
     "SELECT count(*) FROM patients WHERE id = 1 AND ssn::varchar(1)::int IS NULL",
     "SELECT ssn OPERATOR(public.||) 'x' FROM patients WHERE id = 1",
     "SELECT ssn::public.text FROM patients WHERE id = 1",
+    "SELECT 'x' ~ ANY (SELECT last_name FROM patients WHERE id = 1)",
 ]
 
 

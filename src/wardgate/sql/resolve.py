@@ -824,7 +824,9 @@ class Analyser:
             test = self.expr(node.testexpr, scope)
             shape = self.query(node.subselect, scope)
             single = shape.complete and len(shape.columns) == 1
-            self._compare(test, shape.columns[0][1] if single else shape.whole())
+            values = shape.columns[0][1] if single else shape.whole()
+            self._sublink_operator(node, test, values)
+            self._compare(test, values)
             return test
         lin = self.expr(node, scope)  # a boolean function, column or anything else
         self.compared.update(lin.live)
@@ -842,7 +844,20 @@ class Analyser:
         if kind in (SubLinkType.EXPR_SUBLINK, SubLinkType.ARRAY_SUBLINK):
             lin = shape.columns[0][1] if shape.columns else shape.rest
             return lin if kind == SubLinkType.EXPR_SUBLINK else combine([lin])
-        return combine([self.expr(node.testexpr, scope), shape.whole()])
+        test = self.expr(node.testexpr, scope)
+        self._sublink_operator(node, test, shape.whole())
+        return combine([test, shape.whole()])
+
+    def _sublink_operator(self, node: ast.SubLink, test: Lin, values: Lin) -> None:
+        """``x op ANY (SELECT ...)``: the operator, given the two sides, as `_operator`."""
+        names = _strings(node.operName)
+        if not names:  # EXISTS, or IN: equality
+            return
+        side = TOTAL_OPERATORS.get(names[-1]) if self._builtin_name(names) else None
+        if side != "both":
+            self.may_fail(
+                f"the operator {names[-1]}", [values] if side == "left" else [test, values]
+            )
 
     def indirection(self, node: ast.A_Indirection, scope: Scope) -> Lin:
         arg = node.arg

@@ -45,12 +45,17 @@ def test_the_recording_holds_no_raw_name_or_error_text(
     with psycopg.connect(pg_server.dsn(database), autocommit=True) as admin:
         admin.execute(f'CREATE TABLE IF NOT EXISTS recorded_names ("{ssn}" int)')
     dsn = gateway.dsn("alice", application_name="recorded-channels")
-    got = receive(
-        dsn, ["SELECT * FROM recorded_names", "SELECT reverse(ssn)::int FROM patients WHERE id = 4"]
+    duplicate = (  # its error names the MRN it copies: masked for the client
+        "INSERT INTO patients (mrn, first_name, last_name, ssn, date_of_birth, street, city,"
+        " state, zip, phone, email, insurance_member_id) SELECT mrn, first_name, last_name, ssn,"
+        " date_of_birth, street, city, state, zip, phone, email, insurance_member_id"
+        " FROM patients WHERE id = 4"
     )
-    assert got.names and ssn not in got.names[0] and got.sqlstate == "22P02"
+    got = receive(dsn, ["SELECT * FROM recorded_names", duplicate])
+    assert got.names and ssn not in got.names[0] and got.sqlstate == "23505"
     ended = wait_for_event(gateway, type="session.end", session__application="recorded-channels")
     keys = FileKeyProvider(locations(gateway.gateway.config)[1])
     states = list(records(Path(ended["recording"]["path"]), keys))
     text = repr(states)
     assert "columns" in text and ssn not in text and ssn[::-1] not in text
+    assert not any(mrn in text for mrn in seeded.mrns)

@@ -307,14 +307,14 @@ def test_copy_in_csv_with_an_encoding_is_refused(gateway: RunningGateway) -> Non
 def test_errors_that_echo_values_are_masked(gateway: RunningGateway, seeded: Seeded) -> None:
     with psycopg.connect(gateway.dsn("alice")) as conn:
         with pytest.raises(psycopg.errors.InvalidTextRepresentation) as cast:
-            conn.execute("SELECT ssn::int FROM patients")
+            conn.execute("SELECT ssn, state::int FROM patients")
         conn.rollback()
         with pytest.raises(psycopg.errors.UniqueViolation) as unique:
             conn.execute(
                 "INSERT INTO patients (mrn, first_name, last_name, ssn, date_of_birth, street,"
                 " city, state, zip, phone, email, insurance_member_id)"
-                " SELECT mrn, 'a', 'b', 'c', now(), 's', 'c', 'st', 'z', 'p', 'e', 'i'"
-                " FROM patients LIMIT 1"
+                " SELECT mrn, first_name, last_name, ssn, date_of_birth, street, city, 'st', zip,"
+                " phone, email, insurance_member_id FROM patients LIMIT 1"
             )
         conn.rollback()
     for exc in (cast.value, unique.value):

@@ -154,9 +154,9 @@ class MaskingAddon(Addon):
             return _deny(f"the statement cannot be analysed for PHI masking: {exc}")
         if analysis.creates_temp:
             return _deny(
-                "temporary tables, views and sequences are refused for a role that sees PHI"
-                " masked: PostgreSQL looks in pg_temp first, so one would shadow a table the"
-                " masking knows"
+                "temporary tables, views, sequences and types are refused for a role that sees"
+                " PHI masked: PostgreSQL looks in pg_temp first, so one would shadow a table or"
+                " a type the masking knows"
             )
         if procedural:
             return _deny(

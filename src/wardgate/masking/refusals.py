@@ -45,11 +45,13 @@ def refusal(
             )
     for left, left_exact, right, right_exact in statement.joins:
         on_left, on_right = masked(left, labels, view), masked(right, labels, view)
-        if (on_left or on_right) and not (on_left and on_right and left_exact and right_exact):
+        if (on_left or on_right) and not (
+            left and right and left_exact and right_exact and _one_label(left | right, labels)
+        ):
             return (
                 f"a condition tests the masked column {', '.join(on_left or on_right)} against a"
                 " value that is not a masked column of its own (a join must compare the stored"
-                " values of two masked columns)"
+                " values of two columns with the same label: another column may hold a guess)"
             )
     for lookup in statement.lookups:
         found = masked(lookup.sources, labels, view)
@@ -77,7 +79,31 @@ def refusal(
             " row count is made from it), which would reveal its value; join on it or filter by"
             " unmasked columns"
         )
+    for what, sources in statement.partial:
+        found = masked(sources, labels, view)
+        if found:
+            return (
+                f"{what} is given a value derived from the masked column {', '.join(found)} and"
+                " may fail on some values: whether the statement fails would reveal it (only"
+                " functions that never fail, such as upper, concat, substr of it, length, casts"
+                " to text, take a masked value)"
+            )
+    for targets, values, as_is in statement.writes:
+        found = masked(targets, labels, view)
+        if found and not (as_is and values and _one_label(targets | values, labels)):
+            return (
+                f"a role that sees PHI masked cannot write a value of its own into the masked"
+                f" column {', '.join(found)}: a join or a unique index would compare the stored"
+                " values with it (only copies of a column with the same label, SET city = city)"
+            )
     return None
+
+
+def _one_label(sources: frozenset[SourceColumn], labels: Labels) -> bool:
+    """Every source is labelled, all with the same label: their values are masked the same way
+    and none is a column the client fills freely."""
+    found = {labels.columns.get(s) for s in sources}
+    return len(found) == 1 and None not in found
 
 
 def reads_phi(statement: StatementLineage, labels: Labels, view: View) -> bool:

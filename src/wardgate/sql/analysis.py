@@ -35,6 +35,11 @@ from wardgate.sql.model import AnalysisError, Options, StatementLineage
 _NO_OPTIONS = Options()
 # Statements that create a relation (SELECT ... INTO too).
 _CREATES = (ast.CreateStmt, ast.ViewStmt, ast.CreateSeqStmt, ast.CreateTableAsStmt, ast.SelectStmt)
+# Statements that create a type, and the attribute holding its qualified name.
+_CREATES_TYPE = {
+    ast.CreateDomainStmt: "domainname", ast.CreateEnumStmt: "typeName",
+    ast.CreateRangeStmt: "typeName", ast.DefineStmt: "defnames",
+}  # fmt: skip
 
 
 class ParseCounter:
@@ -145,13 +150,21 @@ class Analysis:
     def creates_temp(self) -> bool:
         """Whether a statement creates a temporary relation (a table, view or sequence in
         ``pg_temp``, where PostgreSQL looks first for an unqualified name): the session's names
-        may then mean something the target's catalog does not show. Raises `AnalysisError`."""
+        may then mean something the target's catalog does not show. A type in ``pg_temp`` too:
+        a domain named ``text`` there, with a CHECK, would make ``ssn::text`` fail on chosen
+        values. Raises `AnalysisError`."""
         self._check()
         for raw in self.tree:
             stmt = raw.stmt
-            if not isinstance(stmt, _CREATES):
+            named = _CREATES_TYPE.get(type(stmt))
+            if named is not None:
+                names = [str(n.sval) for n in getattr(stmt, named) or () if hasattr(n, "sval")]
+                if len(names) > 1 and names[0].startswith("pg_temp"):
+                    return True
+            if not isinstance(stmt, (*_CREATES, ast.CompositeTypeStmt)):
                 continue
             rels = [getattr(stmt, name, None) for name in ("relation", "view", "sequence")]
+            rels.append(getattr(stmt, "typevar", None))  # CREATE TYPE t AS (...)
             into = getattr(stmt, "into", None) or getattr(stmt, "intoClause", None)
             rels.append(getattr(into, "rel", None))
             for rel in rels:

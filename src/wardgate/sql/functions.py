@@ -156,3 +156,60 @@ def danger(name: str) -> str | None:
 
 def is_dangerous(name: str) -> bool:
     return danger(name) is not None
+
+
+# Builtins that never fail, nor use time or memory that depend on the values, at the argument
+# positions named (None: every argument; "values": json_build_object's values, not its keys,
+# which must not be NULL): whether a statement fails is one bit about what it computed
+# (``1/(ascii(ssn) - 49)`` fails iff the SSN starts with 1, ``(substr(ssn, 1, 1) || 'x')::int``
+# iff ... ), so a value derived from a masked column may only go through these (the masking
+# refuses the rest, ``masking/refusals.py``). What they return is masked whole. Integer and date
+# arithmetic is not here: it overflows, at a bound a chosen constant puts anywhere.
+TOTAL: dict[str, tuple[int, ...] | str | None] = {
+    # text in, text out; a position, a length or a pattern argument may fail
+    "upper": None, "lower": None, "initcap": None, "reverse": None, "concat": None,
+    "concat_ws": None, "replace": None, "translate": None, "btrim": None, "ltrim": None,
+    "rtrim": None, "substr": (0,), "substring": (0,), "left": (0,), "right": (0,),
+    "split_part": (0, 1), "lpad": (0, 2), "rpad": (0, 2), "strpos": None, "position": None,
+    "starts_with": None, "ascii": None, "md5": None, "quote_literal": None,
+    "quote_ident": None, "quote_nullable": None, "regexp_replace": (0, 2),
+    "regexp_match": (0,), "regexp_like": (0,), "to_hex": None, "encode": (0,),
+    # dates: a field of a date, a date printed
+    "extract": (1,), "date_part": (1,), "date_trunc": (1,), "to_char": (0,),
+    # documents and arrays built from values
+    "to_json": None, "to_jsonb": None, "row_to_json": None, "array_to_json": None,
+    "json_build_array": None, "jsonb_build_array": None, "json_build_object": "values",
+    "jsonb_build_object": "values", "array_to_string": None, "string_to_array": None,
+    # aggregates that keep or collect values, counts and lengths
+    "min": None, "max": None, "count": None, "array_agg": None, "string_agg": None,
+    "json_agg": None, "jsonb_agg": None, "bool_and": None, "bool_or": None, "every": None,
+    "length": (0,), "char_length": None, "character_length": None, "octet_length": None,
+    "bit_length": None, "cardinality": None, "array_length": None, "num_nulls": None,
+    "num_nonnulls": None,
+    # set-returning: their row count is a comparison already (SET_RETURNING)
+    "unnest": None,
+}  # fmt: skip
+
+# Types any value can be cast to without failing: its text (``ssn::text``, ``CAST(dob AS
+# varchar(40))``). A cast to anything else parses the value and fails on what does not parse.
+TOTAL_CASTS = frozenset({"text", "varchar", "bpchar", "name"})
+
+# Binary operators that never fail on the operand sides named ("both", or "left": the right
+# side is a pattern, a path or a key that fails when malformed).
+TOTAL_OPERATORS: dict[str, str] = {
+    **dict.fromkeys(("=", "<>", "!=", "<", ">", "<=", ">=", "||"), "both"),
+    **dict.fromkeys(("~~", "~~*", "!~~", "!~~*", "~", "~*", "!~", "!~*"), "left"),
+    **dict.fromkeys(("->", "->>", "#>", "#>>", "?", "?|", "?&", "@>", "<@"), "left"),
+}
+
+
+def total_at(name: str, position: int) -> bool:
+    """Whether the builtin ``name`` never fails whatever value it is given at ``position``."""
+    if name not in TOTAL:
+        return False
+    positions = TOTAL[name]
+    if positions is None:
+        return True
+    if positions == "values":
+        return position % 2 == 1
+    return position in positions

@@ -67,6 +67,8 @@ def analyze_tree(
                 joins=tuple(analyser.joins),
                 side_channels=tuple(analyser.side_channels),
                 stores=tuple(analyser.stores),
+                partial=tuple(analyser.partial),
+                writes=tuple(analyser.writes),
                 opaque=bool(analyser.notes),
             )
         )

@@ -87,6 +87,12 @@ class StatementLineage:
     side_channels: tuple[str, ...] = ()  # set_config/pg_notify called with non-constant values
     # What it stores where: (columns written, empty for a new place; sources of the values)
     stores: tuple[tuple[frozenset[SourceColumn], frozenset[SourceColumn]], ...] = ()
+    # What may fail on the values it is given, with their sources: whether the statement fails
+    # then tells about them (`functions.TOTAL` names what never fails)
+    partial: tuple[tuple[str, frozenset[SourceColumn]], ...] = ()
+    # What it writes into existing columns: (columns written, sources of the values, whether
+    # every value is a stored value as it is, ``SET city = city``)
+    writes: tuple[tuple[frozenset[SourceColumn], frozenset[SourceColumn], bool], ...] = ()
     opaque: bool = False  # something in it could not be followed (an unknown function...)
 
     def columns_for(self, count: int) -> tuple[ColumnLineage, ...]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pglast import ast
 from pglast.enums.parsenodes import A_Expr_Kind, SetOperation
-from pglast.enums.primnodes import SubLinkType
+from pglast.enums.primnodes import SubLinkType, XmlExprOp
 from pglast.parser import ParseError, parse_sql
 
 from wardgate.sql import catalog as cat
@@ -25,6 +25,9 @@ from wardgate.sql.functions import (
     OPAQUE,
     SET_RETURNING,
     SIDE_CHANNELS,
+    TOTAL_CASTS,
+    TOTAL_OPERATORS,
+    total_at,
 )
 from wardgate.sql.model import Lookup, Options, SourceColumn
 
@@ -32,6 +35,19 @@ from wardgate.sql.model import Lookup, Options, SourceColumn
 # most-common values (anyarray) and extended statistics' MCV lists.
 OPAQUE_TYPES = frozenset({2277, 5017})
 SYSTEM_COLUMNS = ("ctid", "xmin", "xmax", "cmin", "cmax", "tableoid")
+# Expressions that pass their parts' values through or test them, and never fail on them.
+TOTAL_NODES = (
+    ast.CoalesceExpr, ast.MinMaxExpr, ast.NullTest, ast.BooleanTest, ast.BoolExpr, ast.RowExpr,
+    ast.A_ArrayExpr, ast.NamedArgExpr, ast.CaseWhen, ast.SetToDefault, ast.ResTarget,
+    ast.GroupingFunc,
+)  # fmt: skip
+# A_Expr kinds that compare their sides (as ``=`` does) whatever the operator's name says.
+_COMPARING = (
+    A_Expr_Kind.AEXPR_DISTINCT, A_Expr_Kind.AEXPR_NOT_DISTINCT, A_Expr_Kind.AEXPR_NULLIF,
+    A_Expr_Kind.AEXPR_IN, A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_NOT_BETWEEN,
+    A_Expr_Kind.AEXPR_BETWEEN_SYM, A_Expr_Kind.AEXPR_NOT_BETWEEN_SYM,
+)  # fmt: skip
+_TOTAL_XML = (XmlExprOp.IS_XMLCONCAT, XmlExprOp.IS_XMLELEMENT, XmlExprOp.IS_XMLFOREST)
 MAX_CTE_ROUNDS = 8
 
 
@@ -40,13 +56,20 @@ class Lin:
     """``measured``: the sources that reach the value only through functions that return no
     content of theirs (``length(body)``, ``count(ssn)``); ``live`` are the others. ``chosen``:
     an exact value that may also be a constant of the statement instead of a stored value (a
-    UNION branch, a VALUES row, a value written by the statement and returned)."""
+    UNION branch, a VALUES row, a value written by the statement and returned): masked as the
+    column, but no stored value to compare with (``stored``), and never given a token."""
 
     sources: frozenset[SourceColumn] = frozenset()
     exact: bool = False
     unknown: bool = False
     measured: frozenset[SourceColumn] = frozenset()
     chosen: bool = False
+
+    @property
+    def stored(self) -> bool:
+        """Only ever a stored value of its sources (cast or not): one a join or a grouping
+        compares with another stored value, never with a constant of the client's."""
+        return self.exact and not self.chosen and not self.unknown
 
     @property
     def constant(self) -> bool:
@@ -168,6 +191,16 @@ class Analyser:
         self.side_channels: list[str] = []
         # (columns written, or none for a new place; the sources of what is written there)
         self.stores: list[tuple[frozenset[SourceColumn], frozenset[SourceColumn]]] = []
+        # (what may fail, the sources of the value it was given): see `functions.TOTAL`
+        self.partial: list[tuple[str, frozenset[SourceColumn]]] = []
+        # (the columns written, the sources of the value, whether it is a stored value as is)
+        self.writes: list[tuple[frozenset[SourceColumn], frozenset[SourceColumn], bool]] = []
+
+    def may_fail(self, what: str, lins: Iterable[Lin]) -> None:
+        """``what`` is given values computed from ``lins`` and may fail on some of them."""
+        live = frozenset().union(*(lin.live for lin in lins))
+        if live:
+            self.partial.append((what, live))
 
     def note(self, text: str) -> Lin:
         if text not in self.notes:
@@ -254,7 +287,7 @@ class Analyser:
                 lin = self._key_name(node, scope, targets)
             else:
                 lin = self.expr(node, scope)
-            if lin is not None and not lin.exact:
+            if lin is not None and not lin.stored:
                 self.compared.update(lin.live)
 
     def _key_name(self, node: ast.ColumnRef, scope: Scope, targets: Sequence[Any]) -> Lin | None:
@@ -460,8 +493,10 @@ class Analyser:
                 columns.append((_column_name(call), self.expr(call, lateral)))
                 continue
             schema, name = _func_name(call)
-            args = combine(self.expr(arg, lateral) for arg in call.args or ())
+            each = [self.expr(arg, lateral) for arg in call.args or ()]
+            args = combine(each)
             kind = self.function_kind(schema, name)
+            self._through(kind, name, each)
             if kind == "builtin" and name in SIDE_CHANNELS and not args.constant:
                 self.side_channels.append(name)
             if name in SET_RETURNING:  # its row count tells about its arguments
@@ -565,9 +600,12 @@ class Analyser:
             self.condition(stmt.whereClause, Scope(items, scope))
         for name, assigned in written.items():
             live = combine(assigned).live
+            own = target.lookup(name)
+            targets = own.sources if own is not None else frozenset()
             if live:
-                own = target.lookup(name)
-                self.stores.append((own.sources if own is not None else frozenset(), live))
+                self.stores.append((targets, live))
+            as_is = all(lin.stored and lin.live for lin in assigned)
+            self.writes.append((targets, live, as_is))
         if written:  # what RETURNING sees of the target is what was just written into it
             columns = [
                 (name, _written(lin, written.get(name, []))) for name, lin in target.shape.columns
@@ -594,8 +632,14 @@ class Analyser:
             return self.column_ref(node, scope)
         if isinstance(node, ast.A_Const | ast.ParamRef | ast.SQLValueFunction | ast.String):
             return CONST
-        if isinstance(node, ast.TypeCast | ast.CollateClause):
-            return self.expr(node.arg, scope)  # a cast keeps the value: exact stays exact
+        if isinstance(node, ast.TypeCast):
+            return self.cast(node, scope)
+        if isinstance(node, ast.CollateClause):
+            return self.expr(node.arg, scope)
+        if isinstance(node, ast.A_Expr):
+            left, right = self.expr(node.lexpr, scope), self.expr(node.rexpr, scope)
+            self._operator(node, left, right)
+            return combine([left, right])
         if isinstance(node, ast.FuncCall):
             return self.function(node, scope)
         if isinstance(node, ast.SubLink):
@@ -610,8 +654,44 @@ class Analyser:
             return self.query(node, scope).whole()
         if isinstance(node, ast.Node):  # any other expression: computed from all its parts
             parts = (getattr(node, attr) for attr in node if attr != "location")
-            return combine(self.expr(p, scope) for p in parts if isinstance(p, ast.Node | tuple))
+            lins = [self.expr(p, scope) for p in parts if isinstance(p, ast.Node | tuple)]
+            if not isinstance(node, TOTAL_NODES) and not (
+                isinstance(node, ast.XmlExpr) and node.op in _TOTAL_XML
+            ):
+                self.may_fail(_expression_name(node), lins)
+            return combine(lins)
         return CONST
+
+    def cast(self, node: ast.TypeCast, scope: Scope) -> Lin:
+        """A cast to text keeps the value (exact stays exact) and never fails; one with a length
+        (``ssn::varchar(1)``) cuts it, and one to another type parses it, failing on what does
+        not parse (``(substr(ssn, 1, 1) || 'x')::int``)."""
+        lin = self.expr(node.arg, scope)
+        type_name = node.typeName
+        names = _strings(type_name.names) if type_name is not None else []
+        total = bool(names) and names[-1] in TOTAL_CASTS and not type_name.arrayBounds
+        if not total or not self._builtin_name(names):
+            self.may_fail(f"a cast to {'.'.join(names) or 'another type'}", [lin])
+        if type_name is not None and (type_name.typmods or names[-1:] == ["name"]) and lin.exact:
+            return Lin(lin.sources, False, lin.unknown, lin.measured)  # cut to a length
+        return lin
+
+    def _builtin_name(self, names: Sequence[str]) -> bool:
+        """A type or operator name that means pg_catalog's: qualified so, or unqualified with
+        pg_catalog searched first (a domain ``text`` with a CHECK, or an operator ``||`` of
+        another schema, placed before it would fail on chosen values)."""
+        if len(names) > 1:
+            return names[0] == "pg_catalog"
+        return self.path[:1] == ("pg_catalog",)
+
+    def _operator(self, node: ast.A_Expr, left: Lin, right: Lin) -> None:
+        if node.kind in _COMPARING:
+            return
+        names = _strings(node.name)
+        name = names[-1] if names else "?"
+        side = TOTAL_OPERATORS.get(name) if self._builtin_name(names) else None
+        if side != "both":
+            self.may_fail(f"the operator {name}", [right] if side == "left" else [left, right])
 
     def column_ref(self, node: ast.ColumnRef, scope: Scope) -> Lin:
         fields = node.fields
@@ -663,6 +743,11 @@ class Analyser:
             self.keys(call.over.partitionClause, scope)
             self.keys(call.over.orderClause, scope)
         kind = self.function_kind(schema, name)
+        if call.agg_distinct:  # count(DISTINCT substr(ssn, 1, 1)) compares, as DISTINCT does
+            for lin in args:
+                if not lin.stored:
+                    self.compared.update(lin.live)
+        self._through(kind, name, args[: len(call.args or ())])
         if kind == "phi":
             extra = Lin(self.phi_sources(schema, name))
             return combine([*args, extra])
@@ -680,6 +765,11 @@ class Analyser:
             live = set().union(*(lin.live for lin in args if not lin.exact))
             return Lin(merged.sources, False, merged.unknown, merged.sources - live)
         return merged
+
+    def _through(self, kind: str, name: str, args: Sequence[Lin]) -> None:
+        """The arguments given to a function it may fail on (`functions.TOTAL`)."""
+        failing = [lin for i, lin in enumerate(args) if kind != "builtin" or not total_at(name, i)]
+        self.may_fail(f"the function {name}", failing)
 
     def function_kind(self, schema: str | None, name: str) -> str:
         qualified = f"{schema}.{name}" if schema else None
@@ -731,6 +821,7 @@ class Analyser:
             return self.expr(node.arg, scope)
         if isinstance(node, ast.A_Expr):
             left, right = self.expr(node.lexpr, scope), self.expr(node.rexpr, scope)
+            self._operator(node, left, right)
             if not self._lookup(node, left, right):
                 self._compare(left, right)
             return combine([left, right])
@@ -738,7 +829,9 @@ class Analyser:
             test = self.expr(node.testexpr, scope)
             shape = self.query(node.subselect, scope)
             single = shape.complete and len(shape.columns) == 1
-            self._compare(test, shape.columns[0][1] if single else shape.whole())
+            values = shape.columns[0][1] if single else shape.whole()
+            self._sublink_operator(node, test, values)
+            self._compare(test, values)
             return test
         lin = self.expr(node, scope)  # a boolean function, column or anything else
         self.compared.update(lin.live)
@@ -776,7 +869,7 @@ class Analyser:
 
     def _compare(self, left: Lin, right: Lin) -> None:
         if left.live and right.live:  # column against column: a join, if both are stored values
-            self.joins.append((left.live, left.exact, right.live, right.exact))
+            self.joins.append((left.live, left.stored, right.live, right.stored))
             return
         self.compared.update(left.live | right.live)
 
@@ -786,7 +879,20 @@ class Analyser:
         if kind in (SubLinkType.EXPR_SUBLINK, SubLinkType.ARRAY_SUBLINK):
             lin = shape.columns[0][1] if shape.columns else shape.rest
             return lin if kind == SubLinkType.EXPR_SUBLINK else combine([lin])
-        return combine([self.expr(node.testexpr, scope), shape.whole()])
+        test = self.expr(node.testexpr, scope)
+        self._sublink_operator(node, test, shape.whole())
+        return combine([test, shape.whole()])
+
+    def _sublink_operator(self, node: ast.SubLink, test: Lin, values: Lin) -> None:
+        """``x op ANY (SELECT ...)``: the operator, given the two sides, as `_operator`."""
+        names = _strings(node.operName)
+        if not names:  # EXISTS, or IN: equality
+            return
+        side = TOTAL_OPERATORS.get(names[-1]) if self._builtin_name(names) else None
+        if side != "both":
+            self.may_fail(
+                f"the operator {names[-1]}", [values] if side == "left" else [test, values]
+            )
 
     def indirection(self, node: ast.A_Indirection, scope: Scope) -> Lin:
         arg = node.arg
@@ -802,7 +908,13 @@ class Analyser:
             if len(items) == 1 and not column_hit:
                 found = items[0].lookup(str(fields[0].sval))
                 return found if found is not None else self.note("cannot resolve row field")
-        return combine([self.expr(arg, scope), self.expr(fields, scope)])
+        indices = [
+            self.expr([field.lidx, field.uidx], scope)
+            for field in fields
+            if isinstance(field, ast.A_Indices)
+        ]
+        self.may_fail("an array subscript", indices)
+        return combine([self.expr(arg, scope), *indices])
 
     def multi_assign(self, node: ast.MultiAssignRef, scope: Scope) -> Lin:
         source, index = node.source, node.colno - 1
@@ -819,6 +931,12 @@ def _written(own: Lin, values: list[Lin]) -> Lin:
         return own
     merged = combine([own, *values])
     return Lin(merged.sources, own.exact, merged.unknown, chosen=True)
+
+
+def _expression_name(node: Any) -> str:
+    if isinstance(node, ast.XmlExpr):
+        return f"the XML expression {XmlExprOp(node.op).name.removeprefix('IS_')}"
+    return f"the expression {type(node).__name__}"
 
 
 def _column_name(node: Any) -> str:

@@ -126,7 +126,7 @@ def received(model: st.SessionState, kind: int, body: bytes) -> str:
 
 def questions(model: st.SessionState) -> list[object]:
     out: list[object] = []
-    for name in PORTALS + ("a",):
+    for name in (*PORTALS, "a"):
         out.append(model.portal(name))
         out.append(model.may_run(name))
         out.append(model.stale_portal(name))
@@ -143,12 +143,12 @@ def test_the_fast_path_answers_what_the_worlds_answer(
     fast, full = st.SessionState(path), st.SessionState(path, fast=False)
     for what, step in steps:
         if what == "send":
-            assert isinstance(step, tuple)
-            message = op(step)  # one object for both: a Parse's statement is compared by identity
+            message = op(step)  # type: ignore[arg-type]  # one object for both (identity)
             fast.sent(message)
             full.sent(message)
         else:
-            kind, body = right_answer(full) if step is None else step  # type: ignore[misc]
+            answer: tuple[int, bytes] = right_answer(full) if step is None else step  # type: ignore[assignment]
+            kind, body = answer
             # An arbitrary answer may be one no server gives (BindComplete for a statement
             # that does not exist): the two models must then fail alike.
             assert received(fast, kind, body) == received(full, kind, body)

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import islice
+from typing import Any
 
 from wardgate.core.model import SessionContext
 from wardgate.sql import effects as fx
@@ -117,7 +118,7 @@ class World:
     def touch(self) -> None:
         """Any message but Sync runs in a transaction: an implicit one if no block is open."""
         if not self.frames:
-            self.frames = (_Frame("", self.path, self.session_path),)
+            self.frames = _transaction_frames(self.path, self.session_path)
 
     def commit(self) -> None:
         self.path = self.session_path
@@ -221,6 +222,11 @@ class World:
         if e.chain and op in (fx.Tx.COMMIT, fx.Tx.ROLLBACK):
             self.touch()
             self.block = "T"
+
+
+@lru_cache(maxsize=64)
+def _transaction_frames(path: str | None, session_path: str | None) -> tuple[_Frame, ...]:
+    return (_Frame("", path, session_path),)
 
 
 def _savepoint(frames: tuple[_Frame, ...], name: str) -> int | None:
@@ -336,34 +342,70 @@ def _outcomes(w: World, op: Op) -> tuple[str, ...]:
 def apply(w: World, op: Op, outcome: str) -> None:
     """``op`` answered with ``outcome`` (a Query: all its statements succeeded, or the first
     failed -- see ``run_query``)."""
-    if isinstance(op, Sync):
-        w.skipping = False
-        if not w.block:
-            w.commit()
-        return
-    if outcome == SKIP:
-        return
-    if isinstance(op, Query):
+    _APPLY[type(op)](w, op, outcome)
+
+
+def _apply_sync(w: World, op: Sync, outcome: str) -> None:
+    w.skipping = False
+    if not w.block:
+        w.commit()
+
+
+def _apply_query(w: World, op: Query, outcome: str) -> None:
+    if outcome != SKIP:
         run_query(w, op, None if outcome == OK else 0)
-        return
+
+
+def _answered(w: World, outcome: str) -> bool:
+    """What every extended-protocol message but Sync does first; False: nothing more to do."""
+    if outcome == SKIP:
+        return False
     w.touch()
-    if isinstance(op, Parse) and not op.name:
-        w.statements.pop("", None)  # the unnamed statement goes before the new one is parsed
     if outcome == FAIL:
         w.fail(extended=True)
+        return False
+    return True
+
+
+def _apply_parse(w: World, op: Parse, outcome: str) -> None:
+    if outcome == SKIP:
         return
-    if isinstance(op, Parse):
+    if not op.name:
+        w.statements.pop("", None)  # the unnamed statement goes before the new one is parsed
+    if _answered(w, outcome):
         w.statements[op.name] = op.statement
-    elif isinstance(op, Bind):
-        prepared = w.statements[op.statement]
-        level = len(w.frames)
-        w.portals[op.portal] = Portal(prepared, w.path, level)
-    elif isinstance(op, Execute):
+
+
+def _apply_bind(w: World, op: Bind, outcome: str) -> None:
+    if _answered(w, outcome):
+        w.portals[op.portal] = Portal(w.statements[op.statement], w.path, len(w.frames))
+
+
+def _apply_describe(w: World, op: Describe, outcome: str) -> None:
+    _answered(w, outcome)
+
+
+def _apply_execute(w: World, op: Execute, outcome: str) -> None:
+    if _answered(w, outcome):
         portal = w.portals.get(op.portal)
-        if portal is not None:
+        if portal is not None and portal.statement.runs:
             w.run(portal.statement.runs, op.portal)
-    elif isinstance(op, Close):
+
+
+def _apply_close(w: World, op: Close, outcome: str) -> None:
+    if _answered(w, outcome):
         (w.portals if op.portal else w.statements).pop(op.name, None)
+
+
+_APPLY: dict[type, Callable[[World, Any, str], None]] = {
+    Sync: _apply_sync,
+    Query: _apply_query,
+    Parse: _apply_parse,
+    Bind: _apply_bind,
+    Describe: _apply_describe,
+    Execute: _apply_execute,
+    Close: _apply_close,
+}
 
 
 def run_query(w: World, op: Query, failed_at: int | None) -> None:

@@ -124,9 +124,12 @@ class World:
         self.path = self.session_path
         self.frames = ()
         self.block = ""
-        self.portals = {
-            n: replace(p, kept=True, level=0) for n, p in self.portals.items() if p.hold or p.kept
-        }
+        if self.portals:
+            self.portals = {
+                n: replace(p, kept=True, level=0)
+                for n, p in self.portals.items()
+                if p.hold or p.kept
+            }
 
     def rollback(self) -> None:
         if self.frames:
@@ -620,17 +623,8 @@ class SessionState:
         deciding = self._deciding()
         if deciding is None:
             return None
-        answers = set()
-        for w in deciding:
-            portal = w.portals.get(name)
-            if portal is None:
-                answers.add(("", SessionContext(w.path)))
-            else:
-                runs = portal.statement.runs
-                answers.add((portal.statement.text, context(w, runs, portal.search_path)))
-        if len(answers) != 1:
-            return None
-        return answers.pop()
+        answers = {_portal(w, name) for w in deciding}
+        return answers.pop() if len(answers) == 1 else None
 
     def may_run(self, name: str) -> bool:
         """Whether an Execute of portal ``name`` sent now may run at all (or surely fails)."""
@@ -652,8 +646,19 @@ class SessionState:
         deciding = self._deciding()
         if deciding is None:
             return None
+        if len(deciding) == 1:
+            return query_contexts(deciding[0], parsed)
         answers = {query_contexts(w, parsed) for w in deciding}
         return answers.pop() if len(answers) == 1 else None
+
+
+def _portal(w: World, name: str) -> tuple[str, SessionContext]:
+    """The text an Execute of portal ``name`` runs in ``w`` ("" if none), and its context."""
+    portal = w.portals.get(name)
+    if portal is None:
+        return "", SessionContext(w.path)
+    runs = portal.statement.runs
+    return portal.statement.text, context(w, runs, portal.search_path)
 
 
 def _branch(worlds: list[World], op: Op) -> list[World] | None:

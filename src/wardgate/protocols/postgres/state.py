@@ -623,6 +623,8 @@ class SessionState:
         deciding = self._deciding()
         if deciding is None:
             return None
+        if len(deciding) == 1:
+            return _portal(deciding[0], name)
         answers = {_portal(w, name) for w in deciding}
         return answers.pop() if len(answers) == 1 else None
 

@@ -62,6 +62,7 @@ class Processes:
         *,
         account: pwd.struct_passwd | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         with output.open("ab") as out:
             proc = subprocess.Popen(
@@ -71,6 +72,7 @@ class Processes:
                 stderr=subprocess.STDOUT,
                 cwd=output.parent,
                 start_new_session=True,
+                env=env,
                 user=None if account is None else account.pw_uid,
                 group=None if account is None else account.pw_gid,
                 extra_groups=None if account is None else [],
@@ -276,10 +278,12 @@ def start_gateway(
     store: bool = False,
     phi: dict[str, str] | None = None,
     record: bool = False,
+    source: Path | None = None,
 ) -> Gateway:
     """A gateway auditing to JSON lines, or with ``store`` to the signed store alone; with
     ``phi``, those columns of the target are masked (the bench user has no role: all of them);
-    with ``record``, every session is recorded (encrypted, in ``recordings/``)."""
+    with ``record``, every session is recorded (encrypted, in ``recordings/``); with ``source``,
+    the wardgate package is imported from that ``src`` folder (another checkout, to compare)."""
     home = workdir / name
     home.mkdir(mode=0o700)
     listener: dict[str, Any] = {"host": LOOPBACK, "port": 0}
@@ -319,7 +323,8 @@ def start_gateway(
     logfile = home / "wardgate.log"
     # SIGINT and SIGTERM both stop `wardgate serve` cleanly (closing sessions, signing a head).
     argv = [sys.executable, "-m", "wardgate", "serve", "-c", str(path)]
-    proc = procs.start(argv, logfile, stop_signal=signal.SIGINT)
+    env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
+    proc = procs.start(argv, logfile, stop_signal=signal.SIGINT, env=env)
     deadline = time.monotonic() + START_TIMEOUT
     while (found := _LISTENING.search(logfile.read_text(errors="replace"))) is None:
         if proc.poll() is not None or time.monotonic() > deadline:

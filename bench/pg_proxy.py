@@ -223,6 +223,12 @@ def bench_pgbench(
     endpoints["wardgate"], endpoints["wardgate-tls"] = plain.endpoint, tls.endpoint
     endpoints["wardgate-store"] = signed.endpoint
     gateways = {"wardgate": plain, "wardgate-tls": tls, "wardgate-store": signed}
+    if args.baseline is not None:
+        base = start_gateway(
+            procs, workdir, "wardgate-baseline", direct, password, source=args.baseline
+        )
+        endpoints["wardgate-baseline"] = base.endpoint
+        gateways["wardgate-baseline"] = base
     proxy_pids.update((name, gateway.proc.pid) for name, gateway in gateways.items())
 
     # Other work on the machine can only slow a run down, so of a few interleaved rounds the
@@ -276,6 +282,13 @@ def bench_pgbench(
             row.target = f"wg/pgb >= {PGB_TARGET:.2f}"
             row.met = None if ratio is None else ratio >= PGB_TARGET
             results.rows.append(row)
+    if args.baseline is not None:  # the same plain gateway, from the other tree
+        for mode in MODES:
+            by = best[mode]
+            row = Row(f"pgbench -S {mode}, baseline tree", "tps", by["direct"].tps)
+            row.pgbouncer = by["pgbouncer"].tps if "pgbouncer" in by else None
+            row.wardgate = by["wardgate-baseline"].tps
+            results.rows.append(row)
     for mode in MODES:
         by = best[mode]
         # The signed store (fsync per group commit) against the JSON-lines audit of the same
@@ -291,6 +304,11 @@ def bench_pgbench(
         row.pgbouncer = by["pgbouncer"].proxy_cpu_us_per_txn if "pgbouncer" in by else None
         row.wardgate = by["wardgate"].proxy_cpu_us_per_txn
         results.rows.append(row)
+        if args.baseline is not None:
+            row = Row(f"proxy CPU per -S {mode} txn, baseline tree", "µs")
+            row.pgbouncer = by["pgbouncer"].proxy_cpu_us_per_txn if "pgbouncer" in by else None
+            row.wardgate = by["wardgate-baseline"].proxy_cpu_us_per_txn
+            results.rows.append(row)
 
 
 def bench_bulk(
@@ -588,6 +606,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pg-host", default=LOOPBACK, help="PostgreSQL to measure against")
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also run a plain gateway imported from this src folder (another checkout)",
+    )
     parser.add_argument(
         "--keep", action="store_true", help="keep the work folder with logs and audit files"
     )

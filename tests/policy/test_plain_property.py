@@ -1,9 +1,9 @@
-"""The policy's fast path (`_plain`) never lets a dangerous statement through unparsed.
+"""The policy's fast path (`danger.plain`) never lets a dangerous statement through unparsed.
 
 Hypothesis writes every dangerous function and every dangerous statement kind in many ways
 (case, quoting, schema qualification, Unicode escapes, comments, dollar quoting) and embeds
 the functions in many statement shapes; each text must be one that the full classification
-deems dangerous (so the property is never vacuous) and that `_plain` refuses to call plain.
+deems dangerous (so the property is never vacuous) and that `plain` refuses to call plain.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wardgate.policy.addon import _plain
 from wardgate.sql import classify
 from wardgate.sql.danger import DANGEROUS_SETTINGS
+from wardgate.sql.danger import plain as _plain
 from wardgate.sql.functions import DANGEROUS, DANGEROUS_PREFIXES
 
 NAMES = sorted(DANGEROUS) + [f"{p}{s}" for p in DANGEROUS_PREFIXES for s in ("", "x", "exec")]

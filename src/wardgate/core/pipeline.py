@@ -189,12 +189,12 @@ class Pipeline:
 
     def _decide(self, hook: str, exchange: Exchange) -> Decision:
         decision = ALLOW
-        for addon in self._by_hook[hook]:
+        for name, call in self._bound[hook]:
             try:
-                found = getattr(addon, hook)(exchange)
+                found = call(exchange)
             except Exception:
-                log.exception("addon %s failed in %s; denying", addon.name, hook)
-                return Decision.deny("the gateway could not evaluate its policy", addon.name)
+                log.exception("addon %s failed in %s; denying", name, hook)
+                return Decision.deny("the gateway could not evaluate its policy", name)
             if found is not None:
                 decision = decision.stricter(found)
                 if decision.verdict is Verdict.DENY:
@@ -273,11 +273,11 @@ class Pipeline:
         """Call every addon's hook, even after one fails (the audit must still see the event),
         then raise for the first failure."""
         failed: tuple[str, Exception] | None = None
-        for addon in self._by_hook[hook]:
+        for name, call in self._bound[hook]:
             try:
-                getattr(addon, hook)(*args)
+                call(*args)
             except Exception as exc:
-                log.exception("addon %s failed in %s", addon.name, hook)
-                failed = failed or (addon.name, exc)
+                log.exception("addon %s failed in %s", name, hook)
+                failed = failed or (name, exc)
         if failed is not None:
             raise PipelineFailure(f"{failed[0]} failed in {hook}") from failed[1]

@@ -16,8 +16,9 @@ In order, for each Query, Execute and FunctionCall:
 
 Without rules (and with the default ``allow``), the answer can only be "deny" for a dangerous
 statement or a smuggled one; a statement in which neither can hide (one statement, no word of
-`_SUSPECT` or of a dangerous family anywhere in its text, no Unicode-escaped identifier) is
-allowed without being parsed: on the hot path, parsing costs more than relaying.
+`sql/danger.py`'s suspects or of a dangerous family anywhere in its text, no Unicode-escaped
+identifier: ``Analysis.plain``, kept with the statement's analysis) is allowed without being
+parsed: on the hot path, parsing costs more than relaying.
 
 Every answer is a typed ``Decision`` (allow, deny with a reason, cap N rows, require approval by
 rule R); the pipeline combines them, the approvals addon resolves an approval, and the relay keeps
@@ -28,9 +29,6 @@ here parses SQL.
 
 from __future__ import annotations
 
-import operator
-import re
-
 from wardgate.core.model import ApiCall, Decision, Identity, Statement, Verdict, Via
 from wardgate.core.pipeline import Addon
 from wardgate.masking.views import Labels
@@ -40,27 +38,7 @@ from wardgate.policy.rules import Facts, RuleSet
 from wardgate.policy.upstream import UpstreamGuard
 from wardgate.sql.analysis import analyse as default_analyser
 from wardgate.sql.classify import Classification, StatementClass
-from wardgate.sql.danger import KEYWORDS
-from wardgate.sql.functions import DANGEROUS, DANGEROUS_PREFIXES
 from wardgate.sql.model import AnalysisError
-
-# Words in which a dangerous function or statement could be named (sql/danger.py): a statement
-# with none of them, no word starting as a dangerous family does, and no Unicode-escaped
-# identifier cannot be dangerous. tests/policy/test_plain_property.py checks this.
-_SUSPECT = frozenset(DANGEROUS) | KEYWORDS
-_starts_suspect = operator.methodcaller("startswith", tuple(DANGEROUS_PREFIXES))
-_WORD = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def _plain(text: str) -> bool:
-    """One statement at most, naming nothing dangerous (a cheap over-approximation)."""
-    if ";" in text.rstrip().rstrip(";"):
-        return False
-    lower = text.lower()
-    if "u&" in lower:
-        return False
-    words = _WORD.findall(lower)
-    return _SUSPECT.isdisjoint(words) and not any(map(_starts_suspect, words))
 
 
 class PolicyAddon(Addon):
@@ -101,7 +79,7 @@ class PolicyAddon(Addon):
                 return _deny("a function call message names its function by OID only")
             facts = [Facts(frozenset({"admin"}), frozenset(), False, False, False, True)]
             return self._apply(self.rules.decide(roles, target, agent, facts), 1, False)
-        if not self._needs_parse and _plain(stmt.text):
+        if not self._needs_parse and stmt.analysis.plain:
             return None
         try:
             found = stmt.analysis.classification

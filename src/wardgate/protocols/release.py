@@ -78,8 +78,16 @@ class GroupCommit:
 
 def _release(batch: Batch, failure: BaseException | None) -> None:
     if failure is None:
+        # One write per session (a system call each): its pieces joined, in their order.
+        pieces: dict[Releasable, list[bytes]] = {}
         for owner, data in batch:
-            owner.write_client(data)
+            found = pieces.get(owner)
+            if found is None:
+                pieces[owner] = [data]
+            else:
+                found.append(data)
+        for owner, datas in pieces.items():
+            owner.write_client(datas[0] if len(datas) == 1 else b"".join(datas))
         return
     log.error("withholding results from the sessions of a batch: %s", failure)
     for owner in dict.fromkeys(owner for owner, _ in batch):

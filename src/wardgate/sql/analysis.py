@@ -29,6 +29,7 @@ from pglast.stream import RawStream
 
 from wardgate.sql.catalog import DEFAULT_SEARCH_PATH, Catalog
 from wardgate.sql.classify import Classification, classify_tree
+from wardgate.sql.danger import plain
 from wardgate.sql.effects import Effects, effects_of_tree, no_effects
 from wardgate.sql.model import AnalysisError, Options, StatementLineage
 
@@ -130,6 +131,13 @@ class Analysis:
     def _check(self) -> None:
         if self.error:
             raise AnalysisError(self.error)
+
+    @cached_property
+    def plain(self) -> bool:
+        """One statement at most, naming nothing dangerous, read from the words alone
+        (``danger.plain``, no parse): a statement the policy need not classify without rules.
+        Kept here so that a statement run again is not read again."""
+        return plain(self.text)
 
     @cached_property
     def classification(self) -> Classification:

@@ -21,12 +21,14 @@ fast path (`policy/addon.py`) relies on it, and a property test checks it.
 
 from __future__ import annotations
 
+import operator
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from pglast import ast, enums
 
-from wardgate.sql.functions import danger
+from wardgate.sql.functions import DANGEROUS, DANGEROUS_PREFIXES, danger
 
 _STATEMENTS: dict[type[Any], str] = {
     ast.DoStmt: "DO runs procedural code, which the gateway cannot judge",
@@ -88,6 +90,26 @@ _KEPT: dict[str, Callable[[str], bool]] = {
 }
 
 _UNSET = (enums.VariableSetKind.VAR_RESET, enums.VariableSetKind.VAR_RESET_ALL)
+
+
+# Words in which a dangerous function or statement could be named: a statement with none of
+# them, no word starting as a dangerous family does, and no Unicode-escaped identifier cannot
+# be dangerous. tests/policy/test_plain_property.py checks this.
+_SUSPECT = frozenset(DANGEROUS) | KEYWORDS
+_starts_suspect = operator.methodcaller("startswith", tuple(DANGEROUS_PREFIXES))
+_WORD = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def plain(text: str) -> bool:
+    """One statement at most, naming nothing dangerous (a cheap over-approximation, read from
+    the words of the text without a parse: the policy's shortcut, ``Analysis.plain``)."""
+    if ";" in text.rstrip().rstrip(";"):
+        return False
+    lower = text.lower()
+    if "u&" in lower:
+        return False
+    words = _WORD.findall(lower)
+    return _SUSPECT.isdisjoint(words) and not any(map(_starts_suspect, words))
 
 
 def setting_danger(name: str, value: str | None = None) -> str | None:

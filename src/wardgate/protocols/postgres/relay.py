@@ -61,6 +61,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from wardgate.core.model import (
     Analyser,
@@ -227,6 +228,7 @@ class Relay:
         # depends on answers still to come, the client's message waits (``_settling``).
         self.state = st.SessionState(search_path)
         self._settling = False
+        self._op: st.Op | None = None  # the client message just read, as the session state sees it
         self._prefix = b""  # a Describe the relay adds before the Execute being decided
         # Server order: the columns each statement and portal returns, as the server described them.
         self._statement_columns: dict[str, tuple[ResultColumn, ...]] = {}
@@ -317,24 +319,28 @@ class Relay:
 
     def _client_message(self, kind: int, body: bytes) -> bytes | None:
         """Note what the message means; return bytes to send instead of it, or None."""
+        self._op = None
         if self._skip_to_sync and kind not in (wire.F_SYNC, wire.F_TERMINATE):
             return self._skipped(kind, body)
         expect = self._expected.append
         encoding = self.encoding
         if kind == wire.F_QUERY:
             text = wire.parse_query(body, encoding)
-            contexts = self.state.query(_parsed(self._analyse, text))
+            parsed = _parsed(self._analyse, text)
+            contexts = self.state.query(parsed)
             if contexts is None:
                 self._settling = True
                 return None
             self._texts_sent += 1
+            self._op = st.Query(parsed)
             return self._decide(QUERY, "", Via.QUERY, text, _POISON_QUERY, contexts)
         described = self._described
         if kind == wire.F_PARSE:
             self._texts_sent += 1
-            name, _ = wire.parse_parse(body, encoding)
+            name, text = wire.parse_parse(body, encoding)
             described.discard("S" + name)
             expect(_Expect(PARSE, name))
+            self._op = st.Parse(name, text, _parsed(self._analyse, text))
         elif kind == wire.F_BIND:
             if self.pipeline.wants_columns:
                 portal, statement, formats = wire.parse_bind(body, encoding)
@@ -345,22 +351,27 @@ class Relay:
             else:
                 described.discard("P" + portal)
             expect(_Expect(BIND, portal, statement, formats))
+            self._op = _bind_op(portal, statement)
         elif kind == wire.F_DESCRIBE:
             which, name = wire.parse_close(body, encoding)
             described.add(which + name)
             expect(_Expect(DESCRIBE_STATEMENT if which == "S" else DESCRIBE_PORTAL, name))
+            self._op = _describe_op(which == "P", name)
         elif kind == wire.F_EXECUTE:
             return self._execute(body)
         elif kind == wire.F_SYNC:
             self._skip_to_sync = False
             self._dropped.clear()
             expect(_Expect(SYNC, texts=self._texts_sent))
+            self._op = _SYNC
         elif kind == wire.F_CLOSE:
             which, name = wire.parse_close(body, encoding)
             expect(_Expect(CLOSE, name, which))
+            self._op = _close_op(which == "P", name)
         elif kind == wire.F_FUNCTION_CALL:
             oid = struct.unpack_from("!i", body)[0] if len(body) >= 4 else 0
             text = f"<function call oid {oid}>"
+            self._op = _CALL
             return self._decide(CALL, "", Via.FUNCTION_CALL, text, _POISON_QUERY)
         elif kind == wire.F_TERMINATE:
             self.terminated = True
@@ -372,6 +383,7 @@ class Relay:
         if resolved is None:
             self._settling = True
             return None
+        self._op = _execute_op(portal)
         prefix = b""
         # Not before an Execute that cannot run (no such portal, an aborted transaction): no
         # rows come, and PostgreSQL 15 can crash describing a failed portal in an aborted one.
@@ -489,9 +501,10 @@ class Relay:
         return b""
 
     def _track(self, kind: int, body: bytes, replacement: bytes | None) -> None:
-        """Tell the session state what the server receives: the message, or what replaced it."""
+        """Tell the session state what the server receives: the message (as ``_client_message``
+        read it), or what replaced it."""
         if replacement is None:
-            op = _op(kind, body, self._analyse, self.encoding)
+            op = self._op if self._op is not None else _op(kind, body, self._analyse, self.encoding)
             if op is not None:
                 self.state.sent(op)
             return
@@ -885,6 +898,15 @@ def _parsed(analyse: Analyser, text: str) -> st.Parsed:
         return None
 
 
+_SYNC = st.Sync()
+_CALL = st.Query(None, call=True)
+# The messages naming statements and portals, one object per name (they are values).
+_bind_op = lru_cache(maxsize=256)(st.Bind)
+_describe_op = lru_cache(maxsize=256)(st.Describe)
+_close_op = lru_cache(maxsize=256)(st.Close)
+_execute_op = lru_cache(maxsize=256)(st.Execute)
+
+
 def _op(kind: int, body: bytes, analyse: Analyser, encoding: str) -> st.Op | None:
     """A client message as the session state sees it; None for those that change nothing."""
     if kind == wire.F_PARSE:
@@ -892,19 +914,19 @@ def _op(kind: int, body: bytes, analyse: Analyser, encoding: str) -> st.Op | Non
         return st.Parse(name, text, _parsed(analyse, text))
     if kind == wire.F_BIND:
         portal, statement = wire.parse_bind_names(body, encoding)
-        return st.Bind(portal, statement)
+        return _bind_op(portal, statement)
     if kind == wire.F_EXECUTE:
-        return st.Execute(wire.parse_execute(body, encoding)[0])
+        return _execute_op(wire.parse_execute(body, encoding)[0])
     if kind in (wire.F_DESCRIBE, wire.F_CLOSE):
         which, name = wire.parse_close(body, encoding)
         on_portal = which == "P"
         if kind == wire.F_DESCRIBE:
-            return st.Describe(on_portal, name)
-        return st.Close(on_portal, name)
+            return _describe_op(on_portal, name)
+        return _close_op(on_portal, name)
     if kind == wire.F_SYNC:
-        return st.Sync()
+        return _SYNC
     if kind == wire.F_QUERY:
         return st.Query(_parsed(analyse, wire.parse_query(body, encoding)))
     if kind == wire.F_FUNCTION_CALL:
-        return st.Query(None, call=True)
+        return _CALL
     return None

@@ -41,6 +41,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from itertools import islice
+from typing import Any
 
 from wardgate.core.model import SessionContext
 from wardgate.sql import effects as fx
@@ -116,15 +118,18 @@ class World:
     def touch(self) -> None:
         """Any message but Sync runs in a transaction: an implicit one if no block is open."""
         if not self.frames:
-            self.frames = (_Frame("", self.path, self.session_path),)
+            self.frames = _transaction_frames(self.path, self.session_path)
 
     def commit(self) -> None:
         self.path = self.session_path
         self.frames = ()
         self.block = ""
-        self.portals = {
-            n: replace(p, kept=True, level=0) for n, p in self.portals.items() if p.hold or p.kept
-        }
+        if self.portals:
+            self.portals = {
+                n: replace(p, kept=True, level=0)
+                for n, p in self.portals.items()
+                if p.hold or p.kept
+            }
 
     def rollback(self) -> None:
         if self.frames:
@@ -220,6 +225,11 @@ class World:
         if e.chain and op in (fx.Tx.COMMIT, fx.Tx.ROLLBACK):
             self.touch()
             self.block = "T"
+
+
+@lru_cache(maxsize=64)
+def _transaction_frames(path: str | None, session_path: str | None) -> tuple[_Frame, ...]:
+    return (_Frame("", path, session_path),)
 
 
 def _savepoint(frames: tuple[_Frame, ...], name: str) -> int | None:
@@ -335,34 +345,70 @@ def _outcomes(w: World, op: Op) -> tuple[str, ...]:
 def apply(w: World, op: Op, outcome: str) -> None:
     """``op`` answered with ``outcome`` (a Query: all its statements succeeded, or the first
     failed -- see ``run_query``)."""
-    if isinstance(op, Sync):
-        w.skipping = False
-        if not w.block:
-            w.commit()
-        return
-    if outcome == SKIP:
-        return
-    if isinstance(op, Query):
+    _APPLY[type(op)](w, op, outcome)
+
+
+def _apply_sync(w: World, op: Sync, outcome: str) -> None:
+    w.skipping = False
+    if not w.block:
+        w.commit()
+
+
+def _apply_query(w: World, op: Query, outcome: str) -> None:
+    if outcome != SKIP:
         run_query(w, op, None if outcome == OK else 0)
-        return
+
+
+def _answered(w: World, outcome: str) -> bool:
+    """What every extended-protocol message but Sync does first; False: nothing more to do."""
+    if outcome == SKIP:
+        return False
     w.touch()
-    if isinstance(op, Parse) and not op.name:
-        w.statements.pop("", None)  # the unnamed statement goes before the new one is parsed
     if outcome == FAIL:
         w.fail(extended=True)
+        return False
+    return True
+
+
+def _apply_parse(w: World, op: Parse, outcome: str) -> None:
+    if outcome == SKIP:
         return
-    if isinstance(op, Parse):
+    if not op.name:
+        w.statements.pop("", None)  # the unnamed statement goes before the new one is parsed
+    if _answered(w, outcome):
         w.statements[op.name] = op.statement
-    elif isinstance(op, Bind):
-        prepared = w.statements[op.statement]
-        level = len(w.frames)
-        w.portals[op.portal] = Portal(prepared, w.path, level)
-    elif isinstance(op, Execute):
+
+
+def _apply_bind(w: World, op: Bind, outcome: str) -> None:
+    if _answered(w, outcome):
+        w.portals[op.portal] = Portal(w.statements[op.statement], w.path, len(w.frames))
+
+
+def _apply_describe(w: World, op: Describe, outcome: str) -> None:
+    _answered(w, outcome)
+
+
+def _apply_execute(w: World, op: Execute, outcome: str) -> None:
+    if _answered(w, outcome):
         portal = w.portals.get(op.portal)
-        if portal is not None:
+        if portal is not None and portal.statement.runs:
             w.run(portal.statement.runs, op.portal)
-    elif isinstance(op, Close):
+
+
+def _apply_close(w: World, op: Close, outcome: str) -> None:
+    if _answered(w, outcome):
         (w.portals if op.portal else w.statements).pop(op.name, None)
+
+
+_APPLY: dict[type, Callable[[World, Any, str], None]] = {
+    Sync: _apply_sync,
+    Query: _apply_query,
+    Parse: _apply_parse,
+    Bind: _apply_bind,
+    Describe: _apply_describe,
+    Execute: _apply_execute,
+    Close: _apply_close,
+}
 
 
 def run_query(w: World, op: Query, failed_at: int | None) -> None:
@@ -387,6 +433,8 @@ def query_contexts(w: World, parsed: Parsed) -> tuple[SessionContext, ...]:
     """The context each statement of a Query runs in, were they all to succeed."""
     if parsed is None:
         return ()
+    if not any(parsed):  # no statement changes anything: each runs in the path there is now
+        return (SessionContext(w.path),) * len(parsed)
     w = w.copy()
     out: list[SessionContext] = []
     for runs in parsed:
@@ -413,14 +461,35 @@ def context(w: World, runs: tuple[fx.Effect, ...], path: str | None) -> SessionC
 
 
 class SessionState:
-    """What the server holds for one session: ``confirmed``, and the worlds ``pending`` leads to."""
+    """What the server holds for one session: ``confirmed``, and the worlds ``pending`` leads to.
 
-    def __init__(self, search_path: str | None) -> None:
+    The worlds are folded from ``confirmed`` over ``pending`` when a question is asked, and kept
+    until an answer changes ``confirmed``. The commonest questions -- what an Execute at the end
+    of a batch of Parse/Bind/Describe/Execute runs, what a Query sent when nothing is pending
+    runs -- have one world still alive and need no branching: ``_line`` follows the world in
+    which everything pending succeeds, which is the only one not skipping to a Sync as long as
+    no Sync or Query is pending (a failure in the extended protocol skips to the Sync; a world
+    skipping stays as it is). It gives up, and the worlds are folded, where that is not so:
+    a Sync or Query pending, a message that surely fails, or more failures that may happen than
+    ``MAX_WORLDS`` worlds could hold (the fold would stop there, and so does the line).
+    ``fast=False`` always folds (the reference the property test compares the line with)."""
+
+    def __init__(self, search_path: str | None, fast: bool = True) -> None:
         self.confirmed = World(search_path, search_path, search_path)
         self.pending: deque[Op] = deque()
-        self._worlds: list[World] | None = [self.confirmed]
+        self.fast = fast
         self._statement = 0  # statements of the Query at the head of ``pending`` completed
         self._failed = False  # and whether one failed
+        self._changed()
+
+    def _changed(self) -> None:
+        """``confirmed`` changed, or the head of ``pending`` was answered: fold anew."""
+        self._worlds: list[World] | None = [self.confirmed]
+        self._folded = 0  # messages of ``pending`` folded into ``_worlds``
+        self._line: World | None = None  # a copy of ``confirmed`` with the first ``_lined``
+        self._lined = 0  # messages of ``pending`` applied as succeeding
+        self._line_fails = 0  # messages among them that may fail instead
+        self._line_lost = not self.fast
 
     # ---- what goes to the server, and what comes back -----------------------------------------
 
@@ -428,8 +497,6 @@ class SessionState:
         if self.confirmed.skipping and not self.pending and not isinstance(op, Sync):
             return  # after an error the server skips it: no answer will come
         self.pending.append(op)
-        if self._worlds is not None:
-            self._worlds = _branch(self._worlds, op)
 
     def received(self, kind: int, body: bytes) -> None:
         """A message from the server: the answer to the head of ``pending``, or part of it."""
@@ -437,6 +504,7 @@ class SessionState:
         if self.confirmed.skipping:  # sent after an error: skipped, unanswered, up to Sync
             while pending and not isinstance(pending[0], Sync):
                 pending.popleft()
+                self._changed()
         if kind == _READY:
             while pending and not isinstance(pending[0], Sync | Query):
                 pending.popleft()  # left unanswered: the model lost track
@@ -449,7 +517,7 @@ class SessionState:
                 else:
                     apply(self.confirmed, op, OK)
             self._ready(body[:1].decode("ascii", "replace"))
-            self._worlds = None
+            self._changed()
             return
         if not self.pending:
             return
@@ -471,7 +539,7 @@ class SessionState:
         if outcome == FAIL:  # the server skips everything up to the next Sync, Queries too
             while self.pending and not isinstance(self.pending[0], Sync):
                 self.pending.popleft()
-        self._worlds = None
+        self._changed()
 
     def _ready(self, status: str) -> None:
         """ReadyForQuery's status: the transaction state is the server's, whatever we thought.
@@ -486,60 +554,113 @@ class SessionState:
             w.block = status
         w.path = w.session_path = None
 
-    # ---- questions --------------------------------------------------------------------------
+    # ---- the worlds -------------------------------------------------------------------------
 
     def worlds(self) -> list[World] | None:
-        if self._worlds is None and not self.pending:
-            self._worlds = [self.confirmed]
-        elif self._worlds is None:
-            worlds: list[World] | None = [self.confirmed]
-            for op in self.pending:
-                worlds = _branch(worlds, op) if worlds is not None else None
-            self._worlds = worlds
+        """Every way the server's state may be once ``pending`` is answered (None: too many)."""
+        pending = self.pending
+        if self._folded < len(pending):
+            worlds = self._worlds
+            for op in islice(pending, self._folded, None):
+                if worlds is None:
+                    break
+                worlds = _branch(worlds, op)
+            self._worlds, self._folded = worlds, len(pending)
         return self._worlds
+
+    def _follow_line(self) -> World | None:
+        """The one world not skipping to a Sync, when ``_line`` can tell it; None: fold."""
+        if self._line_lost:
+            return None
+        pending = self.pending
+        line = self._line
+        if line is None:
+            if self.confirmed.skipping:
+                self._line_lost = True
+                return None
+            if not pending:
+                return self.confirmed  # not to be changed: the questions only read it
+            line = self._line = self.confirmed.copy()
+        for op in islice(pending, self._lined, None):
+            self._lined += 1
+            if isinstance(op, Sync | Query):
+                self._line_lost = True  # the worlds that failed may go on from here
+                return None
+            outcomes = _outcomes(line, op)
+            if OK not in outcomes:
+                self._line_lost = True
+                return None
+            if FAIL in outcomes:
+                self._line_fails += 1
+                if 1 + self._line_fails > MAX_WORLDS:  # as many worlds as the fold may have
+                    self._line_lost = True
+                    return None
+            apply(line, op, OK)
+        return line
+
+    def _alive(self) -> list[World] | None:
+        """The worlds not skipping to a Sync ([] if every one is); None: too many worlds."""
+        line = self._follow_line()
+        if line is not None:
+            return [line]
+        worlds = self.worlds()
+        if worlds is None:
+            return None
+        return [w for w in worlds if not w.skipping]
+
+    def _deciding(self) -> list[World] | None:
+        """The worlds a decision must agree in: those alive, or every one if none is."""
+        alive = self._alive()
+        if alive is None:
+            return None
+        return alive or self.worlds()
+
+    # ---- questions --------------------------------------------------------------------------
 
     def portal(self, name: str) -> tuple[str, SessionContext] | None:
         """The text an Execute of ``name`` sent now would run and its context; None when that
         depends on answers still to come (hold the Execute)."""
-        worlds = self.worlds()
-        if worlds is None:
+        deciding = self._deciding()
+        if deciding is None:
             return None
-        alive = [w for w in worlds if not w.skipping] or worlds
-        answers = set()
-        for w in alive:
-            portal = w.portals.get(name)
-            if portal is None:
-                answers.add(("", SessionContext(w.path)))
-            else:
-                runs = portal.statement.runs
-                answers.add((portal.statement.text, context(w, runs, portal.search_path)))
-        if len(answers) != 1:
-            return None
-        return answers.pop()
+        if len(deciding) == 1:
+            return _portal(deciding[0], name)
+        answers = {_portal(w, name) for w in deciding}
+        return answers.pop() if len(answers) == 1 else None
 
     def may_run(self, name: str) -> bool:
         """Whether an Execute of portal ``name`` sent now may run at all (or surely fails)."""
-        worlds = self.worlds()
-        if worlds is None:
+        alive = self._alive()
+        if alive is None:
             return True
-        return any(not w.skipping and _outcomes(w, Execute(name)) != (FAIL,) for w in worlds)
+        execute = Execute(name)
+        return any(_outcomes(w, execute) != (FAIL,) for w in alive)
 
     def stale_portal(self, name: str) -> bool:
         """In a failed transaction block, a portal that no longer exists for us may still exist
         for the server, failed (the unnamed portal of a Query that failed there), and PostgreSQL
         15.20 can crash executing it: the relay does not send such an Execute on."""
-        worlds = self.worlds()
-        alive = [w for w in worlds or () if not w.skipping]
+        alive = self._alive() or ()
         return bool(alive) and all(w.block == "E" and name not in w.portals for w in alive)
 
     def query(self, parsed: Parsed) -> tuple[SessionContext, ...] | None:
         """The context of each statement of a Query sent now; None: hold it."""
-        worlds = self.worlds()
-        if worlds is None:
+        deciding = self._deciding()
+        if deciding is None:
             return None
-        alive = [w for w in worlds if not w.skipping] or worlds
-        answers = {query_contexts(w, parsed) for w in alive}
+        if len(deciding) == 1:
+            return query_contexts(deciding[0], parsed)
+        answers = {query_contexts(w, parsed) for w in deciding}
         return answers.pop() if len(answers) == 1 else None
+
+
+def _portal(w: World, name: str) -> tuple[str, SessionContext]:
+    """The text an Execute of portal ``name`` runs in ``w`` ("" if none), and its context."""
+    portal = w.portals.get(name)
+    if portal is None:
+        return "", SessionContext(w.path)
+    runs = portal.statement.runs
+    return portal.statement.text, context(w, runs, portal.search_path)
 
 
 def _branch(worlds: list[World], op: Op) -> list[World] | None:

@@ -28,7 +28,7 @@ from tests.databases import temporary_database
 from tests.gateway_harness import RunningGateway, build_config, running
 from tests.masking.test_masking_gateway import demo_masking
 from tests.protocols.postgres.conftest import target_entry
-from tests.protocols.postgres.raw import Message, login, message, query, wait_for_event
+from tests.protocols.postgres.raw import Message, fields, login, message, query, wait_for_event
 from wardgate.demo.postgres import LocalPostgres
 from wardgate.demo.seed import seed
 
@@ -288,3 +288,23 @@ def test_set_config(gateway: RunningGateway, ssn: str) -> None:
         rows += conn.execute("SELECT ssn, last_name FROM patients WHERE id = 1").fetchall()
     assert len(rows) == 3 and ssn not in str(rows)
     assert rows[2] == ("not-an-ssn", "nobody")  # "$user".patients: unlabelled, raw
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "one-by-one"])
+def test_a_statement_that_executes_itself_fails_on_the_server_and_the_session_goes_on(
+    gateway: RunningGateway, pipelined: bool
+) -> None:
+    """A Parse named ``a`` of ``EXECUTE a`` (or two naming each other) runs itself: the server
+    stops it at its stack depth limit (54001). The gateway's copy of the session used to
+    follow it until Python's recursion limit, which ended the session."""
+    got = exchange(
+        gateway,
+        parse("a", "EXECUTE a") + parse("b", "EXECUTE c") + parse("c", "EXECUTE b") + SYNC,
+        bind("", "a") + execute() + SYNC,
+        bind("", "b") + execute() + SYNC,
+        parse("", "SELECT 41 + 1") + bind("", "") + execute() + SYNC,
+        pipelined=pipelined,
+    )
+    errors = [fields(body) for kind, body in got if kind == "E"]
+    assert [e["C"] for e in errors] == ["54001", "54001"], errors
+    assert [body for kind, body in got if kind == "D"] == [b"\x00\x01\x00\x00\x00\x0242"]

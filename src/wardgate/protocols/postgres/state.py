@@ -153,12 +153,19 @@ class World:
 
     # ---- statements -------------------------------------------------------------------------
 
-    def run(self, runs: Iterable[fx.Effect], executing: str | None = None) -> None:
-        """The effects of a statement that completed."""
+    def run(
+        self,
+        runs: Iterable[fx.Effect],
+        executing: str | None = None,
+        chain: frozenset[str] = frozenset(),
+    ) -> None:
+        """The effects of a statement that completed. ``chain``: the prepared statements whose
+        EXECUTE is running it (one that executes itself, through a Parse of ``EXECUTE a`` named
+        ``a``, fails on the server with 54001 and has no effect)."""
         for effect in runs:
-            self._effect(effect, executing)
+            self._effect(effect, executing, chain)
 
-    def _effect(self, e: fx.Effect, executing: str | None) -> None:
+    def _effect(self, e: fx.Effect, executing: str | None, chain: frozenset[str]) -> None:
         if isinstance(e, fx.Prepare):
             self.statements[e.name] = _prepared(e)
         elif isinstance(e, fx.Deallocate):
@@ -175,12 +182,12 @@ class World:
                 self.portals.pop(e.name, None)
         elif isinstance(e, fx.Executes):
             prepared = self.statements.get(e.name)
-            if prepared is not None:
-                self.run(prepared.runs)
+            if prepared is not None and e.name not in chain:
+                self.run(prepared.runs, chain=chain | {e.name})
         elif isinstance(e, fx.Fetches):
             portal = self.portals.get(e.name)
             if portal is not None:
-                self.run(portal.statement.runs)
+                self.run(portal.statement.runs, chain=chain)
         elif isinstance(e, fx.Set):
             if e.name == "search_path" or (e.name == "" and e.default):
                 self.set_path(self.reset_path if e.default else e.value, e.local)

@@ -128,8 +128,9 @@ def report(times: dict[str, dict[str, list[float]]], args: argparse.Namespace) -
         by_path = times[query.name]
         direct = by_path["direct"]
         for path, values in by_path.items():
-            cells = [pct(values, p) * 1000 for p in (0.5, 0.95, 0.99)]
-            added = [c - pct(direct, p) * 1000 for c, p in zip(cells, (0.5, 0.95, 0.99), strict=True)]
+            points = (0.5, 0.95, 0.99)
+            cells = [pct(values, p) * 1000 for p in points]
+            added = [c - pct(direct, p) * 1000 for c, p in zip(cells, points, strict=True)]
             line = f"{query.name:<22}{path:<22}" + "".join(f"{c:>8.2f}" for c in cells)
             if path != "direct":
                 line += "".join(f"{a:>8.2f}" for a in added)

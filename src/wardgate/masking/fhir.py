@@ -117,7 +117,8 @@ class FhirMasker:
         self.text = text
         self.leaves = Leaves(view, key)
         self.counts = self.leaves.counts
-        self.masks_any = any(fn is not None for fn in self.leaves.functions.values())
+        self._functions = self.leaves.functions
+        self.masks_any = any(fn is not None for fn in self._functions.values())
         masks_ids = self.leaves.masks(Entity.MRN)
         self.pseudonyms = pseudonyms or Pseudonyms(key)
         self._ids: Pseudonyms | None = self.pseudonyms if masks_ids else None
@@ -478,7 +479,7 @@ class FhirMasker:
         """Masks ``node[key]`` (a value or an array of values) as `entity`; removes what has no
         valid masked form, and the primitive's ``_key`` extensions with it."""
         value = node.get(key)
-        if value is None or not self.leaves.masks(entity):
+        if value is None or self._functions[entity] is None:
             return
         if type(value) is list:
             masked = [m for v in value if (m := self._one(entity, v, check)) is not None]
@@ -495,7 +496,9 @@ class FhirMasker:
         node.pop("_" + key, None)
 
     def _one(self, entity: Entity, value: Any, check: Check) -> Any:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if type(value) is not str and (
+            isinstance(value, bool) or not isinstance(value, str | int | float)
+        ):
             return None  # not a primitive: not what this element holds, so fail closed
         out = self.leaves.leaf(entity, value)
         if out is None or (check is not None and not (isinstance(out, str) and check(out))):

@@ -76,6 +76,34 @@ def test_a_column_named_by_an_ssn_is_scanned(
     assert got.sqlstate is None and got.names and ssn not in got.names[0]
 
 
+def test_a_column_name_scanned_again_after_its_value_became_known(
+    gateway: RunningGateway, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """A session keeps its column names' scans (they repeat in every result), but only for the
+    catalog they were made with: a surname stored after the first scan is masked in the next
+    result once the catalog, and with it the known values, has been reloaded."""
+    rows = gateway.gateway.masking.rows
+    assert rows is not None
+    surname = "Quoxwell"  # not a dictionary name: found only as a stored value
+    query = f'SELECT 1 AS "{surname}"'
+    try:
+        with psycopg.connect(gateway.dsn("alice"), autocommit=True) as conn:
+            first = conn.execute(query)
+            assert first.description is not None and first.description[0].name == surname
+            admin.execute(
+                "INSERT INTO patients (mrn, first_name, last_name, ssn, date_of_birth, street,"
+                " city, state, zip, phone, email, insurance_member_id) VALUES ('99999999',"
+                f" 'Ann', '{surname}', '999-00-1234', '1970-01-01', '1 Main St', 'Boston', 'MA',"
+                " '02108', '555-000-1234', 'ann@example.org', 'M999')"
+            )
+            assert rows.catalogs.load("test")
+            again = conn.execute(query)
+            assert again.description is not None and surname not in again.description[0].name
+    finally:
+        admin.execute("DELETE FROM patients WHERE mrn = '99999999'")
+        rows.catalogs.load("test")
+
+
 @pytest.mark.parametrize("binary", [False, True], ids=["simple", "extended"])
 def test_a_setting_changed_by_a_function_is_withheld(
     gateway: RunningGateway,

@@ -97,8 +97,10 @@ class Catalogs:
             self._loaded_at[name] = time.monotonic() - self.refresh + 5.0  # retry in 5 s
             log.error("masking: cannot read the catalog of target %s: %s", name, self.errors[name])
             return False
-        self._catalogs[name] = catalog
+        # The known values first: what is scanned with a catalog never predates it (the
+        # masking addon keeps column names' scans per catalog).
         self.known[name].replace(values)
+        self._catalogs[name] = catalog
         self._loaded_at[name] = time.monotonic()
         self.errors.pop(name, None)
         log.info("masking: catalog of target %s: %d relations", name, len(catalog.relations))

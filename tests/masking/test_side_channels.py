@@ -104,6 +104,41 @@ def test_a_column_name_scanned_again_after_its_value_became_known(
         rows.catalogs.load("test")
 
 
+def test_a_scanned_cell_scanned_again_after_its_value_became_known(
+    gateway: RunningGateway, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """Short scanned texts are remembered within one result only: a value of an unlabelled
+    column (``state``) that a later catalog knows as a surname is masked in the next result."""
+    rows = gateway.gateway.masking.rows
+    assert rows is not None
+    word = "Quillfeather"
+    insert = (
+        "INSERT INTO patients (mrn, first_name, last_name, ssn, date_of_birth, street, city,"
+        " state, zip, phone, email, insurance_member_id) VALUES (%s, 'Ann', %s, '999-00-1235',"
+        " '1970-01-01', '1 Main St', 'Boston', %s, '02108', '555-000-1235', 'ann@example.org',"
+        " 'M998') RETURNING id"
+    )
+    ids: list[int] = []
+    try:
+        ids.append(_one_id(admin.execute(insert, ("99999998", "Smith", word))))
+        query = f"SELECT state FROM patients WHERE id = {ids[0]}"
+        with psycopg.connect(gateway.dsn("alice"), autocommit=True) as conn:
+            assert [r[0] for r in conn.execute(query)] == [word]  # not PHI yet: a state
+            ids.append(_one_id(admin.execute(insert, ("99999997", word, "MA"))))
+            assert rows.catalogs.load("test")
+            states = [r[0] for r in conn.execute(query)]
+            assert len(states) == 1 and word not in str(states[0]), states
+    finally:
+        admin.execute("DELETE FROM patients WHERE id = ANY(%s)", (ids,))
+        rows.catalogs.load("test")
+
+
+def _one_id(cursor: psycopg.Cursor[tuple[object, ...]]) -> int:
+    row = cursor.fetchone()
+    assert row is not None and isinstance(row[0], int)
+    return row[0]
+
+
 @pytest.mark.parametrize("binary", [False, True], ids=["simple", "extended"])
 def test_a_setting_changed_by_a_function_is_withheld(
     gateway: RunningGateway,

@@ -15,12 +15,12 @@ whole.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wardgate.core.model import ResultColumn
 from wardgate.masking.arrays import ELEMENTS
-from wardgate.masking.column import ColumnMasker
+from wardgate.masking.column import ColumnMasker, column_masker
 from wardgate.masking.operators import OperatorSpec, Redact, operator_config
 from wardgate.masking.pgtypes import Family, Format, family_of
 from wardgate.masking.text import ContentScan, TextMasker
@@ -49,7 +49,9 @@ class ResultPlan:
     def __init__(self, columns: list[ColumnPlan], counts: Counter[str] | None = None) -> None:
         self.columns = columns
         self.counts: Counter[str] = counts if counts is not None else Counter()
-        self._masked = [(i, c.masker) for i, c in enumerate(columns) if c.masker is not None]
+        self._masked = [
+            (i, _per_result(c.masker)) for i, c in enumerate(columns) if c.masker is not None
+        ]
         self._cells = [0] * len(columns)
 
     @property
@@ -88,6 +90,32 @@ class ResultPlan:
             )
             out.append(entry)
         return out
+
+
+_SHORT = 64  # bytes: a scanned text this short may repeat in a result (a state, a code, a kind)
+
+
+def _per_result(masker: ColumnMasker) -> Callable[[bytes], bytes | None]:
+    """The column's masker, remembering within this result what short scanned texts became:
+    a content scan of a categorical column (an unlabelled ``state`` of a labelled table) is
+    then done once per value, not once per row. Kept only for the result, so a scan is never
+    older than the statement (the known values the scanner looks for can change between)."""
+    if not isinstance(masker.operator, ContentScan) or masker.family is not Family.TEXT:
+        return masker
+    memo: dict[bytes, bytes | None] = {}
+
+    def cell(raw: bytes) -> bytes | None:
+        if len(raw) > _SHORT:
+            return masker(raw)
+        try:
+            return memo[raw]
+        except KeyError:
+            if len(memo) >= 4096:
+                memo.clear()
+            found = memo[raw] = masker(raw)
+            return found
+
+    return cell
 
 
 class Planner:
@@ -172,7 +200,8 @@ class Planner:
         if type_oid == 0:  # COPY: no RowDescription; the stored column's type, or text
             type_oid = _source_type(line, catalog) or (0 if column.binary else TEXT_OID)
         fmt: Format = 1 if column.binary else 0
-        return ColumnMasker(type_oid, fmt, operator, self.key)
+        # shared across results: compiled once, with its operator's cache of values
+        return column_masker(type_oid, fmt, operator, self.key)
 
 
 def _source_type(line: ColumnLineage | None, catalog: Catalog | None) -> int:

@@ -107,8 +107,9 @@ def test_a_column_name_scanned_again_after_its_value_became_known(
 def test_a_scanned_cell_scanned_again_after_its_value_became_known(
     gateway: RunningGateway, admin: psycopg.Connection[tuple[object, ...]]
 ) -> None:
-    """Short scanned texts are remembered within one result only: a value of an unlabelled
-    column (``state``) that a later catalog knows as a surname is masked in the next result."""
+    """Short scanned texts are remembered for the catalog they were scanned with: a value of an
+    unlabelled column (``state``) that a reloaded catalog knows as a surname is masked in the
+    next result of the same session."""
     rows = gateway.gateway.masking.rows
     assert rows is not None
     word = "Quillfeather"

@@ -46,11 +46,19 @@ class ResultPlan:
     """The masking of one result. ``apply`` is the per-row path: it visits only the masked
     columns and counts cells per column; ``tally`` turns the counts into counts by label."""
 
-    def __init__(self, columns: list[ColumnPlan], counts: Counter[str] | None = None) -> None:
+    def __init__(
+        self,
+        columns: list[ColumnPlan],
+        counts: Counter[str] | None = None,
+        scans: dict[ColumnMasker, Scans] | None = None,
+    ) -> None:
         self.columns = columns
         self.counts: Counter[str] = counts if counts is not None else Counter()
+        scans = {} if scans is None else scans
         self._masked = [
-            (i, _per_result(c.masker)) for i, c in enumerate(columns) if c.masker is not None
+            (i, _remembering(c.masker, scans))
+            for i, c in enumerate(columns)
+            if c.masker is not None
         ]
         self._cells = [0] * len(columns)
 
@@ -92,17 +100,23 @@ class ResultPlan:
         return out
 
 
-_SHORT = 64  # bytes: a scanned text this short may repeat in a result (a state, a code, a kind)
+_SHORT = 64  # bytes: a scanned text this short may repeat (a state, a code, a kind)
+_KEPT = 4096  # such texts remembered per column masker
 
 
-def _per_result(masker: ColumnMasker) -> Callable[[bytes], bytes | None]:
-    """The column's masker, remembering within this result what short scanned texts became:
-    a content scan of a categorical column (an unlabelled ``state`` of a labelled table) is
-    then done once per value, not once per row. Kept only for the result, so a scan is never
-    older than the statement (the known values the scanner looks for can change between)."""
+Scans = dict[bytes, bytes | None]  # short scanned texts, as masked
+
+
+def _remembering(
+    masker: ColumnMasker, scans: dict[ColumnMasker, Scans]
+) -> Callable[[bytes], bytes | None]:
+    """The column's masker, remembering in ``scans`` what its short scanned texts became: a
+    content scan of a categorical column (an unlabelled ``state`` of a labelled table) is then
+    done once per value, not twice per row. The planner keeps ``scans`` only while the
+    target's catalog stays the same (see `Planner.plan`)."""
     if not isinstance(masker.operator, ContentScan) or masker.family is not Family.TEXT:
         return masker
-    memo: dict[bytes, bytes | None] = {}
+    memo = scans.setdefault(masker, {})
 
     def cell(raw: bytes) -> bytes | None:
         if len(raw) > _SHORT:
@@ -110,7 +124,7 @@ def _per_result(masker: ColumnMasker) -> Callable[[bytes], bytes | None]:
         try:
             return memo[raw]
         except KeyError:
-            if len(memo) >= 4096:
+            if len(memo) >= _KEPT:
                 memo.clear()
             found = memo[raw] = masker(raw)
             return found
@@ -129,6 +143,11 @@ class Planner:
         self.key = key
         self.unresolved = unresolved
         self.scan = ContentScan(scanner)
+        # Short texts' scans, kept while the catalog is the one they were made with: the
+        # known values the scanner looks for are replaced before a new catalog is published
+        # (``Catalogs.load``), so a kept scan is never older than the catalog it is kept for.
+        self._scans: dict[ColumnMasker, Scans] = {}
+        self._scans_of: Catalog | None = None
 
     def plan(
         self,
@@ -146,7 +165,9 @@ class Planner:
                 plans.append(self._whole(column, "the server describes it otherwise"))
             else:
                 plans.append(self._column(line, column, catalog))
-        return ResultPlan(plans)
+        if self._scans_of is not catalog:
+            self._scans, self._scans_of = {}, catalog
+        return ResultPlan(plans, scans=self._scans)
 
     def _whole(self, column: ResultColumn, why: str) -> ColumnPlan:
         operator: OperatorSpec | ContentScan = self.scan if self.unresolved == "scan" else MASKED

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
+from wardgate.masking.detectors import Span
 from wardgate.masking.entities import Entity
 from wardgate.masking.fhir_ids import Pseudonyms
 from wardgate.masking.jsonpath import Leaves
@@ -98,6 +99,8 @@ _TAG = re.compile(r"(<[^>]*>)")
 _ATTRIBUTE = re.compile(r"(\s(?:href|src|title|alt)\s*=\s*)([\"'])(.*?)\2", re.DOTALL)
 
 Check = Callable[[str], object] | None
+_SHORT_TEXT = 256  # characters: free text this short repeats (a race's text, a link, a display)
+_SPANS_KEPT = 16384
 
 
 class FhirMasker:
@@ -130,6 +133,10 @@ class FhirMasker:
         self._places: list[tuple[Any, Any, Callable[[str], str] | None]] = []
         # Narratives to put together after the batch: the div's parts, tags' split attributes.
         self._narratives: list[tuple[Json, list[str], list[tuple[int, list[str]]]]] = []
+        # Short texts' spans, across documents: only when the scanner's answers cannot change
+        # (no extra detectors, such as a target's known values that a reload replaces).
+        self._keeps_spans = not text.scanner.config.extra
+        self._spans: dict[str, list[Span]] = {}
 
     def take_counts(self) -> Counter[str]:
         out = Counter(self.counts)
@@ -161,14 +168,35 @@ class FhirMasker:
         self._places.append((container, key, markup))
 
     def _scan_texts(self) -> None:
-        """The document's free text scanned as one batch (``mask_many``: one pass of the
-        detectors instead of one per string), each result put where its text came from."""
+        """The document's free text scanned as one batch (``scan_many``: one pass of the
+        detectors instead of one per string), each distinct text once (a link, a race's text
+        repeat in every resource), each result put where its text came from and counted per
+        occurrence. Short texts' spans are kept across documents when the scanner's answers
+        cannot change (``_keeps_spans``)."""
         texts = self._texts
         if texts:
-            masked = self.text.mask_many(texts)
-            for (container, key, markup), old, new in zip(self._places, texts, masked, strict=True):
-                if new is not old and new != old:
-                    container[key] = new if markup is None else markup(new)
+            kept = self._spans
+            lookup: dict[str, list[Span]] = {}
+            todo = []
+            for text in dict.fromkeys(texts):
+                hit = kept.get(text)
+                if hit is None:
+                    todo.append(text)
+                else:
+                    lookup[text] = hit
+            for text, got in zip(todo, self.text.scanner.scan_many(todo), strict=True):
+                lookup[text] = got
+                if self._keeps_spans and len(text) <= _SHORT_TEXT:
+                    if len(kept) >= _SPANS_KEPT:
+                        kept.clear()
+                    kept[text] = got
+            apply = self.text.apply
+            for (container, key, markup), old in zip(self._places, texts, strict=True):
+                got = lookup[old]
+                if got:
+                    new = apply(old, got)
+                    if new != old:
+                        container[key] = new if markup is None else markup(new)
         for narrative, parts, pieces in self._narratives:
             for i, split in pieces:
                 parts[i] = "".join(split)

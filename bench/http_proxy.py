@@ -13,7 +13,11 @@ keep-alive client each, interleaved in rounds:
 Prints requests/s and the latency the gateway adds (p50, p99) for each, and the masked rate
 over the direct one (issue 8's target: at least 0.5).
 
-    python bench/http_proxy.py [--requests 300] [--rounds 3] [--count 20]
+    python bench/http_proxy.py [--requests 300] [--rounds 3] [--count 20] [--compare TREE]
+
+``--compare TREE`` runs a second gateway from another source tree (its ``src`` first on
+PYTHONPATH) with the same configuration on another port, measured in the same rounds: before and
+after a change, side by side.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -72,6 +77,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300, help="per path and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--count", type=int, default=20, help="patients per page")
+    parser.add_argument("--compare", metavar="TREE", help="also a gateway from TREE/src")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="wardgate-bench-http-") as work,
@@ -80,8 +86,11 @@ def main() -> int:
         home = Path(work)
         pki = ensure_dev_pki(home / "pki")
         port = free_port()
+        ports = {"": port}
+        if args.compare:
+            ports[" (compare)"] = free_port()
         raw_role = {"raw": [e.value for e in Entity] + ["TEXT"]}
-        config = {
+        config: dict[str, Any] = {
             "listeners": {"http": {"host": "127.0.0.1", "port": port, "tls": {
                 "cert": str(pki.server_cert), "key": str(pki.server_key)}}},
             "apis": [{"name": "ehr", "kind": "fhir", "url": fhir.base_url,
@@ -99,34 +108,40 @@ def main() -> int:
             for name in ("masked", "raw")
         }
         log = (home / "wardgate.log").open("w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "wardgate", "serve", "-c", str(path)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        procs = []
+        for label, listen in ports.items():
+            env = dict(os.environ)
+            if label:
+                env["PYTHONPATH"] = str(Path(args.compare) / "src")
+                config["listeners"]["http"]["port"] = listen
+                config["audit"]["path"] = str(home / "audit-compare.jsonl")
+                path = home / "wardgate-compare.yaml"
+                path.write_text(yaml.safe_dump(config))
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "wardgate", "serve", "-c", str(path)],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            ))  # fmt: skip
         try:
             tls = ssl.create_default_context(cafile=str(pki.ca_cert))
-            gateway = f"https://127.0.0.1:{port}/ehr"
-            clients = {
-                "direct": httpx.Client(base_url=fhir.base_url, headers=fhir.auth_headers),
-                "wardgate, raw": httpx.Client(
-                    base_url=gateway, verify=tls,
-                    headers={"Authorization": f"Bearer {tokens['raw']}"},
-                ),
-                "wardgate, masked": httpx.Client(
-                    base_url=gateway, verify=tls,
-                    headers={"Authorization": f"Bearer {tokens['masked']}"},
-                ),
-            }  # fmt: skip
+            clients = {"direct": httpx.Client(base_url=fhir.base_url, headers=fhir.auth_headers)}
+            for label, listen in ports.items():
+                gateway = f"https://127.0.0.1:{listen}/ehr"
+                for who in ("raw", "masked"):
+                    clients[f"wardgate, {who}{label}"] = httpx.Client(
+                        base_url=gateway, verify=tls,
+                        headers={"Authorization": f"Bearer {tokens[who]}"},
+                    )  # fmt: skip
             page = f"/Patient?_count={args.count}"
             deadline = time.monotonic() + 30
-            while True:
-                try:
-                    clients["wardgate, raw"].get(page).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise
-                    time.sleep(0.2)
+            for label in ports:
+                while True:
+                    try:
+                        clients[f"wardgate, raw{label}"].get(page).raise_for_status()
+                        break
+                    except httpx.HTTPError:
+                        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                            raise
+                        time.sleep(0.2)
             size = len(clients["direct"].get(page).content)
             times: dict[str, list[float]] = {name: [] for name in clients}
             for round_no in range(args.rounds):
@@ -137,9 +152,11 @@ def main() -> int:
             for client in clients.values():
                 client.close()
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(30)
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGINT)
+            for proc in procs:
+                proc.wait(30)
             log.close()
     return 0
 
@@ -156,15 +173,19 @@ def report(times: dict[str, list[float]], size: int, args: argparse.Namespace) -
         f"{args.requests} requests per path, one keep-alive client each\n"
     )
     head = ("path", "req/s", "p50 ms", "p99 ms", "added p50", "added p99")
-    print(f"{head[0]:<18}{head[1]:>9}{head[2]:>9}{head[3]:>9}{head[4]:>11}{head[5]:>11}")
+    print(f"{head[0]:<28}{head[1]:>9}{head[2]:>9}{head[3]:>9}{head[4]:>11}{head[5]:>11}")
     for name, values in times.items():
         added50 = (pct(values, 0.5) - pct(direct, 0.5)) * 1000
         added99 = (pct(values, 0.99) - pct(direct, 0.99)) * 1000
-        print(f"{name:<18}{rate[name]:>9,.0f}{pct(values, 0.5) * 1000:>9.2f}"
+        print(f"{name:<28}{rate[name]:>9,.0f}{pct(values, 0.5) * 1000:>9.2f}"
               f"{pct(values, 0.99) * 1000:>9.2f}{added50:>11.2f}{added99:>11.2f}")  # fmt: skip
     ratio = rate["wardgate, masked"] / rate["direct"]
     verdict = "ok" if ratio >= TARGET else "MISSED"
     print(f"\nmasked / direct: {ratio:.2f}x (target >= {TARGET}) {verdict}")
+    if "wardgate, masked (compare)" in rate:
+        print(f"--compare tree: masked / direct "
+              f"{rate['wardgate, masked (compare)'] / rate['direct']:.2f}x, raw / direct "
+              f"{rate['wardgate, raw (compare)'] / rate['direct']:.2f}x")  # fmt: skip
     print(f"raw / direct: {rate['wardgate, raw'] / rate['direct']:.2f}x; "
           f"mean p50 {statistics.median(direct) * 1000:.2f} ms direct")  # fmt: skip
 

@@ -586,3 +586,41 @@ def test_decoded_ids_go_back_as_pseudonyms_as_whole_ids_only() -> None:
     masked, _ = docs.mask("ehr", None, outcome, f"/ehr/Patient/{token}")
     assert masked["issue"][0]["details"]["text"] == f"Patient/{token} is not known."
     assert masked["issue"][0]["expression"] == ["Observation.value = 15.5 or 5.5"]
+
+
+def test_free_text_repeated_across_resources_and_documents_is_masked_and_counted_each_time() -> (
+    None
+):
+    """A document's free text is scanned as one batch, each distinct text once, and short
+    texts' findings are kept for later documents: every occurrence is still masked and
+    counted, in the first document and in the next."""
+    m = masker(ENGINEER)
+    note = {"text": "Call 555-201-4477 about SSN 123-45-6789"}
+
+    def bundle() -> dict[str, Any]:
+        entries = [
+            {"resource": {"resourceType": "Observation", "id": f"o{i}", "note": [dict(note)]}}
+            for i in range(3)
+        ]
+        return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+
+    for _ in range(2):
+        masked = m.mask(bundle())
+        texts = [e["resource"]["note"][0]["text"] for e in masked["entry"]]
+        assert all("123-45-6789" not in t and "555-201-4477" not in t for t in texts), texts
+        counts = m.take_counts()
+        assert counts["SSN"] == 3 and counts["PHONE"] == 3, counts
+
+
+def test_findings_are_not_kept_across_documents_by_a_scanner_with_extra_detectors() -> None:
+    """Known values (an extra detector) change when a catalog reloads: then nothing is kept."""
+    from wardgate.masking.detectors import Scanner, ScannerConfig
+    from wardgate.masking.detectors.known import KnownValues
+
+    known = KnownValues()
+    text = TextMasker(KEY, ENGINEER.text_operators(), Scanner(ScannerConfig(extra=(known,))))
+    m = FhirMasker(ENGINEER, KEY, text)
+    doc = {"resourceType": "Observation", "note": [{"text": "seen by Quoxwell"}]}
+    assert m.mask(copy.deepcopy(doc))["note"][0]["text"] == "seen by Quoxwell"
+    known.replace({Entity.NAME: ["Quoxwell"]})
+    assert "Quoxwell" not in m.mask(copy.deepcopy(doc))["note"][0]["text"]

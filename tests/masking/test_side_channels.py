@@ -76,6 +76,70 @@ def test_a_column_named_by_an_ssn_is_scanned(
     assert got.sqlstate is None and got.names and ssn not in got.names[0]
 
 
+def test_a_column_name_scanned_again_after_its_value_became_known(
+    gateway: RunningGateway, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """A session keeps its column names' scans (they repeat in every result), but only for the
+    catalog they were made with: a surname stored after the first scan is masked in the next
+    result once the catalog, and with it the known values, has been reloaded."""
+    rows = gateway.gateway.masking.rows
+    assert rows is not None
+    surname = "Quoxwell"  # not a dictionary name: found only as a stored value
+    query = f'SELECT 1 AS "{surname}"'
+    try:
+        with psycopg.connect(gateway.dsn("alice"), autocommit=True) as conn:
+            first = conn.execute(query)
+            assert first.description is not None and first.description[0].name == surname
+            admin.execute(
+                "INSERT INTO patients (mrn, first_name, last_name, ssn, date_of_birth, street,"
+                " city, state, zip, phone, email, insurance_member_id) VALUES ('99999999',"
+                f" 'Ann', '{surname}', '999-00-1234', '1970-01-01', '1 Main St', 'Boston', 'MA',"
+                " '02108', '555-000-1234', 'ann@example.org', 'M999')"
+            )
+            assert rows.catalogs.load("test")
+            again = conn.execute(query)
+            assert again.description is not None and surname not in again.description[0].name
+    finally:
+        admin.execute("DELETE FROM patients WHERE mrn = '99999999'")
+        rows.catalogs.load("test")
+
+
+def test_a_scanned_cell_scanned_again_after_its_value_became_known(
+    gateway: RunningGateway, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """Short scanned texts are remembered for the catalog they were scanned with: a value of an
+    unlabelled column (``state``) that a reloaded catalog knows as a surname is masked in the
+    next result of the same session."""
+    rows = gateway.gateway.masking.rows
+    assert rows is not None
+    word = "Quillfeather"
+    insert = (
+        "INSERT INTO patients (mrn, first_name, last_name, ssn, date_of_birth, street, city,"
+        " state, zip, phone, email, insurance_member_id) VALUES (%s, 'Ann', %s, '999-00-1235',"
+        " '1970-01-01', '1 Main St', 'Boston', %s, '02108', '555-000-1235', 'ann@example.org',"
+        " 'M998') RETURNING id"
+    )
+    ids: list[int] = []
+    try:
+        ids.append(_one_id(admin.execute(insert, ("99999998", "Smith", word))))
+        query = f"SELECT state FROM patients WHERE id = {ids[0]}"
+        with psycopg.connect(gateway.dsn("alice"), autocommit=True) as conn:
+            assert [r[0] for r in conn.execute(query)] == [word]  # not PHI yet: a state
+            ids.append(_one_id(admin.execute(insert, ("99999997", word, "MA"))))
+            assert rows.catalogs.load("test")
+            states = [r[0] for r in conn.execute(query)]
+            assert len(states) == 1 and word not in str(states[0]), states
+    finally:
+        admin.execute("DELETE FROM patients WHERE id = ANY(%s)", (ids,))
+        rows.catalogs.load("test")
+
+
+def _one_id(cursor: psycopg.Cursor[tuple[object, ...]]) -> int:
+    row = cursor.fetchone()
+    assert row is not None and isinstance(row[0], int)
+    return row[0]
+
+
 @pytest.mark.parametrize("binary", [False, True], ids=["simple", "extended"])
 def test_a_setting_changed_by_a_function_is_withheld(
     gateway: RunningGateway,

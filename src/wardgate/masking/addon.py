@@ -45,6 +45,7 @@ DEFAULT_SEARCH_PATH = '"$user", public'
 # Reported settings whose values the server checks against a fixed form (an encoding, a date
 # style, on/off); the others (application_name, TimeZone, session_authorization) can spell out
 # text, and are withheld while a statement that reads PHI runs.
+_NAMES_KEPT = 1024  # column names kept masked per session
 _CHECKED_SETTINGS = frozenset(
     {"client_encoding", "server_encoding", "datestyle", "intervalstyle", "integer_datetimes",
      "standard_conforming_strings", "in_hot_standby", "default_transaction_read_only",
@@ -69,6 +70,9 @@ class _Session:
     # It ran DDL: its own names may mean what no loaded catalog says until it commits, so the
     # pseudonyms of its look-ups are not decoded any more (``lookups``).
     ddl: bool = False
+    # Column names as masked, for the catalog they were scanned with (see `_column_name`).
+    names: dict[str, str] = field(default_factory=dict)
+    names_of: Catalog | None = None
 
 
 @dataclass
@@ -381,7 +385,24 @@ class MaskingAddon(Addon):
             and (state.settings_after_phi or self._phi_in_flight(state))
         ):
             return "[MASKED]"
+        if what is ServerText.COLUMN_NAME:
+            return self._column_name(state, session.target, masker, text)
         return masker.mask(text)
+
+    def _column_name(self, state: _Session, target: str, masker: TextMasker, name: str) -> str:
+        """A column name as masked. The same names come back in every result of a session, so
+        their scans are kept while the target's catalog is the one they were made with: the
+        known values the scanner looks for are replaced before a new catalog is published
+        (``Catalogs.load``), so a kept scan is never older than the catalog it is kept for."""
+        catalog = self.catalogs.get(target)
+        if state.names_of is not catalog:
+            state.names, state.names_of = {}, catalog
+        found = state.names.get(name)
+        if found is None:
+            if len(state.names) >= _NAMES_KEPT:
+                state.names.clear()
+            found = state.names[name] = masker.mask(name)
+        return found
 
     @staticmethod
     def _phi_in_flight(state: _Session) -> bool:

@@ -110,10 +110,14 @@ class Catalogs:
             self._loaded_at[name] = time.monotonic() - self.refresh + 5.0  # retry in 5 s
             log.error("masking: cannot read the catalog of target %s: %s", name, self.errors[name])
             return False
+        # The known values first: what is scanned with a catalog never predates it (the
+        # masking addon keeps column names' scans per catalog).
+        self.known[name].replace(values)
+        # Then the catalog, then when its reading began: a look-up trusts a catalog begun after
+        # the last DDL it knows of, so the time must never be newer than the catalog published.
         self._catalogs[name] = catalog
         with self._lock:
             self._began_at[name] = began
-        self.known[name].replace(values)
         self._loaded_at[name] = time.monotonic()
         self.errors.pop(name, None)
         log.info("masking: catalog of target %s: %d relations", name, len(catalog.relations))

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
+from wardgate.masking.detectors import Span
 from wardgate.masking.entities import Entity
 from wardgate.masking.fhir_ids import Pseudonyms
 from wardgate.masking.jsonpath import Leaves
@@ -127,6 +128,8 @@ _TAG = re.compile(r"(<[^>]*>)")
 _ATTRIBUTE = re.compile(r"(\s(?:href|src|title|alt)\s*=\s*)([\"'])(.*?)\2", re.DOTALL)
 
 Check = Callable[[str], object] | None
+_SHORT_TEXT = 256  # characters: free text this short repeats (a race's text, a link, a display)
+_SPANS_KEPT = 16384
 
 
 class FhirMasker:
@@ -146,7 +149,8 @@ class FhirMasker:
         self.text = text
         self.leaves = Leaves(view, key)
         self.counts = self.leaves.counts
-        self.masks_any = any(fn is not None for fn in self.leaves.functions.values())
+        self._functions = self.leaves.functions
+        self.masks_any = any(fn is not None for fn in self._functions.values())
         masks_ids = self.leaves.masks(Entity.MRN)
         self.masks_dates = self.leaves.masks(Entity.DATE)
         self._dating = False  # the resource being walked has its dates masked
@@ -154,6 +158,16 @@ class FhirMasker:
         self._ids: Pseudonyms | None = self.pseudonyms if masks_ids else None
         self._kinds: dict[str, str] = {}  # fullUrl -> resourceType, in the current document
         self._person_ids: set[str] = set()
+        # Free text found in the current document, scanned in one batch at its end.
+        self._texts: list[str] = []
+        # Where each text goes: (container, key, escape for markup or None).
+        self._places: list[tuple[Any, Any, Callable[[str], str] | None]] = []
+        # Narratives to put together after the batch: the div's parts, tags' split attributes.
+        self._narratives: list[tuple[Json, list[str], list[tuple[int, list[str]]]]] = []
+        # Short texts' spans, across documents: only when the scanner's answers cannot change
+        # (no extra detectors, such as a target's known values that a reload replaces).
+        self._keeps_spans = not text.scanner.config.extra
+        self._spans: dict[str, list[Span]] = {}
 
     def take_counts(self) -> Counter[str]:
         out = Counter(self.counts)
@@ -167,10 +181,57 @@ class FhirMasker:
         self._kinds = {}
         self._person_ids = set()
         self._collect(document)
-        self._resource(document, local=False)
+        try:
+            self._resource(document, local=False)
+            self._scan_texts()
+        finally:
+            self._texts, self._places, self._narratives = [], [], []
         for entity, n in (self.text.counts - before).items():
             self.counts[entity.value] += n
         return document
+
+    def _scan(
+        self, container: Any, key: Any, text: str, markup: Callable[[str], str] | None = None
+    ) -> None:
+        """Content-scan `text`, the value of ``container[key]`` (unescaped from `markup`), with
+        the document's other free text; a changed text goes back escaped by `markup`."""
+        self._texts.append(text)
+        self._places.append((container, key, markup))
+
+    def _scan_texts(self) -> None:
+        """The document's free text scanned as one batch (``scan_many``: one pass of the
+        detectors instead of one per string), each distinct text once (a link, a race's text
+        repeat in every resource), each result put where its text came from and counted per
+        occurrence. Short texts' spans are kept across documents when the scanner's answers
+        cannot change (``_keeps_spans``)."""
+        texts = self._texts
+        if texts:
+            kept = self._spans
+            lookup: dict[str, list[Span]] = {}
+            todo = []
+            for text in dict.fromkeys(texts):
+                hit = kept.get(text)
+                if hit is None:
+                    todo.append(text)
+                else:
+                    lookup[text] = hit
+            for text, got in zip(todo, self.text.scanner.scan_many(todo), strict=True):
+                lookup[text] = got
+                if self._keeps_spans and len(text) <= _SHORT_TEXT:
+                    if len(kept) >= _SPANS_KEPT:
+                        kept.clear()
+                    kept[text] = got
+            apply = self.text.apply
+            for (container, key, markup), old in zip(self._places, texts, strict=True):
+                got = lookup[old]
+                if got:
+                    new = apply(old, got)
+                    if new != old:
+                        container[key] = new if markup is None else markup(new)
+        for narrative, parts, pieces in self._narratives:
+            for i, split in pieces:
+                parts[i] = "".join(split)
+            narrative["div"] = "".join(parts)
 
     # ---- documents
 
@@ -308,7 +369,7 @@ class FhirMasker:
                             dead.append(key)
             elif kind is str:
                 if key in SCANNED:
-                    node[key] = self.text.mask(value)
+                    self._scan(node, key, value)
                 elif key == "subscriberId" and self.leaves.masks(Entity.HEALTH_PLAN_ID):
                     masked = self._one(Entity.HEALTH_PLAN_ID, value, None)
                     if masked is None:
@@ -475,7 +536,7 @@ class FhirMasker:
                 elif key == "valueIdentifier" and isinstance(value, dict):
                     self._identifier(value, person=True)
                 elif key == "valueString" and isinstance(value, str):
-                    ext[key] = self.text.mask(value)
+                    self._scan(ext, key, value)
                 if value == {}:
                     del ext[key]
             self._walk(ext)  # nested extensions, references
@@ -509,7 +570,7 @@ class FhirMasker:
             if target in NAMED:
                 self._set(ref, "display", Entity.NAME)
             elif target is None:
-                ref["display"] = self.text.mask(display)
+                self._scan(ref, "display", display)
 
     def _rewrite_url(self, node: Json, key: str) -> None:
         url = node.get(key)
@@ -554,7 +615,7 @@ class FhirMasker:
                 continue
             text = note.get("text")
             if isinstance(text, str):
-                note["text"] = self.text.mask(text)
+                self._scan(note, "text", text)
             self._set(note, "authorString", Entity.NAME)
             author = note.get("authorReference")
             if isinstance(author, dict):
@@ -562,27 +623,23 @@ class FhirMasker:
 
     def _narrative(self, narrative: Json) -> None:
         """Scans the text nodes of the XHTML narrative (and link and image attributes); the
-        markup stays as it was, and only changed text is re-escaped, so it stays well formed."""
+        markup stays as it was, and only changed text is re-escaped, so it stays well formed.
+        The texts join the document's batch; the div is put together again after it."""
         div = narrative.get("div")
         if not isinstance(div, str):
             return
         parts = _TAG.split(div)
-        where = [i for i in range(0, len(parts), 2) if parts[i].strip()]
-        texts = [html.unescape(parts[i]) for i in where]
-        for i, old, new in zip(where, texts, self.text.mask_many(texts), strict=True):
-            if new != old:
-                parts[i] = escape(new)
+        pieces: list[tuple[int, list[str]]] = []  # tags with attributes, split around values
+        for i in range(0, len(parts), 2):
+            if parts[i].strip():
+                self._scan(parts, i, html.unescape(parts[i]), _escape_text)
         for i in range(1, len(parts), 2):
             if "=" in parts[i]:
-                parts[i] = _ATTRIBUTE.sub(self._attribute, parts[i])
-        narrative["div"] = "".join(parts)
-
-    def _attribute(self, m: re.Match[str]) -> str:
-        old = html.unescape(m[3])
-        new = self.text.mask(old)
-        if new == old:
-            return m[0]
-        return m[1] + m[2] + escape(new, {'"': "&quot;", "'": "&apos;"}) + m[2]
+                split = _split_attributes(parts[i])
+                for k in range(1, len(split), 2):
+                    self._scan(split, k, html.unescape(split[k]), _escape_attribute)
+                pieces.append((i, split))
+        self._narratives.append((narrative, parts, pieces))
 
     # ---- values
 
@@ -590,7 +647,7 @@ class FhirMasker:
         """Masks ``node[key]`` (a value or an array of values) as `entity`; removes what has no
         valid masked form, and the primitive's ``_key`` extensions with it."""
         value = node.get(key)
-        if value is None or not self.leaves.masks(entity):
+        if value is None or self._functions[entity] is None:
             return
         if type(value) is list:
             masked = [m for v in value if (m := self._one(entity, v, check)) is not None]
@@ -607,7 +664,9 @@ class FhirMasker:
         node.pop("_" + key, None)
 
     def _one(self, entity: Entity, value: Any, check: Check) -> Any:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if type(value) is not str and (
+            isinstance(value, bool) or not isinstance(value, str | int | float)
+        ):
             return None  # not a primitive: not what this element holds, so fail closed
         out = self.leaves.leaf(entity, value)
         if out is None or (check is not None and not (isinstance(out, str) and check(out))):
@@ -618,6 +677,27 @@ class FhirMasker:
 def _is_date(value: str) -> bool:
     """A date, dateTime or instant with more than its year (the dash first: it is cheap)."""
     return len(value) >= 7 and value[4] == "-" and _PRECISE.fullmatch(value) is not None
+
+
+def _split_attributes(tag: str) -> list[str]:
+    """`tag` in pieces that join to it again, the values of its scanned attributes at the odd
+    indexes."""
+    out: list[str] = []
+    position = 0
+    for m in _ATTRIBUTE.finditer(tag):
+        out.append(tag[position : m.start(3)])
+        out.append(m[3])
+        position = m.end(3)
+    out.append(tag[position:])
+    return out
+
+
+def _escape_text(text: str) -> str:
+    return escape(text)
+
+
+def _escape_attribute(text: str) -> str:
+    return escape(text, {'"': "&quot;", "'": "&apos;"})
 
 
 def _display_only(node: Json) -> bool:

@@ -41,6 +41,7 @@ class Leaves:
         self._cache_size = cache_size
         self.functions: dict[Entity, LeafFn | None] = {}
         self._caches: dict[Entity, dict[Leaf, Any]] = {}
+        self._names = {entity: entity.value for entity in Entity}  # Enum.value is slow per leaf
         for entity in Entity:
             operator = view.operator(entity.value)
             if operator is None or isinstance(operator, Keep):
@@ -57,7 +58,7 @@ class Leaves:
         fn = self.functions[entity]
         if fn is None:
             return value
-        self.counts[entity.value] += 1
+        self.counts[self._names[entity]] += 1
         cache = self._caches[entity]
         found = cache.get(value, cache)
         if found is cache:

@@ -15,12 +15,12 @@ whole.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wardgate.core.model import ResultColumn
 from wardgate.masking.arrays import ELEMENTS
-from wardgate.masking.column import ColumnMasker
+from wardgate.masking.column import ColumnMasker, column_masker
 from wardgate.masking.operators import OperatorSpec, Pseudonym, Redact, operator_config
 from wardgate.masking.pgtypes import Family, Format, family_of
 from wardgate.masking.text import ContentScan, TextMasker
@@ -47,10 +47,20 @@ class ResultPlan:
     """The masking of one result. ``apply`` is the per-row path: it visits only the masked
     columns and counts cells per column; ``tally`` turns the counts into counts by label."""
 
-    def __init__(self, columns: list[ColumnPlan], counts: Counter[str] | None = None) -> None:
+    def __init__(
+        self,
+        columns: list[ColumnPlan],
+        counts: Counter[str] | None = None,
+        scans: dict[ColumnMasker, Scans] | None = None,
+    ) -> None:
         self.columns = columns
         self.counts: Counter[str] = counts if counts is not None else Counter()
-        self._masked = [(i, c.masker) for i, c in enumerate(columns) if c.masker is not None]
+        scans = {} if scans is None else scans
+        self._masked = [
+            (i, _remembering(c.masker, scans))
+            for i, c in enumerate(columns)
+            if c.masker is not None
+        ]
         self._cells = [0] * len(columns)
 
     @property
@@ -94,6 +104,38 @@ class ResultPlan:
         return out
 
 
+_SHORT = 64  # bytes: a scanned text this short may repeat (a state, a code, a kind)
+_KEPT = 4096  # such texts remembered per column masker
+
+
+Scans = dict[bytes, bytes | None]  # short scanned texts, as masked
+
+
+def _remembering(
+    masker: ColumnMasker, scans: dict[ColumnMasker, Scans]
+) -> Callable[[bytes], bytes | None]:
+    """The column's masker, remembering in ``scans`` what its short scanned texts became: a
+    content scan of a categorical column (an unlabelled ``state`` of a labelled table) is then
+    done once per value, not twice per row. The planner keeps ``scans`` only while the
+    target's catalog stays the same (see `Planner.plan`)."""
+    if not isinstance(masker.operator, ContentScan) or masker.family is not Family.TEXT:
+        return masker
+    memo = scans.setdefault(masker, {})
+
+    def cell(raw: bytes) -> bytes | None:
+        if len(raw) > _SHORT:
+            return masker(raw)
+        try:
+            return memo[raw]
+        except KeyError:
+            if len(memo) >= _KEPT:
+                memo.clear()
+            found = memo[raw] = masker(raw)
+            return found
+
+    return cell
+
+
 class Planner:
     """Builds result plans for one view of one target. Cheap to call per result."""
 
@@ -112,6 +154,11 @@ class Planner:
         self.unresolved = unresolved
         self.scan = ContentScan(scanner)
         self.tokens = tokens
+        # Short texts' scans, kept while the catalog is the one they were made with: the
+        # known values the scanner looks for are replaced before a new catalog is published
+        # (``Catalogs.load``), so a kept scan is never older than the catalog it is kept for.
+        self._scans: dict[ColumnMasker, Scans] = {}
+        self._scans_of: Catalog | None = None
 
     def plan(
         self,
@@ -129,7 +176,9 @@ class Planner:
                 plans.append(self._whole(column, "the server describes it otherwise"))
             else:
                 plans.append(self._column(line, column, catalog))
-        return ResultPlan(plans)
+        if self._scans_of is not catalog:
+            self._scans, self._scans_of = {}, catalog
+        return ResultPlan(plans, scans=self._scans)
 
     def _whole(self, column: ResultColumn, why: str) -> ColumnPlan:
         operator: OperatorSpec | ContentScan = self.scan if self.unresolved == "scan" else MASKED
@@ -211,7 +260,8 @@ class Planner:
         if type_oid == 0:  # COPY: no RowDescription; the stored column's type, or text
             type_oid = _source_type(line, catalog) or (0 if column.binary else TEXT_OID)
         fmt: Format = 1 if column.binary else 0
-        return ColumnMasker(type_oid, fmt, operator, self.key)
+        # shared across results: compiled once, with its operator's cache of values
+        return column_masker(type_oid, fmt, operator, self.key)
 
 
 def _source_type(line: ColumnLineage | None, catalog: Catalog | None) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from wardgate.sql.catalog import Catalog
 from wardgate.sql.model import Options, StatementLineage
-from wardgate.sql.resolve import Analyser
+from wardgate.sql.resolve import Analyser, Shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,7 @@ def crosscheck(
         reason = f"{len(described)} columns described, {len(lineage.columns)} expected"
         return (Disagreement(-1, reason),)
     analyser = Analyser(catalog, ("pg_catalog",), options or Options())
+    shapes: dict[int, Shape] = {}  # by relation: `SELECT *` names one relation many times
     found = []
     for index, ((oid, attnum), column) in enumerate(zip(described, lineage.columns, strict=True)):
         if oid == 0 or attnum < 0 or column.unknown:  # < 0: a system column such as ctid
@@ -45,7 +46,9 @@ def crosscheck(
         if relation is None:
             found.append(Disagreement(index, f"relation {oid} is not in the catalog"))
             continue
-        shape = analyser.relation_shape(relation)
+        shape = shapes.get(oid)
+        if shape is None:
+            shape = shapes[oid] = analyser.relation_shape(relation)
         if attnum == 0:  # a whole-row reference: `SELECT p FROM patients p`
             expected = shape.whole()
         else:

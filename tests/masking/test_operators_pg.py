@@ -270,6 +270,8 @@ def test_pseudonyms_join_across_integer_widths_and_formats(conn: pq.abc.PGconn) 
      "99999999999999999999.5", "123456789.000000001", "0.00", "1e-20", "Infinity", "-Infinity"],
 )  # fmt: skip
 def test_numeric_binary_codec_agrees_with_postgres(conn: pq.abc.PGconn, literal: str) -> None:
+    if "Infinity" in literal and conn.server_version < 140000:
+        pytest.skip("numeric has infinities from PostgreSQL 14 on")
     wire = server_value(conn, quote(literal), "numeric", 1)
     value = pg.decode_numeric_binary(wire)
     text = server_value(conn, quote(literal), "numeric", 0).decode()

@@ -103,9 +103,10 @@ def test_the_least_privileged_login_is_accepted_and_works(
         with psycopg.connect(gw.dsn("alice"), autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM patients").fetchone() == (5,)
             assert conn.execute("SELECT current_user").fetchone() == (name,)
-            # What the login was not granted, the server refuses even when policy allows it.
+            # What the login was not granted, the server refuses even when policy allows it
+            # (not CREATE in public: PUBLIC may do that before PostgreSQL 15).
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("CREATE TABLE wardgate_not_mine (a int)")
+                conn.execute("ALTER TABLE patients ADD COLUMN wardgate_not_mine int")
 
 
 def test_an_unreachable_target_is_reported_not_refused(

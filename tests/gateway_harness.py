@@ -50,6 +50,9 @@ class RunningGateway:
 
     def events(self) -> list[dict[str, Any]]:
         self.call(_noop)  # let the loop finish writing what it was writing
+        # Beside the signed store, a statement's summary follows its released result (the
+        # gateway's timer writes it within a quarter second): write it now.
+        self.gateway.audit.settle()
         text = self.audit_path.read_text()
         # a committer thread may be writing the last line as we read: it is not an event yet
         complete = text if text.endswith("\n") else text.rpartition("\n")[0]

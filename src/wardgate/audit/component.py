@@ -107,9 +107,9 @@ class AuditComponent(Component):
             self.log.commit()
         chained = self.chained
         # Under a tamper alarm nothing is committed; ``tick`` takes up its acknowledgement.
-        if chained is not None and (chained.pending() or not chained.healthy):
-            if chained.alarm is None:
-                chained.commit()
+        busy = chained is not None and (chained.pending() or not chained.healthy)
+        if chained is not None and busy and chained.alarm is None:
+            chained.commit()
 
     def health(self) -> dict[str, object]:
         if self.chained is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -57,6 +58,17 @@ class RunningGateway:
         # a committer thread may be writing the last line as we read: it is not an event yet
         complete = text if text.endswith("\n") else text.rpartition("\n")[0]
         return [json.loads(line) for line in complete.splitlines() if line]
+
+    def audit_settled(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The audit's health once nothing it recorded waits for a commit: a statement's
+        summary and a session's end follow the result the client saw."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.gateway.audit.settle()
+            audit: dict[str, Any] = self.gateway.health()["audit"]  # type: ignore[assignment]
+            if not audit.get("pending") or time.monotonic() > deadline:
+                return audit
+            time.sleep(0.05)
 
     def call(self, fn: Any, *args: Any) -> Any:
         done: Future[Any] = Future()

@@ -52,8 +52,7 @@ def test_statements_reach_the_store_and_the_log_verifies(
         with psycopg.connect(gw.dsn(), autocommit=True) as conn:
             for i in range(120):
                 conn.execute("SELECT %s::int AS n", (i,), prepare=False)
-        gw.gateway.audit.settle()  # the last statement's summary follows its result
-        assert gw.gateway.health()["audit"] == {"healthy": True, "reason": "", "pending": 0}
+        assert gw.audit_settled() == {"healthy": True, "reason": "", "pending": 0}
     pem = _public_key(config_file, tmp_path)
     store, heads = tmp_path / "store" / "audit.db", tmp_path / "anchors" / "heads.jsonl"
     verified = wardgate(

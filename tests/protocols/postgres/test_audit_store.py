@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from tests.gateway_harness import build_config, running
 from tests.protocols.postgres.conftest import target_entry
@@ -142,6 +143,7 @@ def test_killed_gateway_loses_no_statement_a_client_saw(
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+@pytest.mark.timeout(300)  # ten gateways started and killed, then the whole log verified
 def test_every_client_that_received_a_row_finds_its_statement_after_a_kill(
     tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, target_db: str
 ) -> None:
@@ -156,7 +158,7 @@ def test_every_client_that_received_a_row_finds_its_statement_after_a_kill(
     def load(dsn: str, marker: str) -> None:
         try:
             with psycopg.connect(dsn, autocommit=True) as conn:
-                for i in range(1_000_000):
+                for i in range(3000):  # a bound, so that the log stays quick to verify
                     query = f"SELECT '{marker}-{i}' AS m"
                     conn.execute(query)
                     with lock:

@@ -875,6 +875,7 @@ class Relay:
 
     def close(self) -> None:
         """The session is over: whatever is still in flight ends as aborted."""
+        self._record_wait = None  # a statement waiting for its record never goes out
         while self._expected:
             self._finish(self._expected.popleft(), Outcome.ABORTED)
         if self._approval is not None:  # held for approval when the client left

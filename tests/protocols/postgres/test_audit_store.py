@@ -143,7 +143,7 @@ def test_killed_gateway_loses_no_statement_a_client_saw(
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-@pytest.mark.timeout(300)  # ten gateways started and killed, then the whole log verified
+@pytest.mark.timeout(600)  # ten gateways started and killed, then the whole log verified
 def test_every_client_that_received_a_row_finds_its_statement_after_a_kill(
     tmp_path: Path, pki_dir: Path, pg_server: LocalPostgres, target_db: str
 ) -> None:

@@ -32,7 +32,8 @@ from wardgate.demo.postgres import LocalPostgres
 from wardgate.pki import DevPKI
 
 LOOPBACK = "127.0.0.1"
-BENCH_DB = "wardgate_bench"  # the scratch database, and the gateway target's name
+# The scratch database, and the gateway target's name (another, for runs side by side).
+BENCH_DB = os.environ.get("WARDGATE_BENCH_DB", "wardgate_bench")
 GATEWAY_USER = "bench"
 START_TIMEOUT = 30.0
 
@@ -67,12 +68,12 @@ class Processes:
         with output.open("ab") as out:
             proc = subprocess.Popen(
                 argv,
+                env=None if env is None else {**os.environ, **env},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=output.parent,
                 start_new_session=True,
-                env=env,
                 user=None if account is None else account.pw_uid,
                 group=None if account is None else account.pw_gid,
                 extra_groups=None if account is None else [],
@@ -283,7 +284,7 @@ def start_gateway(
     """A gateway auditing to JSON lines, or with ``store`` to the signed store alone; with
     ``phi``, those columns of the target are masked (the bench user has no role: all of them);
     with ``record``, every session is recorded (encrypted, in ``recordings/``); with ``source``,
-    the wardgate package is imported from that ``src`` folder (another checkout, to compare)."""
+    the wardgate package is imported from there (another tree's ``src``: a baseline)."""
     home = workdir / name
     home.mkdir(mode=0o700)
     listener: dict[str, Any] = {"host": LOOPBACK, "port": 0}
@@ -323,7 +324,7 @@ def start_gateway(
     logfile = home / "wardgate.log"
     # SIGINT and SIGTERM both stop `wardgate serve` cleanly (closing sessions, signing a head).
     argv = [sys.executable, "-m", "wardgate", "serve", "-c", str(path)]
-    env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
+    env = None if source is None else {"PYTHONPATH": str(source)}
     proc = procs.start(argv, logfile, stop_signal=signal.SIGINT, env=env)
     deadline = time.monotonic() + START_TIMEOUT
     while (found := _LISTENING.search(logfile.read_text(errors="replace"))) is None:

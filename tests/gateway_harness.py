@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -50,10 +51,24 @@ class RunningGateway:
 
     def events(self) -> list[dict[str, Any]]:
         self.call(_noop)  # let the loop finish writing what it was writing
+        # Beside the signed store, a statement's summary follows its released result (the
+        # gateway's timer writes it within a quarter second): write it now.
+        self.gateway.audit.settle()
         text = self.audit_path.read_text()
         # a committer thread may be writing the last line as we read: it is not an event yet
         complete = text if text.endswith("\n") else text.rpartition("\n")[0]
         return [json.loads(line) for line in complete.splitlines() if line]
+
+    def audit_settled(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The audit's health once nothing it recorded waits for a commit: a statement's
+        summary and a session's end follow the result the client saw."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.gateway.audit.settle()
+            audit: dict[str, Any] = self.gateway.health()["audit"]  # type: ignore[assignment]
+            if not audit.get("pending") or time.monotonic() > deadline:
+                return audit
+            time.sleep(0.05)
 
     def call(self, fn: Any, *args: Any) -> Any:
         done: Future[Any] = Future()

@@ -144,3 +144,33 @@ def test_tables_touched() -> None:
 def test_unparsable_fails_closed() -> None:
     with pytest.raises(AnalysisError):
         classify("SELECT FROM WHERE")
+
+
+@pytest.mark.parametrize(
+    ("text", "reads"),
+    [
+        ("SELECT abalance FROM pgbench_accounts WHERE aid = $1;", True),  # no parse needed
+        ("select a from t for update", True),  # a lock, not a change
+        ("SELECT '(' AS paren", True),  # a parenthesis in a literal: judged on the parse
+        ("SELECT a FROM t UNION SELECT b FROM u", True),
+        ("EXPLAIN SELECT 1", True),
+        ("SELECT nextval('s')", False),  # any function call may write
+        ("SELECT count(*) FROM t", False),
+        ("SELECT * INTO t2 FROM t", False),  # creates a table
+        ("WITH gone AS (DELETE FROM t RETURNING *) SELECT * FROM gone", False),
+        ("SELECT 1; DELETE FROM t", False),
+        ("INSERT INTO t VALUES (1)", False),
+        ("UPDATE t SET a = 1", False),
+        ("EXPLAIN ANALYZE DELETE FROM t", False),
+        ("BEGIN", False),
+        ("SET search_path = x", False),
+        ("FETCH 10 FROM c", False),  # the cursor's query is elsewhere
+        ("EXECUTE p", False),
+        ("CREATE TABLE t (a int)", False),
+        ("SELEC 1", False),  # does not parse
+    ],
+)
+def test_only_plain_reads_may_run_before_their_record_is_durable(text: str, reads: bool) -> None:
+    from wardgate.sql.analysis import analyse
+
+    assert analyse(text).reads_only is reads

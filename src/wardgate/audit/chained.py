@@ -8,9 +8,10 @@ once the commit that follows its events has returned. If the store cannot write,
 ``AuditUnavailable``, keeps the events for the next attempt, and ``healthy`` turns False with
 the reason until a commit succeeds again.
 
-Write-ahead: ``sent`` records a ``statement.start`` entry (who, what, target) when an allowed
-statement goes to the server, so the commit that releases the first byte of its result has made
-that entry durable; ``result_end`` records the summary (``statement``) later.
+Write-ahead: ``statement_sent`` records a ``statement.start`` entry (who, what, target) when an
+allowed statement goes to the server; the relay has a commit started at once, which the result's
+first byte (and a statement that is not a plain read) waits for. ``statement_end`` records the
+summary (``statement``) later, which nothing waits for: the next commit takes it.
 
 The gateway trusts only itself: the store remembers the tail it wrote and the checkpointer the tip
 it signs; an append that does not follow it or a store that does not end with it raises

@@ -95,17 +95,26 @@ class AuditComponent(Component):
 
     def _tick(self) -> None:
         """Sign a head if one is due by time (so a quiet log is signed too, within the interval);
-        commit the events of refused sessions, which wait for no result (and so find a failed
-        store writable)."""
+        commit what waits for no result: the events of refused sessions (which so find a failed
+        store writable) and the summaries of statements whose results were released after their
+        ``statement.start`` record."""
         chained = self.chained
         assert chained is not None
         try:
-            # Under a tamper alarm nothing is committed; ``tick`` takes up its acknowledgement.
-            if (chained.pending() or not chained.healthy) and chained.alarm is None:
-                chained.commit()
+            self.settle()
             chained.tick()
         except AuditUnavailable as exc:
             log.error("audit: %s", exc)
+
+    def settle(self) -> None:
+        """Commit what was recorded and no result waits for. Blocking: call it off the loop."""
+        if self.log is not None:
+            self.log.commit()
+        chained = self.chained
+        # Under a tamper alarm nothing is committed; ``tick`` takes up its acknowledgement.
+        busy = chained is not None and (chained.pending() or not chained.healthy)
+        if chained is not None and busy and chained.alarm is None:
+            chained.commit()
 
     def health(self) -> dict[str, object]:
         if self.chained is not None:

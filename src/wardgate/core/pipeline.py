@@ -82,8 +82,9 @@ class Addon:
         return None
 
     def statement_sent(self, stmt: Statement) -> None:
-        """An allowed statement goes to the server now: whatever of its result the client
-        receives comes after this (the audit's write-ahead record)."""
+        """An allowed statement goes to the server: whatever of its result the client receives
+        comes after what this records is durable, and so does the statement itself unless it
+        is a plain read (the audit's write-ahead record; docs/audit.md)."""
 
     def result_header(self, stmt: Statement, columns: tuple[ResultColumn, ...]) -> None:
         pass

@@ -28,7 +28,7 @@ from pglast.parser import ParseError, parse_sql
 from pglast.stream import RawStream
 
 from wardgate.sql.catalog import DEFAULT_SEARCH_PATH, Catalog
-from wardgate.sql.classify import Classification, classify_tree
+from wardgate.sql.classify import Classification, classify_tree, plain_select, reads_only
 from wardgate.sql.danger import plain
 from wardgate.sql.effects import Effects, effects_of_tree, no_effects
 from wardgate.sql.model import AnalysisError, Options, StatementLineage
@@ -144,6 +144,21 @@ class Analysis:
         """Kinds, tables, functions, what is dangerous. Raises `AnalysisError`."""
         self._check()
         return classify_tree(self.text, self.tree)
+
+    @cached_property
+    def reads_only(self) -> bool:
+        """Whether running it can change nothing the server keeps, as far as the text says
+        (``classify.reads_only``); False when unsure. A single SELECT with no parenthesis, no
+        INTO and no ``;`` but at its end calls no function by name and writes nothing: found
+        without a parse, the hot path of ``pgbench -S``."""
+        if plain_select(self.text):
+            return True
+        if self.error:
+            return False
+        try:
+            return reads_only(self.classification)
+        except (AnalysisError, RecursionError):
+            return False
 
     @cached_property
     def digest(self) -> str:

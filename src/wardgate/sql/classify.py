@@ -103,6 +103,31 @@ class Classification:
         return tuple(s for s in self.statements[1:] if s.kind in risky)
 
 
+def reads_only(classification: Classification) -> bool:
+    """Whether running the statements can change nothing the server keeps, as far as their text
+    says: each one a read that calls no function and names no prepared statement or cursor (whose
+    text is elsewhere). What runs without being named is not seen: a view's functions, a row
+    security policy's, an operator's or a cast's."""
+    return all(
+        s.kind is StatementKind.READ and not s.functions and s.name is None
+        for s in classification.statements
+    )
+
+
+def plain_select(text: str) -> bool:
+    """A single SELECT that names no function and writes nothing, found without a parse: its
+    first word is ``select`` and the text holds no ``(`` (no call), no ``into`` and no ``;`` but
+    at its end, anywhere, comments and literals included. Comments and literals only add
+    characters, so a text that passes holds none of these in its code either; one that does not
+    pass is not judged here (``reads_only`` of its classification is)."""
+    lower = text.lower()
+    body = lower.rstrip().rstrip(";")
+    if "(" in body or ";" in body or "into" in body:
+        return False
+    words = body.split(None, 1)
+    return bool(words) and words[0] == "select"
+
+
 def classify(text: str) -> Classification:
     """``Analysis.classification`` of a fresh analysis of ``text`` (the gateway reads it from a
     statement's one cached analysis). Raises `AnalysisError` if `text` does not parse."""

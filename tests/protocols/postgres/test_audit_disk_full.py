@@ -84,7 +84,7 @@ def test_full_disk_withholds_results_refuses_sessions_and_recovers(
             except psycopg.OperationalError:
                 assert time.monotonic() < deadline, "the gateway did not recover"
                 time.sleep(0.5)
-        assert gw.gateway.health()["audit"] == {"healthy": True, "reason": "", "pending": 0}
+        assert gw.audit_settled() == {"healthy": True, "reason": "", "pending": 0}
         time.sleep(1.5)
         said = wardgate("health", "-c", str(config_file))
         assert said.returncode == 0, said.stdout + said.stderr

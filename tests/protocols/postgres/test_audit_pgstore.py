@@ -36,7 +36,7 @@ def test_statements_reach_a_postgresql_store_and_the_log_verifies(
         with psycopg.connect(gw.dsn(), autocommit=True) as conn:
             for i in range(120):
                 conn.execute("SELECT %s::int AS n", (i,), prepare=False)
-        assert gw.gateway.health()["audit"] == {"healthy": True, "reason": "", "pending": 0}
+        assert gw.audit_settled() == {"healthy": True, "reason": "", "pending": 0}
     key = wardgate("audit", "key", "-c", str(path))
     assert key.returncode == 0, key.stderr
     pem = tmp_path / "audit-public.pem"

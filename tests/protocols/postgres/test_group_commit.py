@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 
 from wardgate.core.pipeline import Addon, Pipeline
@@ -88,6 +89,65 @@ def test_a_failed_commit_ends_the_sessions_it_covered() -> None:
         assert a.ended == ["58030"] and not a.seen
         addon.fail = False
         addon.gate.release()  # a commit may be asked for again; let it through
+        release.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_marked_session_waits_for_its_mark_only_and_the_commit_starts_at_the_mark() -> None:
+    async def scenario() -> None:
+        addon = SlowCommit()
+        release = GroupCommit(Pipeline([addon]))
+        a = Client(addon)
+        records = release.records(a)
+        assert records is not None
+        addon.recorded = 1  # the statement's record
+        records.mark()
+        await _until(addon.started)  # the commit started at the mark, before any byte came
+        addon.started.clear()
+        addon.recorded = 2  # the summary, recorded while the commit runs: nothing waits for it
+        release.send(a, b"result")
+        assert not a.seen
+        addon.gate.release()
+        await _until(check=lambda: a.seen)
+        assert a.seen == [(b"result", 1)]
+        release.send(a, b"more")  # its mark is durable: written at once, no commit asked for
+        assert a.seen[-1] == (b"more", 1) and not addon.started.is_set()
+        records.forget()
+        release.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_action_runs_once_its_mark_is_durable_and_never_if_the_commit_fails() -> None:
+    async def scenario() -> None:
+        addon = SlowCommit()
+        release = GroupCommit(Pipeline([addon]))
+        a, b = Client(addon), Client(addon)
+        ran: list[tuple[str, int]] = []
+        for client, name in ((a, "a"), (b, "b")):
+            records = release.records(client)
+            assert records is not None
+            addon.recorded += 1
+            records.mark()
+            records.then(functools.partial(lambda n: ran.append((n, addon.durable)), name))
+        await _until(addon.started)
+        addon.gate.release()  # the commit of both marks
+        await _until(check=lambda: len(ran) == 2)
+        assert ran == [("a", 2), ("b", 2)]
+
+        addon.started.clear()
+        records = release.records(a)
+        assert records is not None
+        addon.recorded, addon.fail = 3, True
+        records.mark()
+        records.then(lambda: ran.append(("late", addon.durable)))
+        await _until(addon.started)
+        addon.gate.release()
+        await _until(check=lambda: a.ended)
+        assert a.ended == ["58030"] and len(ran) == 2
+        addon.fail = False
+        addon.gate.release()
         release.close()
 
     asyncio.run(scenario())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -495,3 +495,52 @@ def test_execute_of_a_stale_portal_in_a_failed_transaction_is_not_sent() -> None
     h.server(error("42601", "syntax error") + wire.ready_for_query(b"E"))
     [_, refusal] = error_fields(h.client_bytes)
     assert refusal["C"] == "42501" and "does not exist" in refusal["M"]
+
+
+# ---- the write-ahead record ---------------------------------------------------------------------
+
+
+class Records:
+    """The release's side, held by the test: marks counted, actions run when it says so."""
+
+    def __init__(self) -> None:
+        self.marks = 0
+        self.actions: list[Callable[[], None]] = []
+
+    def mark(self) -> None:
+        self.marks += 1
+
+    def then(self, action: Callable[[], None]) -> None:
+        self.actions.append(action)
+
+    def durable(self) -> None:
+        actions, self.actions = self.actions, []
+        for action in actions:
+            action()
+
+
+@pytest.mark.parametrize("protocol", ["simple", "extended"])
+def test_a_read_goes_out_at_once_and_a_write_only_once_its_record_is_durable(
+    protocol: str,
+) -> None:
+    h = Harness(Recorder())
+    records = Records()
+    h.relay.records = records
+
+    def send(text: str) -> bytes:
+        return query(text) if protocol == "simple" else extended(text) + SYNC
+
+    read, write = send("SELECT a FROM t WHERE id = 1"), send("UPDATE t SET a = 2 WHERE id = 1")
+    h.client(read)
+    assert h.server_bytes == read and records.marks == 1 and not records.actions
+    h.to_server.clear()
+    h.client(write + read)  # the read behind the write waits with it
+    assert records.marks == 2 and len(records.actions) == 1
+    if protocol == "simple":
+        assert h.server_bytes == b""
+    else:  # Parse and Bind (and the Describe) go first; the Execute and all after it wait
+        assert write.startswith(h.server_bytes) and h.server_bytes
+    h.client(read)  # more from the client while it waits: kept, in order
+    records.durable()
+    assert h.server_bytes == write + read + read
+    assert records.marks == 4  # the reads were marked once they went out

@@ -62,6 +62,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 from wardgate.core.model import (
     Analyser,
@@ -97,6 +98,17 @@ HELD_HIGH_WATER = 64 << 10
 _CLIENT_TYPES = frozenset(b"QPBDESHCXdcfF")
 Send = Callable[[bytes], None]
 
+
+class Records(Protocol):
+    """The release's side of the session's audit records, where commits block (an fsync):
+    ``mark`` when a statement's record is made (the result's first byte waits for it), ``then``
+    to run an action once that record is durable (``release.SessionRecords``)."""
+
+    def mark(self) -> None: ...
+
+    def then(self, action: Callable[[], None]) -> None: ...
+
+
 # What an expected answer answers.
 PARSE, BIND, DESCRIBE_STATEMENT, DESCRIBE_PORTAL, EXECUTE, CLOSE, SYNC, QUERY, CALL = range(9)
 _ENDS_BATCH = (SYNC, QUERY, CALL)  # answered by ReadyForQuery
@@ -119,6 +131,7 @@ class _Expect:
     described: bool = False  # the request's columns are known and announced
     texts: int = 0  # a batch's end: statement texts the client had sent by then
     internal: bool = False  # a Describe the relay sent itself: its answer is not the client's
+    sent: bool = False  # its request went to the server, after its write-ahead record
 
 
 @dataclass(slots=True)
@@ -251,6 +264,13 @@ class Relay:
         self._approval: tuple[Statement, int, str, bytes] | None = None
         self._held_message = b""
         self._held_prefix = b""
+        # With a blocking commit, a statement's record is made durable while the server runs it;
+        # one that may change what the server keeps (anything but a plain read) goes to the
+        # server only once its record is durable: the message, what the client sent after it,
+        # and whether a row cap holds that back further.
+        self.records: Records | None = None
+        self._wait_for_record = False
+        self._record_wait: tuple[bytes, bytearray, bool] | None = None
         # Client order: the statements ("S" + name) and portals ("P" + name) whose columns the
         # client asks the server for; before an Execute of any other portal the relay asks itself,
         # since rows whose columns are not known cannot be masked.
@@ -259,6 +279,12 @@ class Relay:
     # ---- client to server ----------------------------------------------------------------------
 
     def from_client(self, data: bytes) -> None:
+        if self._record_wait is not None:
+            rest = self._record_wait[1]
+            rest.extend(data)  # behind a statement waiting for its record
+            if len(rest) >= HELD_HIGH_WATER:
+                self.pause_client(True)
+            return
         if self._held is not None:
             self._held += data  # waiting for the server's answers, a capped result, an approval
             if len(self._held) >= HELD_HIGH_WATER:
@@ -298,6 +324,13 @@ class Relay:
                 break
             if self._approval is None or self._held_message:
                 self._track(kind, body, replacement)
+            if self._wait_for_record:
+                self._wait_for_record = False
+                message = data[pos:end] if replacement is None else replacement
+                out.append(data[mark:pos])
+                self._hold_for_record(message, data[end:n])
+                mark = n = pos
+                break
             if replacement is not None:
                 out.append(data[mark:pos])
                 out.append(replacement)
@@ -441,11 +474,14 @@ class Relay:
         if not denied and request.row_cap is not None:
             self._caps += 1
         self._expected.append(
-            _Expect(what, name, request=request, denied=denied, texts=self._texts_sent)
+            _Expect(
+                what, name, request=request, denied=denied, texts=self._texts_sent, sent=not denied
+            )
         )
         if not denied:
             # the audit's record precedes any row of the result
             self.pipeline.statement_sent(request)
+            self._sent(request)
         return poison if denied else self._forward(request)
 
     def _forward(self, request: Statement) -> bytes | None:
@@ -456,6 +492,36 @@ class Relay:
         if request.via is not Via.QUERY:  # a prepared statement's text is on the server already
             raise PipelineFailure("a rewritten statement can only be sent as a Query")
         return wire.message(wire.F_QUERY, wire.cstr(request.forward_text, self.encoding))
+
+    def _sent(self, request: Statement) -> None:
+        """The statement's record is made: its result waits for it; a statement that may
+        change what the server keeps waits for it too, before it reaches the server."""
+        records = self.records
+        if records is not None:
+            records.mark()
+            self._wait_for_record = not _reads_only(request)
+
+    def _hold_for_record(self, message: bytes, rest: bytes | bytearray) -> None:
+        """Keep the statement's message, and what came after it, until its record is durable."""
+        records = self.records
+        assert records is not None
+        capped = self._held is not None  # a capped Execute: what follows waits for its result
+        self._held = None
+        self._record_wait = (message, bytearray(rest), capped)
+        records.then(self._recorded)
+
+    def _recorded(self) -> None:
+        """The record of the statement waiting for it is durable: send it, then the rest."""
+        wait, self._record_wait = self._record_wait, None
+        if wait is None or self.terminated:
+            return
+        message, rest, capped = wait
+        self.send_server(message)
+        self.pause_client(False)
+        if capped:
+            self._held = rest
+        elif rest:
+            self.from_client(bytes(rest))
 
     def _resolved(self, decision: Decision) -> None:
         """A held statement is decided: it goes to the server (or its poison does, whose error
@@ -468,15 +534,22 @@ class Relay:
         self._approval = None
         denied = not decision.allowed
         self._expected.append(
-            _Expect(what, name, request=request, denied=denied, texts=self._texts_sent)
+            _Expect(
+                what, name, request=request, denied=denied, texts=self._texts_sent, sent=not denied
+            )
         )
         if not denied:
             self.pipeline.statement_sent(request)
+            self._sent(request)
         sent = prefix + (poison if denied else (self._forward(request) or message))
         self._track(0, b"", sent)
-        self.send_server(sent)
         held, self._held = self._held, None
         self.pause_client(False)
+        if self._wait_for_record:
+            self._wait_for_record = False
+            self._hold_for_record(sent, held or b"")
+            return
+        self.send_server(sent)
         if held:
             self.from_client(bytes(held))
 
@@ -839,15 +912,27 @@ class Relay:
         if request.row_cap is not None:
             self._caps -= 1
         self.pipeline.statement_end(request)
+        if not entry.sent and self.records is not None:
+            self.records.mark()  # a denial's or a skip's record precedes what the client gets
 
     def close(self) -> None:
         """The session is over: whatever is still in flight ends as aborted."""
+        self._record_wait = None  # a statement waiting for its record never goes out
         while self._expected:
             self._finish(self._expected.popleft(), Outcome.ABORTED)
         if self._approval is not None:  # held for approval when the client left
             request, what, name, _ = self._approval
             self._approval = None
             self._finish(_Expect(what, name, request=request), Outcome.ABORTED)
+
+
+def _reads_only(stmt: Statement) -> bool:
+    """Whether the statement, as far as its text says, can change nothing the server keeps (its
+    record may then be made durable while it runs); False when unsure."""
+    try:
+        return stmt.analysis.reads_only
+    except Exception:
+        return False
 
 
 def _rows_readable(stmt: Statement) -> bool:

@@ -28,7 +28,7 @@ from wardgate.protocols.postgres.endpoint import Endpoint
 from wardgate.protocols.postgres.relay import Relay
 from wardgate.protocols.postgres.upstream_auth import UpstreamAuthError, UpstreamLogin
 from wardgate.protocols.postgres.wire import ProtocolViolation
-from wardgate.protocols.release import AUDIT_UNAVAILABLE, GroupCommit
+from wardgate.protocols.release import AUDIT_UNAVAILABLE, GroupCommit, SessionRecords
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,7 @@ class PgSession:
         self.client = client
         self.upstream: Endpoint | None = None
         self.relay: Relay | None = None
+        self.records: SessionRecords | None = None
         self.search_path: str | None = None
         self.task: asyncio.Future[None] | None = None
         self.cancel_pid = 0
@@ -261,6 +262,8 @@ class PgSession:
                     await self._flush_release()
         finally:
             self.server.sessions.pop(self.info.id, None)
+            if self.records is not None:
+                self.records.forget()
             self.server.cancels.forget(self.cancel_pid)
             self._close()
             try:
@@ -526,6 +529,7 @@ class PgSession:
             self.search_path,
         )
         relay.encoding = encoding
+        relay.records = self.records = release.records(self) if release is not None else None
         relay.client_pid = functools.partial(self.server.cancels.client_pid, target)
         relay.pause_client = functools.partial(client.pause_reading, "held")
         self.relay = relay

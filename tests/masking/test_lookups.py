@@ -185,16 +185,16 @@ def test_values_the_client_chose_get_no_pseudonym_it_could_decode(
             assert got.sqlstate == DENIED, (chooser, value)
 
 
-def test_a_written_value_returned_gets_no_pseudonym_it_could_decode(
+def test_a_value_of_the_roles_choosing_never_gets_a_pseudonym(
     gateway: RunningGateway, tokens: dict[int, str]
 ) -> None:
-    with psycopg.connect(gateway.dsn("alice")) as conn:
-        (returned,) = conn.execute(
-            "UPDATE patients SET mrn = 'MRN-CHOSEN' WHERE id = 1 RETURNING mrn"
-        ).fetchone() or ("",)
-        conn.rollback()
-    got = receive(gateway.dsn("alice"), [f"SELECT id FROM patients WHERE mrn = '{returned}'"])
-    assert got.sqlstate == DENIED
+    """Writing it and reading it back (RETURNING) would make a pseudonym of a chosen value, a
+    dictionary entry: a masked role cannot write its own value into a masked column at all."""
+    got = receive(
+        gateway.dsn("alice"), ["UPDATE patients SET mrn = 'MRN-CHOSEN' WHERE id = 1 RETURNING mrn"]
+    )
+    assert got.sqlstate == DENIED, got
+    assert "MRN-CHOSEN" not in "".join(map(str, got.rows))
 
 
 @pytest.mark.parametrize(
@@ -242,20 +242,22 @@ def test_only_the_literal_of_the_look_up_is_decoded(
     assert str(raw_row(pg_server, database, 3)[0]) not in got.text()
 
 
-def test_an_error_about_the_decoded_value_is_withheld(
-    gateway: RunningGateway, tokens: dict[int, str], pg_server: LocalPostgres, database: str
+@pytest.mark.parametrize("cast", ["int", "date"])
+def test_a_cast_that_could_fail_on_the_decoded_value_is_refused(
+    gateway: RunningGateway,
+    tokens: dict[int, str],
+    pg_server: LocalPostgres,
+    database: str,
+    cast: str,
 ) -> None:
-    """The server reads the decoded literal as the column's type; an error doing so would quote
-    it, but the statement reads a masked column, so the error's text is withheld."""
-    assert one(gateway.dsn("alice"), f"SELECT id FROM patients WHERE mrn::int = '{tokens[3]}'") == [
-        (3,)
-    ]
+    """The server would read the decoded literal as the cast's type, and an error doing so
+    would quote it (or its occurrence would tell something): a cast of a masked column that can
+    fail is refused before anything runs."""
     got = receive(
-        gateway.dsn("alice"), [f"SELECT id FROM patients WHERE mrn::date = '{tokens[3]}'"]
+        gateway.dsn("alice"), [f"SELECT id FROM patients WHERE mrn::{cast} = '{tokens[3]}'"]
     )
-    assert got.sqlstate is not None and got.sqlstate != DENIED, got
+    assert got.sqlstate == DENIED, got
     assert str(raw_row(pg_server, database, 3)[0]) not in got.text()
-    assert "withheld" in got.error[0]
 
 
 def test_the_statement_text_is_not_shown_back(

@@ -32,9 +32,11 @@ from wardgate.demo.postgres import LocalPostgres
 from wardgate.pki import DevPKI
 
 LOOPBACK = "127.0.0.1"
-BENCH_DB = "wardgate_bench"  # the scratch database, and the gateway target's name
+# The scratch database, and the gateway target's name: one per run, so that two runs on one
+# machine do not drop each other's.
+BENCH_DB = f"wardgate_bench_{os.getpid()}"
 GATEWAY_USER = "bench"
-START_TIMEOUT = 30.0
+START_TIMEOUT = 120.0  # a masking gateway builds its detectors first; slow on a busy machine
 
 
 class BenchError(RuntimeError):
@@ -62,10 +64,13 @@ class Processes:
         *,
         account: pwd.struct_passwd | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
+        """``env``: variables set for the child on top of this process's environment."""
         with output.open("ab") as out:
             proc = subprocess.Popen(
                 argv,
+                env=None if env is None else {**os.environ, **env},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -276,10 +281,12 @@ def start_gateway(
     store: bool = False,
     phi: dict[str, str] | None = None,
     record: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Gateway:
     """A gateway auditing to JSON lines, or with ``store`` to the signed store alone; with
     ``phi``, those columns of the target are masked (the bench user has no role: all of them);
-    with ``record``, every session is recorded (encrypted, in ``recordings/``)."""
+    with ``record``, every session is recorded (encrypted, in ``recordings/``). ``env`` is set
+    for its process (``PYTHONPATH`` to run another source tree, ``WARDGATE_PURE_PYTHON``)."""
     home = workdir / name
     home.mkdir(mode=0o700)
     listener: dict[str, Any] = {"host": LOOPBACK, "port": 0}
@@ -319,7 +326,7 @@ def start_gateway(
     logfile = home / "wardgate.log"
     # SIGINT and SIGTERM both stop `wardgate serve` cleanly (closing sessions, signing a head).
     argv = [sys.executable, "-m", "wardgate", "serve", "-c", str(path)]
-    proc = procs.start(argv, logfile, stop_signal=signal.SIGINT)
+    proc = procs.start(argv, logfile, stop_signal=signal.SIGINT, env=env)
     deadline = time.monotonic() + START_TIMEOUT
     while (found := _LISTENING.search(logfile.read_text(errors="replace"))) is None:
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -36,7 +36,7 @@ LOOPBACK = "127.0.0.1"
 # machine do not drop each other's.
 BENCH_DB = f"wardgate_bench_{os.getpid()}"
 GATEWAY_USER = "bench"
-START_TIMEOUT = 120.0  # a masking gateway builds its detectors first; slow on a busy machine
+START_TIMEOUT = 300.0  # a masking gateway builds its detectors first: slow on a busy machine
 
 
 class BenchError(RuntimeError):

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -335,14 +336,19 @@ def bench_bulk(
         conn.execute(sql.SQL("CREATE TABLE bulk ({})").format(sql.SQL(BULK_COLUMNS)))
         conn.execute(BULK_FILL, (args.rows,))
         conn.execute("VACUUM (FREEZE, ANALYZE) bulk")
-    gateways: dict[str, Gateway] = {}
-    for variant in variants(args):
+
+    def start(variant: Variant, kind: str) -> Gateway:
         tag = re.sub(r"\W+", "-", variant.label).strip("-")
-        for kind, options in BULK_GATEWAYS.items():
-            home = f"wardgate-{kind}" + (f"-{tag}" if tag else "")
-            gateways[variant.name(kind)] = start_gateway(
-                procs, workdir, home, direct, password, env=variant.env, **options
-            )
+        home = f"wardgate-{kind}" + (f"-{tag}" if tag else "")
+        options = BULK_GATEWAYS[kind]
+        return start_gateway(procs, workdir, home, direct, password, env=variant.env, **options)
+
+    # Started side by side: a masking gateway builds its detectors first, which takes a while
+    # on a busy machine.
+    wanted = [(v, kind) for v in variants(args) for kind in BULK_GATEWAYS]
+    with ThreadPoolExecutor(len(wanted)) as pool:
+        started = list(pool.map(lambda vk: start(*vk), wanted))
+    gateways = {v.name(kind): g for (v, kind), g in zip(wanted, started, strict=True)}
     rss_start = {name: rss_kib(g.proc.pid) for name, g in gateways.items()}
     endpoints = [("direct", direct)] + [(name, g.endpoint) for name, g in gateways.items()]
     passes: dict[str, list[dict[str, float]]] = {name: [] for name, _ in endpoints}

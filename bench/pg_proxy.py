@@ -109,7 +109,7 @@ BULK_GATEWAYS: dict[str, dict[str, Any]] = {
     "wardgate": {}, "masked": {"phi": BULK_PHI}, "recorded": {"record": True}
 }  # fmt: skip
 PURE = "WARDGATE_PURE_PYTHON"  # set: the gateway runs the pure-Python reference of its codecs
-MASK_TARGET = 0.5
+MASK_TARGET = 0.6  # issue 16 (issue 5 set 0.5)
 RECORD_TARGET = 0.5  # every row decoded, framed, encrypted and written
 BULK_FILL = """
 INSERT INTO bulk

@@ -119,13 +119,13 @@ def bodies_python(data: bytes) -> list[bytes]:
 def columns_python(data: bytes, indices: tuple[int, ...]) -> list[list[bytes | None]]:
     """For each index, that column's value in every row of a run (None for NULL and for a row
     without such a column)."""
-    out: list[list[bytes | None]] = [[] for _ in indices]
-    for body in _bodies(data):
-        values = split_python(body)
-        width = len(values)
-        for column, i in zip(out, indices, strict=True):
-            column.append(values[i] if 0 <= i < width else None)
-    return out
+    return _columns_of([split_python(body) for body in _bodies(data)], indices)
+
+
+def _columns_of(
+    table: list[list[bytes | None]], indices: tuple[int, ...]
+) -> list[list[bytes | None]]:
+    return [[r[i] if 0 <= i < len(r) else None for r in table] for i in indices]
 
 
 def replace_python(
@@ -133,46 +133,67 @@ def replace_python(
 ) -> bytes:
     """The run with those columns' values replaced, row by row; a row without such a column
     keeps its values."""
+    table = [split_python(body) for body in _bodies(data)]
+    return _replace_in(table, indices, columns)
+
+
+def _replace_in(
+    table: list[list[bytes | None]],
+    indices: tuple[int, ...],
+    columns: tuple[list[bytes | None], ...],
+) -> bytes:
+    """``replace_python`` on rows already split (changed in place): the run's new bytes."""
     if len(columns) != len(indices):
         raise ValueError("one list of values per column index")
     if len(set(indices)) != len(indices):
         raise ValueError("a column index given twice")
     if not all(isinstance(c, list) for c in columns):
         raise TypeError("the values of a column are a list")
-    bodies = _bodies(data)
-    if any(len(c) != len(bodies) for c in columns):
+    if any(len(c) != len(table) for c in columns):
         raise ValueError("a column has as many values as the run has rows")
-    out = []
-    for row, body in enumerate(bodies):
-        values = split_python(body)
-        for i, column in zip(indices, columns, strict=True):
+    for i, column in zip(indices, columns, strict=True):
+        for values, value in zip(table, column, strict=True):
             if 0 <= i < len(values):
-                value = column[row]
                 if value is not None and not isinstance(value, bytes):
                     raise TypeError("a DataRow value is bytes or None")
                 values[i] = value
-        out.append(join_python(values))
-    return b"".join(out)
+    return b"".join([join_python(values) for values in table])
 
 
 class DataRows:
     """A run of DataRow messages of one result, as ``core.model.RowBatch``: ``data`` holds the
-    messages as they will be sent; replacing columns builds it anew."""
+    messages as they will be sent; replacing columns builds it anew. Without the compiled codec
+    the rows are split once and kept, for the columns taken out and put back."""
 
-    __slots__ = ("count", "data")
+    __slots__ = ("_table", "count", "data")
 
     def __init__(self, data: bytes, count: int) -> None:
         self.data = data
         self.count = count
+        self._table: list[list[bytes | None]] | None = None
 
     def __len__(self) -> int:
         return self.count
 
     def columns(self, indices: tuple[int, ...]) -> list[list[bytes | None]]:
-        return columns(self.data, indices)
+        if COMPILED:
+            return columns(self.data, indices)
+        return _columns_of(self._split(), indices)
 
     def replace(self, indices: tuple[int, ...], values: tuple[list[bytes | None], ...]) -> None:
-        self.data = replace(self.data, indices, values)
+        if COMPILED:
+            self.data = replace(self.data, indices, values)
+        else:
+            try:
+                self.data = _replace_in(self._split(), indices, values)
+            except (TypeError, ValueError):
+                self._table = None  # it may be changed in part: split again from the bytes
+                raise
+
+    def _split(self) -> list[list[bytes | None]]:
+        if self._table is None:
+            self._table = [split_python(body) for body in _bodies(self.data)]
+        return self._table
 
     def rows(self) -> list[list[bytes | None]]:
         return [split(body) for body in bodies(self.data)]
@@ -181,6 +202,7 @@ class DataRows:
         if len(rows) != self.count:
             raise ValueError("a batch keeps its number of rows")
         self.data = b"".join([join(values) for values in rows])
+        self._table = None
 
     def bodies(self) -> list[bytes]:
         return bodies(self.data)

@@ -32,10 +32,11 @@ from wardgate.demo.postgres import LocalPostgres
 from wardgate.pki import DevPKI
 
 LOOPBACK = "127.0.0.1"
-# The scratch database, and the gateway target's name (another, for runs side by side).
-BENCH_DB = os.environ.get("WARDGATE_BENCH_DB", "wardgate_bench")
+# The scratch database, and the gateway target's name: one per run (or WARDGATE_BENCH_DB), so
+# that two runs on one machine do not drop each other's.
+BENCH_DB = os.environ.get("WARDGATE_BENCH_DB") or f"wardgate_bench_{os.getpid()}"
 GATEWAY_USER = "bench"
-START_TIMEOUT = 30.0
+START_TIMEOUT = 300.0  # a masking gateway builds its detectors first: slow on a busy machine
 
 
 class BenchError(RuntimeError):
@@ -63,8 +64,9 @@ class Processes:
         *,
         account: pwd.struct_passwd | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
+        """``env``: variables set for the child on top of this process's environment."""
         with output.open("ab") as out:
             proc = subprocess.Popen(
                 argv,
@@ -280,11 +282,13 @@ def start_gateway(
     phi: dict[str, str] | None = None,
     record: bool = False,
     source: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Gateway:
     """A gateway auditing to JSON lines, or with ``store`` to the signed store alone; with
     ``phi``, those columns of the target are masked (the bench user has no role: all of them);
-    with ``record``, every session is recorded (encrypted, in ``recordings/``); with ``source``,
-    the wardgate package is imported from there (another tree's ``src``: a baseline)."""
+    with ``record``, every session is recorded (encrypted, in ``recordings/``). ``env`` is set
+    for its process (``WARDGATE_PURE_PYTHON``, say); ``source`` imports the wardgate package
+    from another tree's ``src`` (a baseline: ``PYTHONPATH``)."""
     home = workdir / name
     home.mkdir(mode=0o700)
     listener: dict[str, Any] = {"host": LOOPBACK, "port": 0}
@@ -324,7 +328,8 @@ def start_gateway(
     logfile = home / "wardgate.log"
     # SIGINT and SIGTERM both stop `wardgate serve` cleanly (closing sessions, signing a head).
     argv = [sys.executable, "-m", "wardgate", "serve", "-c", str(path)]
-    env = None if source is None else {"PYTHONPATH": str(source)}
+    if source is not None:
+        env = {**(env or {}), "PYTHONPATH": str(source)}
     proc = procs.start(argv, logfile, stop_signal=signal.SIGINT, env=env)
     deadline = time.monotonic() + START_TIMEOUT
     while (found := _LISTENING.search(logfile.read_text(errors="replace"))) is None:

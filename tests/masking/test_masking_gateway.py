@@ -349,6 +349,24 @@ def test_audit_counts_masked_values(gateway: RunningGateway) -> None:
     assert {p["column"] for p in plan} == {0, 1}
 
 
+def test_a_large_result_is_masked_as_each_row_alone(gateway: RunningGateway) -> None:
+    """Thousands of rows come over many reads and are masked a read's worth at a time (rows cut
+    between reads among them): each as it is masked alone, and every cell counted."""
+    columns = "p.id, p.ssn, p.first_name, p.date_of_birth, p.mrn, p.zip, p.email"
+    one = f"SELECT {columns} FROM patients p ORDER BY p.id"
+    many = f"SELECT {columns} FROM patients p, generate_series(1, 700) AS g ORDER BY g, p.id"
+    with psycopg.connect(gateway.dsn("alice", application_name="large")) as conn:
+        for binary in (False, True):
+            cur = conn.cursor(binary=binary)
+            alone = cur.execute(one).fetchall()
+            assert cur.execute(many).fetchall() == alone * 700
+    counts = [
+        wait_for_event(gateway, type="statement", statement=text)["masking"]["masked"]
+        for text in (one, many)
+    ]
+    assert counts[1] == {label: n * 700 for label, n in counts[0].items()}
+
+
 def test_the_leak_check_finds_raw_values(
     pg_server: LocalPostgres, database: str, seeded: Seeded
 ) -> None:

@@ -9,7 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from wardgate.protocols.postgres import rows
 from wardgate.recording import format as fmt
 from wardgate.recording.container import RecordingCorrupt
 from wardgate.recording.keys import FileKeyProvider, KeyUnavailable
@@ -142,6 +145,40 @@ def test_size_cap_writes_a_truncation_marker(tmp_path: Path, keys: FileKeyProvid
     assert kinds[-1] == "session_end"
     assert states[-1]["truncated"] and states[-1]["dropped_records"] > 0
     assert verify(path, keys).ok
+
+
+@given(
+    st.integers(min_value=0, max_value=2**32 - 1),
+    st.lists(st.lists(st.one_of(st.none(), st.binary(max_size=50)), max_size=8), max_size=10),
+)
+def test_row_records_of_a_batch_are_each_rows_record(
+    seq: int, table: list[list[bytes | None]]
+) -> None:
+    bodies = [rows.join_python(r)[5:] for r in table]  # the row encoding: a DataRow's body
+    assert fmt.row_records(seq, bodies) == [fmt.row_record(seq, r) for r in table]
+
+
+@pytest.mark.parametrize("cap", [100_000, 1 << 30])
+def test_a_batch_is_written_as_its_records_one_by_one(
+    tmp_path: Path, keys: FileKeyProvider, cap: int
+) -> None:
+    """Under the cap and across it: the rows that fit, then the truncation marker."""
+    table = [[str(i).encode() * 50, None, b"\x00\x01"] for i in range(3000)]
+    one = SessionWriter(tmp_path / f"one{SUFFIX}", keys, HEADER, max_bytes=cap)
+    many = SessionWriter(tmp_path / f"many{SUFFIX}", keys, HEADER, max_bytes=cap)
+    for start in range(0, len(table), 500):
+        batch = [fmt.row_record(1, r) for r in table[start : start + 500]]
+        for record in batch:
+            one.add(record)
+        many.add_many(batch)
+    ends = [w.end("done", now=5.0) for w in (one, many)]
+    assert ends[0]["truncated"] == ends[1]["truncated"] == (cap < 1 << 30)
+    read = [
+        [{k: v for k, v in s.items() if k != "time"} for s in records(Path(str(e["path"])), keys)]
+        for e in ends
+    ]
+    assert read[0][1:] == read[1][1:]  # all but the headers (another file id)
+    assert read[1][-1]["dropped_records"] == read[0][-1]["dropped_records"]
 
 
 def test_purge_takes_only_what_is_past_retention(tmp_path: Path, keys: FileKeyProvider) -> None:

@@ -20,7 +20,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from wardgate.sql.analysis import Analysis, analyse
 
@@ -214,6 +214,31 @@ class ResultColumn:
     column_number: int = 0
     type_oid: int = 0
     binary: bool = False
+
+
+class RowBatch(Protocol):
+    """Consecutive rows of one result that arrived together (PostgreSQL: the DataRows of one read
+    from the server), for the ``rows`` hook: an addon works on them a column at a time. Values
+    are bytes as the client receives them, None for SQL NULL. ``bodies`` are the rows in the
+    row encoding (count u16, then per value: length i32, -1 for NULL, and its bytes), which
+    PostgreSQL's DataRow and a recording's row record share."""
+
+    def __len__(self) -> int: ...
+
+    def columns(self, indices: tuple[int, ...]) -> list[list[bytes | None]]:
+        """Per index, that column's value in each row (None too where a row has no such
+        column)."""
+        ...
+
+    def replace(self, indices: tuple[int, ...], values: tuple[list[bytes | None], ...]) -> None:
+        """Those columns' values, one per row; a row without such a column is kept as it is."""
+        ...
+
+    def rows(self) -> list[list[bytes | None]]: ...
+
+    def set_rows(self, rows: list[list[bytes | None]]) -> None: ...
+
+    def bodies(self) -> list[bytes]: ...
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ Hooks are per exchange type, as mitmproxy's are per protocol.
 - SQL (``Statement``): ``statement(stmt)`` before it reaches the target (returns a ``Decision``
   or None); ``statement_sent(stmt)`` when an allowed one goes to the target;
   ``result_header(stmt, columns)`` before a result's rows; ``row(stmt, values)`` for each row,
-  decoded (returns the values to send); ``statement_end(stmt)`` when its result is complete or it
-  was refused.
+  decoded (returns the values to send), and ``rows(stmt, batch)``, the same for the rows that
+  arrived together (a ``RowBatch``, changed in place; by default each row goes through ``row``:
+  an addon that wants rows overrides ``row``, and ``rows`` too where a column at a time is
+  faster); ``statement_end(stmt)`` when its result is complete or it was refused.
 - APIs (``ApiCall``): ``api_call(call)`` before it reaches the API; ``api_call_sent(call)`` when
   an allowed one goes to it; ``document(call, body)`` for
   each JSON document the API answers (returns the document to send); ``api_call_end(call)``.
@@ -48,6 +50,7 @@ from wardgate.core.model import (
     Decision,
     Exchange,
     ResultColumn,
+    RowBatch,
     SessionInfo,
     Statement,
     Verdict,
@@ -91,6 +94,11 @@ class Addon:
 
     def row(self, stmt: Statement, values: list[bytes | None]) -> list[bytes | None]:
         return values
+
+    def rows(self, stmt: Statement, batch: RowBatch) -> None:
+        """Rows that arrived together; called only on addons that override ``row``."""
+        row = self.row
+        batch.set_rows([row(stmt, values) for values in batch.rows()])
 
     def statement_end(self, stmt: Statement) -> None:
         pass
@@ -228,6 +236,14 @@ class Pipeline:
 
     def row(self, stmt: Statement, values: list[bytes | None]) -> list[bytes | None]:
         return self._fold("row", "a result row", stmt, values)  # type: ignore[no-any-return]
+
+    def rows(self, stmt: Statement, batch: RowBatch) -> None:
+        for addon in self._by_hook["row"]:
+            try:
+                addon.rows(stmt, batch)
+            except Exception as exc:
+                log.exception("addon %s failed on result rows", addon.name)
+                raise PipelineFailure(f"{addon.name} failed on result rows") from exc
 
     def statement_end(self, stmt: Statement) -> None:
         self._notify("statement_end", stmt)

@@ -13,9 +13,10 @@ store of masked values anywhere they would not be masked again (another column, 
 generated column, a constraint, an index or a policy), and ``set_config`` or ``pg_notify`` of a
 computed value (a reported setting or a notification would carry it past the masking of rows).
 ``result_header``: the plan of the result, cross-checked with the server's RowDescription.
-``row``: the plan applied. ``diagnostic`` and ``server_text``: errors, notices, reported
-settings, notifications and column names, see ``masking.channels``. ``statement_end``:
-masked values by label and the plan go into the exchange's ``masked`` summary for the audit.
+``row`` and ``rows`` (a batch, a column at a time): the plan applied. ``diagnostic`` and
+``server_text``: errors, notices, reported settings, notifications and column names, see
+``masking.channels``. ``statement_end``: masked values by label and the plan go into the
+exchange's ``masked`` summary for the audit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from wardgate.core.model import Decision, ResultColumn, SessionContext, SessionInfo, Statement, Via
+from wardgate.core.model import (
+    Decision,
+    ResultColumn,
+    RowBatch,
+    SessionContext,
+    SessionInfo,
+    Statement,
+    Via,
+)
 from wardgate.core.pipeline import Addon, ServerText
 from wardgate.masking import channels, lookups, refusals
 from wardgate.masking.catalogs import Catalogs
@@ -344,6 +353,15 @@ class MaskingAddon(Addon):
                 raise RuntimeError("a row arrived without a masking plan")  # fail closed
             return values
         return pending.plan.apply(values)
+
+    def rows(self, stmt: Statement, batch: RowBatch) -> None:
+        state = self._sessions.get(stmt.session.id)
+        pending = state.pending.get(stmt) if state is not None else None
+        if pending is None or pending.plan is None:
+            if state is not None and state.planner is not None:
+                raise RuntimeError("rows arrived without a masking plan")  # fail closed
+            return
+        pending.plan.apply_rows(batch)
 
     def statement_end(self, stmt: Statement) -> None:
         state = self._sessions.get(stmt.session.id)

@@ -1,5 +1,6 @@
 """Masking one result column: a `ColumnMasker` is built once per column (type, format, operator,
-key) and called once per cell. `mask_value` is the one-off form of the same thing."""
+key) and called once per cell, or once per batch of rows with `ColumnMasker.column`. `mask_value`
+is the one-off form of the same thing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import InvalidOperation
 
 from wardgate.masking.arrays import ELEMENTS, array_cell
 from wardgate.masking.operators import CellFn, Operator
+from wardgate.masking.operators.base import Cached, Constant
 from wardgate.masking.pgtypes import Family, Format, family_of
 
 # What a malformed cell raises inside a cell function; the cell then becomes NULL (fail closed).
@@ -58,6 +60,20 @@ class ColumnMasker:
             return self.cell(raw)
         except _MALFORMED:
             return None
+
+    def column(self, values: list[bytes | None]) -> list[bytes | None]:
+        """``self`` applied to each value: the cells of one column in a batch of rows."""
+        cell = self.cell
+        if isinstance(cell, Constant):
+            masked = cell.value
+            return [None if v is None else masked for v in values]
+        try:
+            if isinstance(cell, Cached):  # the cache looked up in the loop, a call per miss
+                seen = cell.cache
+                return [None if v is None else seen[v] if v in seen else cell(v) for v in values]
+            return [None if v is None else cell(v) for v in values]
+        except _MALFORMED:  # a cell it could not parse: cell by cell, that one NULL
+            return [self(v) for v in values]
 
     def __repr__(self) -> str:
         return (

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from wardgate.core.model import ResultColumn
+from wardgate.core.model import ResultColumn, RowBatch
 from wardgate.masking.arrays import ELEMENTS
 from wardgate.masking.column import ColumnMasker, column_masker
 from wardgate.masking.operators import OperatorSpec, Pseudonym, Redact, operator_config
@@ -45,7 +45,8 @@ class ColumnPlan:
 
 class ResultPlan:
     """The masking of one result. ``apply`` is the per-row path: it visits only the masked
-    columns and counts cells per column; ``tally`` turns the counts into counts by label."""
+    columns and counts cells per column; ``apply_rows`` does the same for a batch of rows, a
+    column at a time; ``tally`` turns the counts into counts by label."""
 
     def __init__(
         self,
@@ -77,6 +78,20 @@ class ResultPlan:
                     values[i] = masker(raw)
                     cells[i] += 1
         return values
+
+    def apply_rows(self, batch: RowBatch) -> None:
+        """``apply`` to every row of the batch, a masked column at a time."""
+        masked = self._masked
+        if not masked or not len(batch):
+            return
+        cells = self._cells
+        indices = tuple(i for i, _ in masked)
+        found = batch.columns(indices)
+        out = []
+        for (i, masker), values in zip(masked, found, strict=True):
+            cells[i] += len(values) - values.count(None)
+            out.append(masker.column(values))
+        batch.replace(indices, tuple(out))
 
     def tally(self) -> None:
         """Add the cells masked so far to ``counts``, by label, and start counting again."""

@@ -26,11 +26,12 @@ from wardgate.core.model import (
     Exchange,
     Outcome,
     ResultColumn,
+    RowBatch,
     SessionInfo,
     Statement,
 )
 from wardgate.core.pipeline import Addon
-from wardgate.recording.format import encode, row_record
+from wardgate.recording.format import encode, row_record, row_records
 from wardgate.recording.keys import FileKeyProvider, KeyProvider
 from wardgate.recording.writer import SUFFIX, SessionWriter
 
@@ -112,6 +113,13 @@ class RecordingAddon(Addon):
                 self._announce(state, request)
             state.writer.add(row_record(request.seq, values))
         return values
+
+    def rows(self, request: Statement, batch: RowBatch) -> None:
+        state = self._sessions.get(request.session.id)
+        if state is not None:
+            if request.seq not in state.announced:
+                self._announce(state, request)
+            state.writer.add_many(row_records(request.seq, batch.bodies()))
 
     def diagnostic(self, session: SessionInfo, fields: dict[str, str]) -> dict[str, str]:
         state = self._sessions.get(session.id)

@@ -44,6 +44,8 @@ _FRAME = struct.Struct(">IB")
 _ROW = struct.Struct(">IH")
 _LEN = struct.Struct(">i")
 _NULL = _LEN.pack(-1)
+_ROW_HEAD = struct.Struct(">BI")  # type, seq: what follows a row record's length
+_LEN_U32 = struct.Struct(">I")
 
 
 class FormatError(Exception):
@@ -74,6 +76,14 @@ def row_record(seq: int, values: list[bytes | None]) -> bytes:
             append(value)
     payload = b"".join(parts)
     return _FRAME.pack(len(payload), ROW) + payload
+
+
+def row_records(seq: int, bodies: list[bytes]) -> list[bytes]:
+    """The row records of rows given in the row encoding (``count u16 | values``, a row
+    payload's tail: see ``core.model.RowBatch.bodies``); the same bytes as ``row_record``."""
+    head = _ROW_HEAD.pack(ROW, seq & 0xFFFFFFFF)
+    pack = _LEN_U32.pack
+    return [pack(len(body) + 4) + head + body for body in bodies]
 
 
 def decode(code: int, payload: bytes) -> State:

@@ -54,6 +54,16 @@ class SessionWriter:
             return
         chunks.write(record)
 
+    def add_many(self, records: list[bytes]) -> None:
+        """``add`` of each record, in one write where all of them fit under the cap."""
+        chunks = self._chunks
+        size = sum(map(len, records))
+        if self.truncated or chunks.size + chunks.pending + size > self.max_bytes - RESERVE:
+            for record in records:
+                self.add(record)
+            return
+        chunks.write(b"".join(records))
+
     def end(self, reason: str, now: float | None = None) -> dict[str, Any]:
         """Write the session's end and the final chunk; what the session-end audit event says
         of the recording."""

@@ -6,7 +6,8 @@ Both directions are scanned message by message, but only the messages that matte
 of the stream: Query/Parse/Bind/Execute/Close/Sync from the client; RowDescription, CommandComplete,
 ErrorResponse, ReadyForQuery and friends from the server. DataRow and CopyData are skipped by their
 length word and forwarded as the very bytes they arrived in, unless an addon wants rows, in which
-case each row is decoded, handed to the pipeline and re-encoded.
+case the DataRows of each read from the server go to the pipeline as one batch
+(``rows.DataRows``: checked, columns taken out and put back in compiled code where it is built).
 
 With a ``diagnostic`` hook, every ErrorResponse and NoticeResponse is decoded too, because
 their message, detail and context may echo stored values (a unique violation's detail echoes the
@@ -599,7 +600,8 @@ class Relay:
         data = whole
         out: list[bytes] = []
         pos, n, mark = stream.skip_into(len(data)), len(data), 0
-        rows_hooked = self.pipeline.wants_rows or self._caps > 0 or self._swallow
+        wants_rows = self.pipeline.wants_rows
+        rows_hooked = wants_rows or self._caps > 0 or self._swallow
         expected = self._expected
         result = self._result
         while pos < n:
@@ -610,6 +612,23 @@ class Relay:
             if length < 4:
                 raise ProtocolViolation(f"server sent an invalid message length {length}")
             end = pos + 1 + length
+            if kind == wire.B_DATA_ROW and wants_rows and end <= n and not self._swallow:
+                # The rows of this read, to the pipeline in one batch (a capped result's are
+                # counted one by one below).
+                head = expected[0] if expected else None
+                request = head.request if head is not None else None
+                if head is not None and request is not None and request.row_cap is None:
+                    stop, count = rows.scan(data, pos, n)
+                    result.rows += count
+                    request.rows += count
+                    request.bytes_out += stop - pos - 5 * count
+                    self._announce(head)
+                    batch = rows.DataRows(data[pos:stop], count)
+                    self.pipeline.rows(request, batch)
+                    out.append(data[mark:pos])
+                    out.append(batch.data)
+                    pos = mark = stop
+                    continue
             if kind == wire.B_DATA_ROW and not rows_hooked:
                 result.rows += 1
                 if expected and (request := expected[0].request) is not None:

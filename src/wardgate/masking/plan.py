@@ -15,8 +15,9 @@ whole.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from wardgate.core.model import ResultColumn, RowBatch
 from wardgate.masking.arrays import ELEMENTS
@@ -126,29 +127,48 @@ _KEPT = 4096  # such texts remembered per column masker
 Scans = dict[bytes, bytes | None]  # short scanned texts, as masked
 
 
-def _remembering(
-    masker: ColumnMasker, scans: dict[ColumnMasker, Scans]
-) -> Callable[[bytes], bytes | None]:
-    """The column's masker, remembering in ``scans`` what its short scanned texts became: a
-    content scan of a categorical column (an unlabelled ``state`` of a labelled table) is then
-    done once per value, not twice per row. The planner keeps ``scans`` only while the
-    target's catalog stays the same (see `Planner.plan`)."""
-    if not isinstance(masker.operator, ContentScan) or masker.family is not Family.TEXT:
-        return masker
-    memo = scans.setdefault(masker, {})
+class Masks(Protocol):
+    """What a plan applies to a masked column: a cell at a time, or a batch's column."""
 
-    def cell(raw: bytes) -> bytes | None:
+    def __call__(self, raw: bytes) -> bytes | None: ...
+
+    def column(self, values: list[bytes | None]) -> list[bytes | None]: ...
+
+
+class _Remembering:
+    """A content-scanning column masker that remembers in ``memo`` what its short texts
+    became: a content scan of a categorical column (an unlabelled ``state`` of a labelled
+    table) is then done once per value, not twice per row. The planner keeps the memos only
+    while the target's catalog stays the same (see `Planner.plan`)."""
+
+    __slots__ = ("masker", "memo")
+
+    def __init__(self, masker: ColumnMasker, memo: Scans) -> None:
+        self.masker = masker
+        self.memo = memo
+
+    def __call__(self, raw: bytes) -> bytes | None:
         if len(raw) > _SHORT:
-            return masker(raw)
+            return self.masker(raw)
+        memo = self.memo
         try:
             return memo[raw]
         except KeyError:
             if len(memo) >= _KEPT:
                 memo.clear()
-            found = memo[raw] = masker(raw)
+            found = memo[raw] = self.masker(raw)
             return found
 
-    return cell
+    def column(self, values: list[bytes | None]) -> list[bytes | None]:
+        return [None if v is None else self(v) for v in values]
+
+
+def _remembering(masker: ColumnMasker, scans: dict[ColumnMasker, Scans]) -> Masks:
+    """The column's masker, or for a content scan of text one that remembers its short texts'
+    scans in ``scans`` (`_Remembering`)."""
+    if not isinstance(masker.operator, ContentScan) or masker.family is not Family.TEXT:
+        return masker
+    return _Remembering(masker, scans.setdefault(masker, {}))
 
 
 class Planner:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+from wardgate.masking.detectors import compiled
 from wardgate.masking.detectors import shapes as sh
 from wardgate.masking.detectors import validators as v
 from wardgate.masking.detectors.base import Span, words
@@ -53,6 +54,31 @@ _STATES = frozenset(
 )
 
 
+def number_runs(text: str) -> list[tuple[int, int]]:
+    """The runs of digits the detector judges (start, end): every match of `_RUN` but the short
+    numbers (doses, vitals, counts), which matter only as an age over 89, or as a house number,
+    or glued to letters (an identifier token). The reference of ``_scan.number_runs``."""
+    runs = []
+    for m in _RUN.finditer(text):
+        start, end = m.span()
+        if end - start <= 3 and m[0].isdigit():
+            after = text[end : end + 2]
+            if not (
+                90 <= int(m[0]) <= 119
+                or (after[:1] == " " and after[1:].isupper())
+                or (start and text[start - 1].isalpha())
+                or after[:1].isalpha()
+            ):
+                continue
+        runs.append((start, end))
+    return runs
+
+
+_runs: Callable[[str], list[tuple[int, int]]] = (
+    compiled.fast.number_runs if compiled.COMPILED else number_runs
+)
+
+
 class NumberDetector:
     name = "numbers"
 
@@ -64,19 +90,7 @@ class NumberDetector:
     def find(self, text: str) -> Iterator[Span]:
         n = len(text)
         labels = _Labels(text)
-        for m in _RUN.finditer(text):
-            start, end = m.span()
-            if end - start <= 3 and m[0].isdigit():
-                # Short numbers (doses, vitals, counts) matter only as an age over 89, or as a
-                # house number, or glued to letters (an identifier token).
-                after = text[end : end + 2]
-                if not (
-                    90 <= int(m[0]) <= 119
-                    or (after[:1] == " " and after[1:].isupper())
-                    or (start and text[start - 1].isalpha())
-                    or after[:1].isalpha()
-                ):
-                    continue
+        for start, end in _runs(text):
             while text[end - 1] in "./-(" or (
                 text[end - 1] == ")"
                 and text.count("(", start - 1, end) < text.count(")", start, end)

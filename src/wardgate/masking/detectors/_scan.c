@@ -1,0 +1,333 @@
+/* The content scanner's hottest loops, compiled.
+
+   The optional fast path of detectors/numbers.py and detectors/scanner.py, which hold the
+   pure-Python reference: every function here returns exactly what its Python twin returns
+   (tests/masking/test_scan_compiled.py runs both on the same texts and span lists and requires
+   the same answers). No state but the Span type handed in once; the GIL is held throughout.
+
+   number_runs(text) -> list[tuple[int, int]]
+       The matches of numbers._RUN in `text` that survive the detector's first test (a short
+       plain number that is no possible age, house number or part of a token is dropped): the
+       candidates the Python classifier then judges. Most digit runs of a note are doses and
+       vitals, dropped here without a Python object per run.
+   resolve(spans) -> list[Span]
+       scanner.resolve: the non-overlapping spans kept from overlapping ones. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+static PyObject *SpanType; /* base.Span, handed in by scanner.py */
+
+/* \d of a str pattern of `re` is a Unicode decimal digit */
+#define IS_DIGIT(c) Py_UNICODE_ISDECIMAL(c)
+
+static int run_char(Py_UCS4 c) { /* [\d()./-] */
+    return IS_DIGIT(c) || c == '(' || c == ')' || c == '.' || c == '/' || c == '-';
+}
+
+/* One part of _RUN from a digit at `i`: \d(?:[\d()./-]*[\d)])?, its end. */
+static Py_ssize_t run_part(int kind, const void *data, Py_ssize_t n, Py_ssize_t i) {
+    Py_ssize_t q = i + 1;
+    Py_ssize_t end = i + 1;
+    while (q < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, q);
+        if (!run_char(c)) break;
+        q++;
+        if (IS_DIGIT(c) || c == ')') end = q;
+    }
+    return end;
+}
+
+static PyObject *scan_number_runs(PyObject *self, PyObject *arg) {
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "number_runs() needs a str");
+        return NULL;
+    }
+    if (PyUnicode_READY(arg) < 0) return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (!IS_DIGIT(PyUnicode_READ(kind, data, i))) {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = i;
+        Py_ssize_t end = run_part(kind, data, n, i);
+        /* (?: \(?\d(?:[\d()./-]*[\d)])?)* */
+        for (;;) {
+            if (end + 1 >= n || PyUnicode_READ(kind, data, end) != ' ') break;
+            Py_UCS4 c = PyUnicode_READ(kind, data, end + 1);
+            if (IS_DIGIT(c)) {
+                end = run_part(kind, data, n, end + 1);
+            } else if (c == '(' && end + 2 < n && IS_DIGIT(PyUnicode_READ(kind, data, end + 2))) {
+                end = run_part(kind, data, n, end + 2);
+            } else {
+                break;
+            }
+        }
+        i = end;
+        if (end - start <= 3) {
+            int all_digits = 1;
+            long value = 0;
+            for (Py_ssize_t k = start; k < end; k++) {
+                Py_UCS4 c = PyUnicode_READ(kind, data, k);
+                if (!IS_DIGIT(c)) {
+                    all_digits = 0;
+                    break;
+                }
+                value = value * 10 + Py_UNICODE_TODECIMAL(c);
+            }
+            if (all_digits) {
+                int keep = 90 <= value && value <= 119;
+                if (!keep && end + 1 < n && PyUnicode_READ(kind, data, end) == ' ' &&
+                    Py_UNICODE_ISUPPER(PyUnicode_READ(kind, data, end + 1)))
+                    keep = 1;
+                if (!keep && start > 0 && Py_UNICODE_ISALPHA(PyUnicode_READ(kind, data, start - 1)))
+                    keep = 1;
+                if (!keep && end < n && Py_UNICODE_ISALPHA(PyUnicode_READ(kind, data, end)))
+                    keep = 1;
+                if (!keep) continue;
+            }
+        }
+        PyObject *pair = Py_BuildValue("(nn)", start, end);
+        if (pair == NULL || PyList_Append(out, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(pair);
+    }
+    return out;
+}
+
+/* ---- resolve ---- */
+
+typedef struct {
+    PyObject *span; /* borrowed from the list handed in */
+    Py_ssize_t start, end, index;
+    double score;
+} Item;
+
+static int by_start(const void *a, const void *b) {
+    const Item *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* (start, -end, -score), stable: `index` is the position in `ordered` */
+static int outer_first(const void *a, const void *b) {
+    const Item *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    if (x->end != y->end) return x->end > y->end ? -1 : 1;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* (-score, start - end, start), stable */
+static int ranked(const void *a, const void *b) {
+    const Item *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    Py_ssize_t lx = x->start - x->end, ly = y->start - y->end;
+    if (lx != ly) return lx < ly ? -1 : 1;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int read_item(PyObject *span, Item *item) {
+    if (!PyTuple_Check(span) || PyTuple_GET_SIZE(span) < 5) {
+        PyErr_SetString(PyExc_TypeError, "resolve() needs Span tuples");
+        return -1;
+    }
+    item->span = span;
+    item->start = PyLong_AsSsize_t(PyTuple_GET_ITEM(span, 1));
+    if (item->start == -1 && PyErr_Occurred()) return -1;
+    item->end = PyLong_AsSsize_t(PyTuple_GET_ITEM(span, 2));
+    if (item->end == -1 && PyErr_Occurred()) return -1;
+    item->score = PyFloat_AsDouble(PyTuple_GET_ITEM(span, 3));
+    if (item->score == -1.0 && PyErr_Occurred()) return -1;
+    return 0;
+}
+
+static PyObject *list_of(Item *items, Py_ssize_t n) {
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(items[i].span);
+        PyList_SET_ITEM(out, i, items[i].span);
+    }
+    return out;
+}
+
+typedef struct {
+    Py_ssize_t start, end;
+    PyObject *span; /* owned */
+} Kept;
+
+static Py_ssize_t bisect_left(Kept *kept, Py_ssize_t n, Py_ssize_t start) {
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (kept[mid].start < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static PyObject *full_resolution(Item *items, Py_ssize_t n) {
+    /* items are `ordered`; index = position in it */
+    qsort(items, (size_t)n, sizeof(Item), ranked);
+    /* every span adds at most (kept + 1) pieces: 2n + 1 bounds the total */
+    Py_ssize_t cap = 2 * n + 2;
+    Kept *kept = PyMem_Calloc((size_t)cap, sizeof(Kept));
+    Py_ssize_t (*pieces)[2] = PyMem_Malloc((size_t)cap * sizeof(*pieces));
+    PyObject *out = NULL;
+    Py_ssize_t count = 0;
+    if (kept == NULL || pieces == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t s = 0; s < n; s++) {
+        Item *span = &items[s];
+        Py_ssize_t at = bisect_left(kept, count, span->start);
+        if (at && kept[at - 1].end > span->start) at--;
+        Py_ssize_t npieces = 0;
+        Py_ssize_t position = span->start;
+        while (at < count && kept[at].start < span->end) {
+            if (kept[at].start > position) {
+                pieces[npieces][0] = position;
+                pieces[npieces][1] = kept[at].start;
+                npieces++;
+            }
+            if (kept[at].end > position) position = kept[at].end;
+            at++;
+        }
+        if (position < span->end) {
+            pieces[npieces][0] = position;
+            pieces[npieces][1] = span->end;
+            npieces++;
+        }
+        int whole = npieces == 1 && pieces[0][0] == span->start && pieces[0][1] == span->end;
+        for (Py_ssize_t p = 0; p < npieces; p++) {
+            Py_ssize_t a = pieces[p][0], b = pieces[p][1];
+            PyObject *piece;
+            if (whole) {
+                piece = span->span;
+                Py_INCREF(piece);
+            } else {
+                if (b - a < 2) continue;
+                piece = PyObject_CallFunction(SpanType, "OnnOO", PyTuple_GET_ITEM(span->span, 0),
+                                              a, b, PyTuple_GET_ITEM(span->span, 3),
+                                              PyTuple_GET_ITEM(span->span, 4));
+                if (piece == NULL) goto done;
+            }
+            if (count >= cap) { /* cannot happen (see cap); fail rather than overrun */
+                Py_DECREF(piece);
+                PyErr_SetString(PyExc_RuntimeError, "resolve(): too many pieces");
+                goto done;
+            }
+            Py_ssize_t where = bisect_left(kept, count, a);
+            memmove(&kept[where + 1], &kept[where], (size_t)(count - where) * sizeof(Kept));
+            kept[where].start = a;
+            kept[where].end = b;
+            kept[where].span = piece;
+            count++;
+        }
+    }
+    out = PyList_New(count);
+    if (out == NULL) goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyList_SET_ITEM(out, i, kept[i].span);
+        kept[i].span = NULL;
+    }
+done:
+    if (kept != NULL)
+        for (Py_ssize_t i = 0; i < count; i++) Py_XDECREF(kept[i].span);
+    PyMem_Free(kept);
+    PyMem_Free(pieces);
+    return out;
+}
+
+static PyObject *scan_resolve(PyObject *self, PyObject *arg) {
+    if (SpanType == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "resolve(): set_span_type() was not called");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(arg, "resolve() needs a sequence of spans");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = NULL;
+    Item *items = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Item));
+    if (items == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (read_item(PySequence_Fast_GET_ITEM(seq, i), &items[i]) < 0) goto done;
+        items[i].index = i;
+    }
+    qsort(items, (size_t)n, sizeof(Item), by_start);
+    Py_ssize_t i;
+    for (i = 1; i < n; i++)
+        if (items[i - 1].end > items[i].start) break;
+    if (i >= n) {
+        out = list_of(items, n);
+        goto done;
+    }
+    for (i = 0; i < n; i++) items[i].index = i; /* `ordered` */
+    Item *nested = PyMem_Malloc((size_t)n * sizeof(Item));
+    if (nested == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(nested, items, (size_t)n * sizeof(Item));
+    qsort(nested, (size_t)n, sizeof(Item), outer_first);
+    Py_ssize_t kept = 1; /* nested[0 .. kept) are kept */
+    int broke = 0;
+    for (i = 1; i < n; i++) {
+        Item *last = &nested[kept - 1];
+        if (nested[i].start < last->end) {
+            if (nested[i].end <= last->end && nested[i].score <= last->score) continue;
+            broke = 1;
+            break;
+        }
+        nested[kept++] = nested[i];
+    }
+    if (!broke) {
+        out = list_of(nested, kept);
+        PyMem_Free(nested);
+        goto done;
+    }
+    PyMem_Free(nested);
+    out = full_resolution(items, n);
+done:
+    PyMem_Free(items);
+    Py_DECREF(seq);
+    return out;
+}
+
+static PyObject *scan_set_span_type(PyObject *self, PyObject *arg) {
+    Py_XINCREF(arg);
+    Py_XSETREF(SpanType, arg);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"number_runs", scan_number_runs, METH_O, "The digit runs the number detector judges."},
+    {"resolve", scan_resolve, METH_O, "Non-overlapping spans kept from overlapping ones."},
+    {"set_span_type", scan_set_span_type, METH_O, "The Span type resolve() builds pieces of."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_scan", "The content scanner's hottest loops, compiled.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__scan(void) { return PyModule_Create(&module); }

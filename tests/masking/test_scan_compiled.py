@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from tests.masking import address_corpus, corpus
 from tests.masking.test_scanner_property import PIECES
 from wardgate.masking.detectors import Scanner, Span, compiled, numbers, scanner
+from wardgate.masking.detectors.names import NameDetector
 from wardgate.masking.entities import Entity
 
 pytestmark = pytest.mark.skipif(
@@ -38,10 +39,16 @@ def pure_python() -> Iterator[None]:
     process."""
     saved = numbers._runs, scanner._resolve
     numbers._runs, scanner._resolve = numbers.number_runs, scanner.resolve_python
+    names = [d for d in SCANNER.detectors if isinstance(d, NameDetector)]
+    anchors = [d._anchors for d in names]
+    for d in names:
+        d._anchors = d.anchors_python
     try:
         yield
     finally:
         numbers._runs, scanner._resolve = saved
+        for d, a in zip(names, anchors, strict=True):
+            d._anchors = a
 
 
 def both(texts: list[str]) -> tuple[list[list[Span]], list[list[Span]]]:
@@ -55,6 +62,28 @@ def both(texts: list[str]) -> tuple[list[list[Span]], list[list[Span]]]:
 @given(any_text)
 def test_the_same_digit_runs(text: str) -> None:
     assert compiled.fast.number_runs(text) == numbers.number_runs(text)
+
+
+NAMES = NameDetector()
+name_pieces = st.lists(
+    st.sampled_from(
+        (*PIECES, "John", "Ann", "Anna", "Smith", "Jones", "Mc", "Donald", "O'", "\u2019", "-",
+         "_", "\u00e9", "Kathleen", "KATHLEEN", "x", "1", "Lee", "Le", "Van", "Dyke", "Grace")
+    ),
+    max_size=30,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(name_pieces, st.text(max_size=60)))
+def test_the_same_name_anchors(text: str) -> None:
+    assert NAMES._anchors(text) == NAMES.anchors_python(text)
+
+
+def test_the_compiled_name_anchors_run_for_the_built_in_lists_only() -> None:
+    assert NAMES._anchors != NAMES.anchors_python
+    odd = NameDetector(first=frozenset({"mary-jo", "ann"}), last=frozenset({"smith"}))
+    assert odd._anchors == odd.anchors_python
 
 
 ENTITIES = (Entity.NAME, Entity.SSN, Entity.PHONE, Entity.GEO)

@@ -10,6 +10,11 @@
        plain number that is no possible age, house number or part of a token is dropped): the
        candidates the Python classifier then judges. Most digit runs of a note are doses and
        vitals, dropped here without a Python object per run.
+   name_anchors(text, kinds) -> list[tuple[int, int, str, bool]]
+       NameDetector.anchors_python: the listed names in `text` (`kinds` maps each, capitalised,
+       to its kind), as the detector's trie pattern finds them and its first tests keep them.
+       Only for lists of plain lower-case ASCII words (NameDetector checks), where the trie's
+       match at a capital is the capital and every lower-case letter after it, or nothing.
    resolve(spans) -> list[Span]
        scanner.resolve: the non-overlapping spans kept from overlapping ones. */
 
@@ -104,6 +109,71 @@ static PyObject *scan_number_runs(PyObject *self, PyObject *arg) {
         Py_DECREF(pair);
     }
     return out;
+}
+
+/* ---- names ---- */
+
+/* \w of a str pattern of `re` */
+#define IS_WORD(c) (Py_UNICODE_ISALNUM(c) || (c) == '_')
+
+static PyObject *scan_name_anchors(PyObject *self, PyObject *args) {
+    PyObject *text, *kinds;
+    if (!PyArg_ParseTuple(args, "UO!:name_anchors", &text, &PyDict_Type, &kinds)) return NULL;
+    if (PyUnicode_READY(text) < 0) return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    Py_ssize_t i = 0;
+    while (i < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 'A' || c > 'Z') {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = i, end = i + 1;
+        while (end < n) {
+            Py_UCS4 d = PyUnicode_READ(kind, data, end);
+            if (d < 'a' || d > 'z') break;
+            end++;
+        }
+        /* the trie pattern ends in \b: no word character after the name */
+        if (end < n && IS_WORD(PyUnicode_READ(kind, data, end))) {
+            i = start + 1;
+            continue;
+        }
+        PyObject *word = PyUnicode_Substring(text, start, end);
+        if (word == NULL) goto fail;
+        PyObject *found = PyDict_GetItemWithError(kinds, word); /* borrowed */
+        Py_DECREF(word);
+        if (found == NULL) {
+            if (PyErr_Occurred()) goto fail;
+            i = start + 1;
+            continue;
+        }
+        i = end; /* a match: the search goes on after it */
+        if (start > 0) {
+            Py_UCS4 b = PyUnicode_READ(kind, data, start - 1);
+            if (Py_UNICODE_ISALNUM(b) || b == '\'' || b == 0x2019) continue;
+        }
+        if (end + 1 < n) {
+            Py_UCS4 a = PyUnicode_READ(kind, data, end);
+            if ((a == '\'' || a == 0x2019 || a == '-') &&
+                Py_UNICODE_ISUPPER(PyUnicode_READ(kind, data, end + 1)))
+                continue; /* part of O'Brien or Smith-Jones */
+        }
+        PyObject *anchor = Py_BuildValue("(nnOO)", start, end, found, Py_False);
+        if (anchor == NULL || PyList_Append(out, anchor) < 0) {
+            Py_XDECREF(anchor);
+            goto fail;
+        }
+        Py_DECREF(anchor);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
 }
 
 /* ---- resolve ---- */
@@ -321,6 +391,7 @@ static PyObject *scan_set_span_type(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"number_runs", scan_number_runs, METH_O, "The digit runs the number detector judges."},
+    {"name_anchors", scan_name_anchors, METH_VARARGS, "The listed names the name detector judges."},
     {"resolve", scan_resolve, METH_O, "Non-overlapping spans kept from overlapping ones."},
     {"set_span_type", scan_set_span_type, METH_O, "The Span type resolve() builds pieces of."},
     {NULL, NULL, 0, NULL},

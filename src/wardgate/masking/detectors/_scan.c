@@ -5,11 +5,13 @@
    (tests/masking/test_scan_compiled.py runs both on the same texts and span lists and requires
    the same answers). No state but the Span type handed in once; the GIL is held throughout.
 
-   number_runs(text) -> list[tuple[int, int]]
+   number_runs(text, shapes=None) -> list[tuple[int, int]]
        The matches of numbers._RUN in `text` that survive the detector's first test (a short
        plain number that is no possible age, house number or part of a token is dropped): the
        candidates the Python classifier then judges. Most digit runs of a note are doses and
-       vitals, dropped here without a Python object per run.
+       vitals, dropped here without a Python object per run. With `shapes` (shapes.SHAPES),
+       also the runs the classifier would find to be nothing at once (see unshaped_alone):
+       the same spans in the end, which the differential test of the whole scanner checks.
    name_anchors(text, kinds) -> list[tuple[int, int, str, bool]]
        NameDetector.anchors_python: the listed names in `text` (`kinds` maps each, capitalised,
        to its kind), as the detector's trie pattern finds them and its first tests keep them.
@@ -45,9 +47,51 @@ static Py_ssize_t run_part(int kind, const void *data, Py_ssize_t n, Py_ssize_t 
     return end;
 }
 
-static PyObject *scan_number_runs(PyObject *self, PyObject *arg) {
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "number_runs() needs a str");
+static int token_char(Py_UCS4 c) { /* numbers._TOKEN_CHARS */
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+/* Whether the run [start, end) is one the detector judges to be nothing without reading any
+   label: a run alone (no letter, digit or dash before it, no letter or digit after it, no
+   parenthesis or plus sign), in one piece (no space), with a dot or slash (so no plain number
+   and no identifier), whose shape is none of `shapes` (7.9, 120/80, 98.6). NumberDetector.find
+   reads it as: no token, no trimming, `_classify(single=True)`, no shape, then `_unshaped`,
+   whose first test refuses a candidate that is not digits and dashes. -1 on an error. */
+static int unshaped_alone(int kind, const void *data, Py_ssize_t n,
+                          Py_ssize_t start, Py_ssize_t end, PyObject *shapes) {
+    Py_UCS4 before = start ? PyUnicode_READ(kind, data, start - 1) : ' ';
+    Py_UCS4 after = end < n ? PyUnicode_READ(kind, data, end) : ' ';
+    if (token_char(before) || before == '(' || before == '+') return 0;
+    if (token_char(after) && after != '-') return 0;
+    int dot_or_slash = 0;
+    Py_UCS4 widest = 0;
+    for (Py_ssize_t k = start; k < end; k++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, k);
+        if (c == ' ' || c == '(' || c == ')') return 0;
+        if (c == '.' || c == '/') dot_or_slash = 1;
+        if (c > widest) widest = c;
+    }
+    if (!dot_or_slash) return 0;
+    /* a str of the narrowest kind that holds it, as Python makes them: equal strings of
+       different kinds would not be found in the dict */
+    PyObject *shape = PyUnicode_New(end - start, widest);
+    if (shape == NULL) return -1;
+    int skind = PyUnicode_KIND(shape);
+    void *sdata = PyUnicode_DATA(shape);
+    for (Py_ssize_t k = start; k < end; k++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, k);
+        PyUnicode_WRITE(skind, sdata, k - start, (c >= '0' && c <= '9') ? '9' : c);
+    }
+    int known = PyDict_Contains(shapes, shape);
+    Py_DECREF(shape);
+    return known < 0 ? -1 : !known;
+}
+
+static PyObject *scan_number_runs(PyObject *self, PyObject *args) {
+    PyObject *arg, *shapes = Py_None;
+    if (!PyArg_ParseTuple(args, "U|O:number_runs", &arg, &shapes)) return NULL;
+    if (shapes != Py_None && !PyDict_Check(shapes)) {
+        PyErr_SetString(PyExc_TypeError, "number_runs(): shapes must be a dict or None");
         return NULL;
     }
     if (PyUnicode_READY(arg) < 0) return NULL;
@@ -99,6 +143,14 @@ static PyObject *scan_number_runs(PyObject *self, PyObject *arg) {
                     keep = 1;
                 if (!keep) continue;
             }
+        }
+        if (shapes != Py_None) {
+            int drop = unshaped_alone(kind, data, n, start, end, shapes);
+            if (drop < 0) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            if (drop) continue;
         }
         PyObject *pair = Py_BuildValue("(nn)", start, end);
         if (pair == NULL || PyList_Append(out, pair) < 0) {
@@ -390,7 +442,7 @@ static PyObject *scan_set_span_type(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
-    {"number_runs", scan_number_runs, METH_O, "The digit runs the number detector judges."},
+    {"number_runs", scan_number_runs, METH_VARARGS, "The digit runs the number detector judges."},
     {"name_anchors", scan_name_anchors, METH_VARARGS, "The listed names the name detector judges."},
     {"resolve", scan_resolve, METH_O, "Non-overlapping spans kept from overlapping ones."},
     {"set_span_type", scan_set_span_type, METH_O, "The Span type resolve() builds pieces of."},

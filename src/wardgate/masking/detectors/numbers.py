@@ -74,9 +74,13 @@ def number_runs(text: str) -> list[tuple[int, int]]:
     return runs
 
 
-_runs: Callable[[str], list[tuple[int, int]]] = (
-    compiled.fast.number_runs if compiled.COMPILED else number_runs
-)
+def _compiled_runs(text: str) -> list[tuple[int, int]]:
+    # also drops the runs `find` would judge to be nothing at once ("7.9", "120/80")
+    runs: list[tuple[int, int]] = compiled.fast.number_runs(text, sh.SHAPES)
+    return runs
+
+
+_runs: Callable[[str], list[tuple[int, int]]] = _compiled_runs if compiled.COMPILED else number_runs
 
 
 class NumberDetector:

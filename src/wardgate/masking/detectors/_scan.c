@@ -25,7 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static PyObject *SpanType; /* base.Span, handed in by scanner.py */
+static PyObject *SpanType; /* base.Span, handed in by compiled.py */
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define READY(s) 0 /* every str is ready from 3.12 on */
+#else
+#define READY(s) PyUnicode_READY(s)
+#endif
 
 /* \d of a str pattern of `re` is a Unicode decimal digit */
 #define IS_DIGIT(c) Py_UNICODE_ISDECIMAL(c)
@@ -94,7 +100,7 @@ static PyObject *scan_number_runs(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "number_runs(): shapes must be a dict or None");
         return NULL;
     }
-    if (PyUnicode_READY(arg) < 0) return NULL;
+    if (READY(arg) < 0) return NULL;
     int kind = PyUnicode_KIND(arg);
     const void *data = PyUnicode_DATA(arg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
@@ -171,7 +177,7 @@ static PyObject *scan_number_runs(PyObject *self, PyObject *args) {
 static PyObject *scan_name_anchors(PyObject *self, PyObject *args) {
     PyObject *text, *kinds;
     if (!PyArg_ParseTuple(args, "UO!:name_anchors", &text, &PyDict_Type, &kinds)) return NULL;
-    if (PyUnicode_READY(text) < 0) return NULL;
+    if (READY(text) < 0) return NULL;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);

@@ -37,8 +37,9 @@ SCANNER = Scanner()
 def pure_python() -> Iterator[None]:
     """The Python references in place of the compiled functions, for the scanner in this
     process."""
-    saved = numbers._runs, scanner._resolve
-    numbers._runs, scanner._resolve = numbers.number_runs, scanner.resolve_python
+    saved = numbers._runs, numbers._shape, scanner._resolve
+    numbers._runs, numbers._shape = numbers.number_runs, numbers.shape_of
+    scanner._resolve = scanner.resolve_python
     names = [d for d in SCANNER.detectors if isinstance(d, NameDetector)]
     anchors = [d._anchors for d in names]
     for d in names:
@@ -46,7 +47,7 @@ def pure_python() -> Iterator[None]:
     try:
         yield
     finally:
-        numbers._runs, scanner._resolve = saved
+        numbers._runs, numbers._shape, scanner._resolve = saved
         for d, a in zip(names, anchors, strict=True):
             d._anchors = a
 
@@ -66,6 +67,17 @@ def test_the_same_digit_runs(text: str) -> None:
     # with the shapes, some runs the detector judges to be nothing are dropped, none added
     # (that the spans stay the same is tested on whole scans below)
     assert set(compiled.fast.number_runs(text, shapes.SHAPES)) <= set(runs)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(any_text, st.integers(0, 60), st.integers(1, 30))
+@example("\u2019555-0142", 1, 8)
+def test_the_same_shapes(text: str, a: int, length: int) -> None:
+    a = min(a, len(text))
+    b = min(a + length, len(text))
+    assert numbers._shape(text, a, b) == numbers.shape_of(text, a, b)
+    for run_a, run_b in numbers.number_runs(text):
+        assert numbers._shape(text, run_a, run_b) == numbers.shape_of(text, run_a, run_b)
 
 
 def test_runs_judged_to_be_nothing_are_dropped_early() -> None:

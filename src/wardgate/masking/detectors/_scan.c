@@ -12,6 +12,8 @@
        vitals, dropped here without a Python object per run. With `shapes` (shapes.SHAPES),
        also the runs the classifier would find to be nothing at once (see unshaped_alone):
        the same spans in the end, which the differential test of the whole scanner checks.
+   shape_of(shapes, text, a, b) -> str | None
+       numbers.shape_of: the shape of text[a:b] (its digits made 9s) looked up in `shapes`.
    name_anchors(text, kinds) -> list[tuple[int, int, str, bool]]
        NameDetector.anchors_python: the listed names in `text` (`kinds` maps each, capitalised,
        to its kind), as the detector's trie pattern finds them and its first tests keep them.
@@ -57,6 +59,55 @@ static int token_char(Py_UCS4 c) { /* numbers._TOKEN_CHARS */
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
 }
 
+/* text[start:end].translate(shapes.DIGITS_TO_9), `widest` its widest character: a str of the
+   narrowest kind that holds it, as Python makes them (equal strings of different kinds would
+   not be found in a dict) */
+static PyObject *shape_key(int kind, const void *data, Py_ssize_t start, Py_ssize_t end,
+                           Py_UCS4 widest) {
+    PyObject *shape = PyUnicode_New(end - start, widest);
+    if (shape == NULL) return NULL;
+    int skind = PyUnicode_KIND(shape);
+    void *sdata = PyUnicode_DATA(shape);
+    for (Py_ssize_t k = start; k < end; k++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, k);
+        PyUnicode_WRITE(skind, sdata, k - start, (c >= '0' && c <= '9') ? '9' : c);
+    }
+    return shape;
+}
+
+/* shape_of(shapes, text, a, b): numbers.shape_of, shapes.get of the shape of text[a:b] */
+static PyObject *scan_shape_of(PyObject *self, PyObject *args) {
+    PyObject *text, *shapes;
+    Py_ssize_t a, b;
+    if (!PyArg_ParseTuple(args, "O!Unn:shape_of", &PyDict_Type, &shapes, &text, &a, &b))
+        return NULL;
+    if (READY(text) < 0) return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    /* the slice's bounds, as text[a:b] takes them (the callers pass 0 <= a < b <= n) */
+    if (a < 0) a = a + n < 0 ? 0 : a + n;
+    if (b < 0) b = b + n < 0 ? 0 : b + n;
+    if (a > n) a = n;
+    if (b > n) b = n;
+    if (b < a) b = a;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_UCS4 widest = 0;
+    for (Py_ssize_t k = a; k < b; k++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, k);
+        if (c > widest) widest = c;
+    }
+    PyObject *shape = shape_key(kind, data, a, b, widest);
+    if (shape == NULL) return NULL;
+    PyObject *found = PyDict_GetItemWithError(shapes, shape); /* borrowed */
+    Py_DECREF(shape);
+    if (found == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(found);
+    return found;
+}
+
 /* Whether the run [start, end) is one the detector judges to be nothing without reading any
    label: a run alone (no letter, digit or dash before it, no letter or digit after it, no
    parenthesis or plus sign), in one piece (no space), with a dot or slash (so no plain number
@@ -78,16 +129,8 @@ static int unshaped_alone(int kind, const void *data, Py_ssize_t n,
         if (c > widest) widest = c;
     }
     if (!dot_or_slash) return 0;
-    /* a str of the narrowest kind that holds it, as Python makes them: equal strings of
-       different kinds would not be found in the dict */
-    PyObject *shape = PyUnicode_New(end - start, widest);
+    PyObject *shape = shape_key(kind, data, start, end, widest);
     if (shape == NULL) return -1;
-    int skind = PyUnicode_KIND(shape);
-    void *sdata = PyUnicode_DATA(shape);
-    for (Py_ssize_t k = start; k < end; k++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, k);
-        PyUnicode_WRITE(skind, sdata, k - start, (c >= '0' && c <= '9') ? '9' : c);
-    }
     int known = PyDict_Contains(shapes, shape);
     Py_DECREF(shape);
     return known < 0 ? -1 : !known;
@@ -449,6 +492,7 @@ static PyObject *scan_set_span_type(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"number_runs", scan_number_runs, METH_VARARGS, "The digit runs the number detector judges."},
+    {"shape_of", scan_shape_of, METH_VARARGS, "The shape of a candidate, looked up."},
     {"name_anchors", scan_name_anchors, METH_VARARGS, "The listed names the name detector judges."},
     {"resolve", scan_resolve, METH_O, "Non-overlapping spans kept from overlapping ones."},
     {"set_span_type", scan_set_span_type, METH_O, "The Span type resolve() builds pieces of."},

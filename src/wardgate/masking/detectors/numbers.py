@@ -9,6 +9,7 @@ identifier token, judged by its shape and label.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 
@@ -81,6 +82,16 @@ def _compiled_runs(text: str) -> list[tuple[int, int]]:
 
 
 _runs: Callable[[str], list[tuple[int, int]]] = _compiled_runs if compiled.COMPILED else number_runs
+
+
+def shape_of(text: str, a: int, b: int) -> str | None:
+    """The shape of text[a:b] (shapes.py), if it has one. The reference of ``_scan.shape_of``."""
+    return sh.SHAPES.get(text[a:b].translate(sh.DIGITS_TO_9))
+
+
+_shape: Callable[[str, int, int], str | None] = (
+    functools.partial(compiled.fast.shape_of, sh.SHAPES) if compiled.COMPILED else shape_of
+)
 
 
 class NumberDetector:
@@ -190,12 +201,12 @@ class NumberDetector:
                 i += 1
 
     def _classify(self, text: str, a: int, b: int, labels: _Labels, *, single: bool) -> Span | None:
-        candidate = text[a:b]
-        if candidate[-1] == ")":
+        if text[b - 1] == ")":
             return None
-        shape = sh.SHAPES.get(candidate.translate(sh.DIGITS_TO_9))
+        shape = _shape(text, a, b)
         if shape is None:
-            return self._unshaped(text, a, b, candidate, labels) if single else None
+            return self._unshaped(text, a, b, text[a:b], labels) if single else None
+        candidate = text[a:b]
         if shape == sh.DATE_ISO:
             y, m, d = candidate.split("-")
             return Span(Entity.DATE, a, b, 0.9, "date_iso") if _valid(y, m, d) else None

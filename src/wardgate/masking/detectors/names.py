@@ -14,11 +14,13 @@ and Python sees only the names (not every capitalised word).
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from importlib.resources import files
 
+from wardgate.masking.detectors import compiled
 from wardgate.masking.detectors.base import Span, words
 from wardgate.masking.entities import Entity
 
@@ -121,6 +123,28 @@ class NameDetector:
             word = key[:1].upper() + key[1:]
             self._kinds[word] = "w" if key in self.common or len(key) < 3 else "s"
         self._first_words = frozenset(k[:1].upper() + k[1:] for k in self.first)
+        self._anchors: Callable[[str], list[tuple[int, int, str, bool]]] = self.anchors_python
+        if compiled.COMPILED and all(
+            k.isascii() and k.isalpha() and k.islower() for k in self.first | self.last
+        ):
+            # the compiled pass reads the trie's match as the capital and every lower-case
+            # letter after it, which holds for lists of plain lower-case words (the built-in ones)
+            self._anchors = functools.partial(_compiled_anchors, self._kinds)
+
+    def anchors_python(self, text: str) -> list[tuple[int, int, str, bool]]:
+        """The listed names in `text` that may be part of a name: (start, end, kind, False).
+        The reference of ``_scan.name_anchors``."""
+        anchors = []
+        kinds = self._kinds
+        for m in self.anchors.finditer(text):
+            start = m.start()
+            if start and (text[start - 1].isalnum() or text[start - 1] in "'\u2019"):
+                continue
+            end = m.end()
+            if end < len(text) and text[end] in "'\u2019-" and text[end + 1 : end + 2].isupper():
+                continue  # part of O'Brien or Smith-Jones: _COMPOUND and the token below
+            anchors.append((start, end, kinds.get(m[0]) or self._kind(m[0]), False))
+        return anchors
 
     def _kind(self, word: str) -> str:
         """s: a name that is no common word, w: a name that is one, u: unknown."""
@@ -133,16 +157,7 @@ class NameDetector:
 
     def find(self, text: str) -> Iterator[Span]:
         # anchors: (start, end, kind, strongly vouched)
-        found: dict[int, tuple[int, int, str, bool]] = {}
-        kinds = self._kinds
-        for m in self.anchors.finditer(text):
-            start = m.start()
-            if start and (text[start - 1].isalnum() or text[start - 1] in "'\u2019"):
-                continue
-            end = m.end()
-            if end < len(text) and text[end] in "'\u2019-" and text[end + 1 : end + 2].isupper():
-                continue  # part of O'Brien or Smith-Jones: _COMPOUND and the token below
-            found[start] = (start, end, kinds.get(m[0]) or self._kind(m[0]), False)
+        found = {a[0]: a for a in self._anchors(text)}
         if (
             "'" in text
             or "\u2019" in text
@@ -270,6 +285,11 @@ class NameDetector:
             if initial is not None:
                 end = initial.end()
         yield Span(Entity.NAME, start, end, score, "names")
+
+
+def _compiled_anchors(kinds: dict[str, str], text: str) -> list[tuple[int, int, str, bool]]:
+    anchors: list[tuple[int, int, str, bool]] = compiled.fast.name_anchors(text, kinds)
+    return anchors
 
 
 def _weakly_vouched(text: str, start: int) -> bool:

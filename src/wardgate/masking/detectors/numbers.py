@@ -9,9 +9,11 @@ identifier token, judged by its shape and label.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 
+from wardgate.masking.detectors import compiled
 from wardgate.masking.detectors import shapes as sh
 from wardgate.masking.detectors import validators as v
 from wardgate.masking.detectors.base import Span, words
@@ -53,6 +55,45 @@ _STATES = frozenset(
 )
 
 
+def number_runs(text: str) -> list[tuple[int, int]]:
+    """The runs of digits the detector judges (start, end): every match of `_RUN` but the short
+    numbers (doses, vitals, counts), which matter only as an age over 89, or as a house number,
+    or glued to letters (an identifier token). The reference of ``_scan.number_runs``."""
+    runs = []
+    for m in _RUN.finditer(text):
+        start, end = m.span()
+        if end - start <= 3 and m[0].isdigit():
+            after = text[end : end + 2]
+            if not (
+                90 <= int(m[0]) <= 119
+                or (after[:1] == " " and after[1:].isupper())
+                or (start and text[start - 1].isalpha())
+                or after[:1].isalpha()
+            ):
+                continue
+        runs.append((start, end))
+    return runs
+
+
+def _compiled_runs(text: str) -> list[tuple[int, int]]:
+    # also drops the runs `find` would judge to be nothing at once ("7.9", "120/80")
+    runs: list[tuple[int, int]] = compiled.fast.number_runs(text, sh.SHAPES)
+    return runs
+
+
+_runs: Callable[[str], list[tuple[int, int]]] = _compiled_runs if compiled.COMPILED else number_runs
+
+
+def shape_of(text: str, a: int, b: int) -> str | None:
+    """The shape of text[a:b] (shapes.py), if it has one. The reference of ``_scan.shape_of``."""
+    return sh.SHAPES.get(text[a:b].translate(sh.DIGITS_TO_9))
+
+
+_shape: Callable[[str, int, int], str | None] = (
+    functools.partial(compiled.fast.shape_of, sh.SHAPES) if compiled.COMPILED else shape_of
+)
+
+
 class NumberDetector:
     name = "numbers"
 
@@ -64,19 +105,7 @@ class NumberDetector:
     def find(self, text: str) -> Iterator[Span]:
         n = len(text)
         labels = _Labels(text)
-        for m in _RUN.finditer(text):
-            start, end = m.span()
-            if end - start <= 3 and m[0].isdigit():
-                # Short numbers (doses, vitals, counts) matter only as an age over 89, or as a
-                # house number, or glued to letters (an identifier token).
-                after = text[end : end + 2]
-                if not (
-                    90 <= int(m[0]) <= 119
-                    or (after[:1] == " " and after[1:].isupper())
-                    or (start and text[start - 1].isalpha())
-                    or after[:1].isalpha()
-                ):
-                    continue
+        for start, end in _runs(text):
             while text[end - 1] in "./-(" or (
                 text[end - 1] == ")"
                 and text.count("(", start - 1, end) < text.count(")", start, end)
@@ -172,12 +201,12 @@ class NumberDetector:
                 i += 1
 
     def _classify(self, text: str, a: int, b: int, labels: _Labels, *, single: bool) -> Span | None:
-        candidate = text[a:b]
-        if candidate[-1] == ")":
+        if text[b - 1] == ")":
             return None
-        shape = sh.SHAPES.get(candidate.translate(sh.DIGITS_TO_9))
+        shape = _shape(text, a, b)
         if shape is None:
-            return self._unshaped(text, a, b, candidate, labels) if single else None
+            return self._unshaped(text, a, b, text[a:b], labels) if single else None
+        candidate = text[a:b]
         if shape == sh.DATE_ISO:
             y, m, d = candidate.split("-")
             return Span(Entity.DATE, a, b, 0.9, "date_iso") if _valid(y, m, d) else None

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from wardgate.masking.detectors import compiled
 from wardgate.masking.detectors.base import Detector, Span
 from wardgate.masking.detectors.ids import DEFAULT_MRN_FORMATS, MrnFormat
 from wardgate.masking.detectors.names import NameDetector
@@ -114,6 +115,13 @@ def _outer_first(span: Span) -> tuple[int, int, float]:
 
 
 def resolve(spans: Iterable[Span]) -> list[Span]:
+    """The spans kept from overlapping ones, sorted by start (see the module's docstring).
+    Compiled where ``_scan`` was built (`_resolve`, the same answers)."""
+    return _resolve(spans)
+
+
+def resolve_python(spans: Iterable[Span]) -> list[Span]:
+    """`resolve` in Python: the reference of ``_scan.resolve``."""
     ordered = sorted(spans, key=_start)
     if all(ordered[i - 1].end <= ordered[i].start for i in range(1, len(ordered))):
         return ordered  # the common case: nothing overlaps
@@ -159,6 +167,10 @@ def _uncovered(span: Span, starts: list[int], kept: list[Span]) -> list[Span]:
         return [span]
     return [Span(span.entity, a, b, span.score, span.detector) for a, b in pieces if b - a >= 2]
 
+
+_resolve: Callable[[Iterable[Span]], list[Span]] = (
+    compiled.fast.resolve if compiled.COMPILED else resolve_python
+)
 
 _default: Scanner | None = None
 

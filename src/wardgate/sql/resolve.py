@@ -160,6 +160,10 @@ class Analyser:
         # Facts of the whole statement, beside its result columns (see `StatementLineage`).
         self.reads: set[SourceColumn] = set()
         self.compared: set[SourceColumn] = set()
+        # a value of unknown lineage (current_query(), pg_stat_activity.query, a function
+        # outside pg_catalog) is tested in a condition, a grouping or a count
+        self.tested_unknown = False
+        self.stores_unknown = False  # a value of unknown lineage is stored (`stores`)
         # equality of a stored column with literals, by the condition's node (each node once,
         # however often it is walked)
         self.lookups: dict[int, Lookup] = {}
@@ -198,8 +202,8 @@ class Analyser:
                 # oracle, as a condition is.
                 for shape in (left, right):
                     for _, lin in shape.columns:
-                        self.compared.update(lin.live)
-                    self.compared.update(shape.rest.live)
+                        self.tested(lin)
+                    self.tested(shape.rest)
             return self.set_operation([left, right])
         if stmt.valuesLists:
             rows = [[self.expr(value, scope) for value in row] for row in stmt.valuesLists]
@@ -225,7 +229,7 @@ class Analyser:
         self.keys(stmt.sortClause, scope)  # sorting tells an order, not a class: names skipped
         for limit in (stmt.limitCount, stmt.limitOffset):  # how many rows: a count, too
             if limit is not None:
-                self.compared.update(self.expr(limit, scope).live)
+                self.tested(self.expr(limit, scope))
         return self.targets(stmt.targetList or (), scope)
 
     def keys(self, nodes: Sequence[Any] | None, scope: Scope, targets: Sequence[Any] = ()) -> None:
@@ -255,7 +259,7 @@ class Analyser:
             else:
                 lin = self.expr(node, scope)
             if lin is not None and not lin.exact:
-                self.compared.update(lin.live)
+                self.tested(lin)
 
     def _key_name(self, node: ast.ColumnRef, scope: Scope, targets: Sequence[Any]) -> Lin | None:
         if isinstance(node.fields[-1], ast.A_Star):
@@ -465,7 +469,7 @@ class Analyser:
             if kind == "builtin" and name in SIDE_CHANNELS and not args.constant:
                 self.side_channels.append(name)
             if name in SET_RETURNING:  # its row count tells about its arguments
-                self.compared.update(args.live)
+                self.tested(args)
             if kind == "phi":
                 lin = Lin(args.sources | self.phi_sources(schema, name), False, args.unknown)
             elif kind == "builtin" and name in FROM_FUNCTIONS:
@@ -564,10 +568,8 @@ class Analyser:
         if isinstance(stmt, ast.UpdateStmt | ast.DeleteStmt):
             self.condition(stmt.whereClause, Scope(items, scope))
         for name, assigned in written.items():
-            live = combine(assigned).live
-            if live:
-                own = target.lookup(name)
-                self.stores.append((own.sources if own is not None else frozenset(), live))
+            own = target.lookup(name)
+            self.store(own.sources if own is not None else frozenset(), combine(assigned))
         if written:  # what RETURNING sees of the target is what was just written into it
             columns = [
                 (name, _written(lin, written.get(name, []))) for name, lin in target.shape.columns
@@ -594,8 +596,14 @@ class Analyser:
             return self.column_ref(node, scope)
         if isinstance(node, ast.A_Const | ast.ParamRef | ast.SQLValueFunction | ast.String):
             return CONST
-        if isinstance(node, ast.TypeCast | ast.CollateClause):
-            return self.expr(node.arg, scope)  # a cast keeps the value: exact stays exact
+        if isinstance(node, ast.CollateClause):
+            return self.expr(node.arg, scope)
+        if isinstance(node, ast.TypeCast):
+            lin = self.expr(node.arg, scope)
+            # a cast that keeps the value keeps it exact; one that can cut or round it
+            # (`ssn::varchar(3)`, `mrn::"char"`, `mrn::numeric(10,-4)`) makes a value computed
+            # from it: equal to a constant, or to a column the role writes, for many values
+            return lin if _lossless(node.typeName) else combine([lin])
         if isinstance(node, ast.FuncCall):
             return self.function(node, scope)
         if isinstance(node, ast.SubLink):
@@ -672,7 +680,7 @@ class Analyser:
             self.side_channels.append(name)
         merged = combine(args)
         if name in SET_RETURNING:  # in the select list too, its row count tells
-            self.compared.update(merged.live)
+            self.tested(merged)
         if name in CONTENT_FREE:
             # A length or a count of a stored value tells how long or how many, never what;
             # of a computed one it tells anything (length(repeat('x', ascii(ssn)))): only the
@@ -741,7 +749,7 @@ class Analyser:
             self._compare(test, shape.columns[0][1] if single else shape.whole())
             return test
         lin = self.expr(node, scope)  # a boolean function, column or anything else
-        self.compared.update(lin.live)
+        self.tested(lin)
         return lin
 
     def _lookup(self, node: ast.A_Expr, left: Lin, right: Lin) -> bool:
@@ -774,7 +782,21 @@ class Analyser:
         self.lookups[id(node)] = Lookup(column.live, tuple(values), param)
         return True
 
+    def store(self, targets: frozenset[SourceColumn], lin: Lin) -> None:
+        """The statement stores ``lin`` in ``targets`` (none: a new place): its live sources are
+        noted in ``stores``; a value of unknown lineage in ``stores_unknown``."""
+        if lin.live:
+            self.stores.append((targets, lin.live))
+        self.stores_unknown = self.stores_unknown or lin.unknown
+
+    def tested(self, lin: Lin) -> None:
+        """A condition, a grouping or a count holds ``lin`` against something: its stored
+        sources are ``compared``; a value of unknown lineage is ``tested_unknown``."""
+        self.compared.update(lin.live)
+        self.tested_unknown = self.tested_unknown or lin.unknown
+
     def _compare(self, left: Lin, right: Lin) -> None:
+        self.tested_unknown = self.tested_unknown or left.unknown or right.unknown
         if left.live and right.live:  # column against column: a join, if both are stored values
             self.joins.append((left.live, left.exact, right.live, right.exact))
             return
@@ -819,6 +841,23 @@ def _written(own: Lin, values: list[Lin]) -> Lin:
         return own
     merged = combine([own, *values])
     return Lin(merged.sources, own.exact, merged.unknown, chosen=True)
+
+
+# Cast targets that keep every value they are given from a stored value of its own kind: no
+# typmod (a length or a precision cuts or rounds), no array, none of "char", name, float4 or
+# float8 (the first byte, 63 bytes, rounded digits).
+_LOSSLESS_CASTS = frozenset(
+    {"text", "varchar", "bpchar", "int2", "int4", "int8", "numeric", "date", "timestamp",
+     "timestamptz", "uuid", "bytea"}
+)  # fmt: skip
+
+
+def _lossless(type_name: ast.TypeName | None) -> bool:
+    if type_name is None or type_name.typmods or type_name.arrayBounds or type_name.pct_type:
+        return False
+    names = _strings(type_name.names)
+    schema_ok = len(names) == 1 or (len(names) == 2 and names[0] == "pg_catalog")
+    return schema_ok and names[-1] in _LOSSLESS_CASTS
 
 
 def _column_name(node: Any) -> str:

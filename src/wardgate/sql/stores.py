@@ -24,9 +24,9 @@ from wardgate.sql.resolve import Analyser, Scope, Shape, combine
 def stores(stmt: Any, analyser: Analyser) -> None:
     """Record in ``analyser`` what ``stmt`` (a DDL statement, or SELECT INTO) stores."""
     if isinstance(stmt, ast.SelectStmt) and stmt.intoClause is not None:
-        analyser.stores.append((frozenset(), analyser.query(stmt, None).whole().live))
+        analyser.store(frozenset(), analyser.query(stmt, None).whole())
     elif isinstance(stmt, ast.CreateTableAsStmt):
-        analyser.stores.append((frozenset(), analyser.query(stmt.query, None).whole().live))
+        analyser.store(frozenset(), analyser.query(stmt.query, None).whole())
     elif isinstance(stmt, ast.CopyStmt) and not stmt.is_from:  # to a file or a program
         if stmt.query is not None:
             shape = analyser.query(stmt.query, None)
@@ -35,7 +35,7 @@ def stores(stmt: Any, analyser: Analyser) -> None:
             wanted = [str(n.sval) for n in stmt.attlist or ()]
             columns = [lin for name, lin in item.shape.columns if not wanted or name in wanted]
             shape = Shape([("", lin) for lin in columns], item.shape.complete or bool(wanted))
-        analyser.stores.append((frozenset(), shape.whole().live))
+        analyser.store(frozenset(), shape.whole())
     elif isinstance(stmt, ast.ViewStmt):
         analyser.query(stmt.query, None)  # read through on every use; its conditions count
     else:
@@ -44,9 +44,7 @@ def stores(stmt: Any, analyser: Analyser) -> None:
             return
         scope = Scope([analyser.range_var(relation, Scope())])
         lins = [analyser.expr(node, scope) for node in _expressions(stmt)]
-        live = combine(lins).live
-        if live:
-            analyser.stores.append((frozenset(), live))
+        analyser.store(frozenset(), combine(lins))
 
 
 def _relation(stmt: Any) -> ast.RangeVar | None:

@@ -5,6 +5,7 @@ alice's password against the demo, 2026-12-07.)"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -314,3 +315,133 @@ def test_a_lossless_cast_keeps_its_token(gateway: RunningGateway, tokens: dict[i
     assert row is not None
     assert row[0] == row[1] == tokens[3]
     assert row[2] != tokens[3] and not str(row[2]).startswith("MRN-")
+
+
+def test_an_operator_of_the_role_cannot_stand_for_equality(
+    gateway: RunningGateway, pg_server: LocalPostgres, database: str
+) -> None:
+    """The sixth finding (high, where the role may create objects in a schema, as it may in
+    this test's database though not in the demo's): ``CREATE OPERATOR public.= (...,
+    function = text_lt)`` and ``SET search_path = public, pg_catalog`` make every ``=`` of text
+    a ``<`` that the analysis still reads as equality: a join of the stored SSN with a written
+    one (or a look-up of a decoded MRN with a written one's token) answered ``ssn < '...'``,
+    a binary search."""
+    ssn = raw(pg_server, database, "ssn", 3)
+    found: list[tuple[object, ...]] | None = None
+    try:
+        with (
+            psycopg.connect(gateway.dsn("alice"), autocommit=True) as conn,
+            contextlib.suppress(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute(
+                "CREATE OPERATOR public.= (leftarg = text, rightarg = text, function = text_lt)"
+            )
+        with psycopg.connect(gateway.dsn("alice")) as conn:
+            try:
+                conn.execute("SET search_path = public, pg_catalog")
+                conn.execute("UPDATE patients SET ssn = %s WHERE id = 1", (ssn + "0",))
+                found = conn.execute(
+                    "SELECT count(*) FROM patients p, patients q"
+                    " WHERE p.id = 3 AND q.id = 1 AND p.ssn = q.ssn"
+                ).fetchall()
+            except psycopg.errors.InsufficientPrivilege:
+                found = None
+            conn.rollback()
+    finally:
+        with psycopg.connect(pg_server.dsn(database), autocommit=True) as direct:
+            direct.execute("DROP OPERATOR IF EXISTS public.= (text, text)")
+    assert found is None or found == [(0,)], found
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "p.ssn < q.ssn",
+        "p.ssn >= q.ssn",
+        "p.ssn OPERATOR(pg_catalog.>=) q.ssn",
+        "p.ssn LIKE q.ssn",
+        "p.ssn ~ q.ssn",
+        "p.ssn >= ALL (SELECT ssn FROM patients WHERE id = 1)",
+        "p.mrn >= q.mrn",
+    ],
+)
+def test_an_order_or_pattern_of_two_masked_columns_is_no_join(
+    gateway: RunningGateway, pg_server: LocalPostgres, database: str, condition: str
+) -> None:
+    """The seventh finding (critical, for a role that may write a masked column, as alice may):
+    a join was any operator between the stored values of two masked columns, so with patient
+    1's SSN set to '5' (then to '4%'...), ``p.ssn >= q.ssn`` and ``p.ssn LIKE q.ssn`` answered
+    ``ssn >= '5'`` and ``ssn LIKE '4%'`` of patient 3: a binary search, no pseudonym needed. Only
+    ``=`` and ``<>`` (IN, IS [NOT] DISTINCT FROM) join."""
+    ssn = raw(pg_server, database, "ssn", 3)
+    # a value the true answer is 1 for: below for >=, a prefix pattern for LIKE and ~
+    chosen = ssn[:1] + "%" if "LIKE" in condition else ssn[:1] if "~" in condition else "0"
+    column = "mrn" if "mrn" in condition else "ssn"
+    with psycopg.connect(gateway.dsn("alice")) as conn:
+        conn.execute(f"UPDATE patients SET {column} = %s WHERE id = 1", (chosen,))
+        try:
+            found = conn.execute(
+                "SELECT count(*) FROM patients p, patients q WHERE p.id = 3 AND q.id = 1 AND "
+                + condition
+            ).fetchall()
+        except psycopg.errors.InsufficientPrivilege:
+            found = None
+        conn.rollback()
+    assert found is None, found
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "p.ssn = q.ssn",
+        "p.ssn IS NOT DISTINCT FROM q.ssn",
+        "p.ssn <> q.ssn",
+        "p.mrn IN (SELECT mrn FROM patients WHERE id = 1)",
+    ],
+)
+def test_an_equality_of_two_masked_columns_stays_a_join(
+    gateway: RunningGateway, condition: str
+) -> None:
+    got = receive(
+        gateway.dsn("alice"),
+        ["SELECT count(*) FROM patients p, patients q WHERE q.id = 1 AND " + condition],
+    )
+    assert got.sqlstate is None, got
+
+
+def test_an_operator_cannot_be_defined_by_a_masked_role(gateway: RunningGateway) -> None:
+    for statement in [
+        "CREATE OPERATOR public.=== (leftarg = text, rightarg = text, function = text_lt)",
+        "CREATE CAST (text AS int4) WITH INOUT",
+        "CREATE OPERATOR FAMILY red_team_f USING btree",
+    ]:
+        got = receive(gateway.dsn("alice"), [statement])
+        assert got.sqlstate == DENIED and "operators" in got.error[0], (statement, got)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="left open: a role that sees a column masked may still write constants into it, and"
+    " an equality of two masked columns is a join; fix: refuse, for such a role, storing a"
+    " constant (or any value not copied from a column of the same label) into a masked column,"
+    " or make a column the role may write count as a constant in joins",
+)
+def test_a_written_date_of_birth_joined_with_another_finds_it_in_a_few_hundred_tries(
+    gateway: RunningGateway, pg_server: LocalPostgres, database: str
+) -> None:
+    """An eighth finding, not fixed (high): the date of birth shows its year (date_to_year);
+    with patient 1's set to each day of that year in turn (in a transaction rolled back), the
+    equality join ``p.date_of_birth = q.date_of_birth`` counts 1 on the right day: at most 366
+    statements. The same oracle answers MRN and SSN guesses, but their space is too large."""
+    born = raw(pg_server, database, "date_of_birth", 3)
+    with psycopg.connect(gateway.dsn("alice")) as conn:
+        try:
+            conn.execute("UPDATE patients SET date_of_birth = %s WHERE id = 1", (born,))
+            found = conn.execute(
+                "SELECT count(*) FROM patients p, patients q"
+                " WHERE p.id = 3 AND q.id = 1 AND p.date_of_birth = q.date_of_birth"
+            ).fetchall()
+        except psycopg.errors.InsufficientPrivilege:
+            found = None
+        conn.rollback()
+    assert found is None, found

@@ -159,6 +159,12 @@ class MaskingAddon(Addon):
                 " masked: PostgreSQL looks in pg_temp first, so one would shadow a table the"
                 " masking knows"
             )
+        if analysis.defines_operators:
+            return _deny(
+                "operators, operator classes and casts cannot be defined or changed by a role that"
+                " sees PHI masked: the masking reads = as PostgreSQL's equality, and an operator"
+                " of the role's (public.= over text_lt) would make it an order test"
+            )
         if procedural:
             return _deny(
                 "procedural code (DO, functions, triggers, rules) is refused for a role that sees"

@@ -740,13 +740,16 @@ class Analyser:
         if isinstance(node, ast.A_Expr):
             left, right = self.expr(node.lexpr, scope), self.expr(node.rexpr, scope)
             if not self._lookup(node, left, right):
-                self._compare(left, right)
+                equality = node.kind in _EQUALITY_KINDS and _strings(node.name) in _EQUALITY
+                self._compare(left, right, equality=equality)
             return combine([left, right])
         if isinstance(node, ast.SubLink) and node.testexpr is not None:
             test = self.expr(node.testexpr, scope)
             shape = self.query(node.subselect, scope)
             single = shape.complete and len(shape.columns) == 1
-            self._compare(test, shape.columns[0][1] if single else shape.whole())
+            equality = node.operName is None or _strings(node.operName) in _EQUALITY
+            other = shape.columns[0][1] if single else shape.whole()
+            self._compare(test, other, equality=equality)
             return test
         lin = self.expr(node, scope)  # a boolean function, column or anything else
         self.tested(lin)
@@ -795,9 +798,12 @@ class Analyser:
         self.compared.update(lin.live)
         self.tested_unknown = self.tested_unknown or lin.unknown
 
-    def _compare(self, left: Lin, right: Lin) -> None:
+    def _compare(self, left: Lin, right: Lin, *, equality: bool = True) -> None:
+        """``equality``: the test is ``=`` or ``<>`` (IN, IS [NOT] DISTINCT FROM); only then is
+        column against column a join. An order or a pattern (``p.ssn < q.ssn``, ``p.ssn LIKE
+        q.ssn``) against a column the role wrote answers ``ssn < '5'``: a comparison."""
         self.tested_unknown = self.tested_unknown or left.unknown or right.unknown
-        if left.live and right.live:  # column against column: a join, if both are stored values
+        if left.live and right.live and equality:
             self.joins.append((left.live, left.exact, right.live, right.exact))
             return
         self.compared.update(left.live | right.live)
@@ -842,6 +848,14 @@ def _written(own: Lin, values: list[Lin]) -> Lin:
     merged = combine([own, *values])
     return Lin(merged.sources, own.exact, merged.unknown, chosen=True)
 
+
+# Tests of a column against a column that are joins (equality, or its negation): any other
+# operator between two masked columns compares them, as with a constant.
+_EQUALITY = (["="], ["pg_catalog", "="], ["<>"], ["pg_catalog", "<>"])
+_EQUALITY_KINDS = frozenset(
+    {A_Expr_Kind.AEXPR_OP, A_Expr_Kind.AEXPR_IN, A_Expr_Kind.AEXPR_DISTINCT,
+     A_Expr_Kind.AEXPR_NOT_DISTINCT}
+)  # fmt: skip
 
 # Cast targets that keep every value they are given from a stored value of its own kind: no
 # typmod (a length or a precision cuts or rounds), no array, none of "char", name, float4 or

@@ -472,3 +472,46 @@ def test_a_written_ssn_sorted_beside_another_tells_its_order(
                 orders.append([])
             conn.rollback()
     assert orders != [[1, 3], [3, 1]], orders
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT count(*) FROM pg_stats WHERE histogram_bounds::text LIKE '%{digits}%'",
+        "SELECT count(*) FROM pg_stat_get_activity(NULL) a WHERE a.query LIKE '%{digits}%'",
+        "SELECT count(*) FROM pg_stat_activity, LATERAL regexp_matches(query, '{digits}') m",
+        "SELECT count(*) FROM pg_stat_activity GROUP BY substr(query, 1, 1)",
+    ],
+)
+def test_other_opaque_values_are_not_tested_either(
+    gateway: RunningGateway, pg_server: LocalPostgres, database: str, statement: str
+) -> None:
+    """The same rule for the other values the lineage cannot follow: statistics' copies of
+    values (pg_stats lists an MRN column's histogram bounds once the table is analysed) and
+    the activity function behind pg_stat_activity, in a condition, a row count or a grouping."""
+    with psycopg.connect(pg_server.dsn(database), autocommit=True) as direct:
+        direct.execute("ANALYZE patients")
+    digits = raw(pg_server, database, "mrn", 3)[:3]
+    got = receive(gateway.dsn("alice"), [statement.format(digits=digits)])
+    assert got.sqlstate == DENIED and "cannot trace" in got.error[0], got
+
+
+def test_catalog_introspection_with_builtin_functions_still_passes(
+    gateway: RunningGateway,
+) -> None:
+    """What psql's ``\\d`` sends: conditions on catalog tables, a builtin set-returning function
+    in FROM (pg_partition_ancestors), UNION of catalog rows: not values of unknown origin."""
+    got = receive(
+        gateway.dsn("alice"),
+        [
+            "SELECT t.tgname, CASE WHEN t.tgparentid != 0 THEN (SELECT u.tgrelid::regclass"
+            " FROM pg_catalog.pg_trigger AS u, pg_catalog.pg_partition_ancestors(t.tgrelid)"
+            " WITH ORDINALITY AS a(relid, depth) WHERE u.tgname = t.tgname"
+            " AND u.tgrelid = a.relid ORDER BY a.depth LIMIT 1) END"
+            " FROM pg_catalog.pg_trigger t WHERE t.tgrelid = 'patients'::regclass",
+            "SELECT pubname FROM pg_catalog.pg_publication UNION SELECT 'x'",
+            "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~)"
+            " '^(patients)$' AND pg_catalog.pg_table_is_visible(c.oid)",
+        ],
+    )
+    assert got.sqlstate is None, got

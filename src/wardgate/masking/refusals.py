@@ -39,14 +39,14 @@ def refusal(
         return (
             "a condition, grouping or count tests a value the gateway cannot trace (another"
             " session's statement in pg_stat_activity, current_query(), a function outside"
-            " pg_catalog or a table it does not know yet), which could reveal the PHI it holds;"
+            " pg_catalog, statistics' copies of values), which could reveal the PHI it holds;"
             " select it instead, masked whole"
         )
     if statement.stores_unknown:
         return (
             "a value the gateway cannot trace (another session's statement in"
-            " pg_stat_activity, current_query(), a function outside pg_catalog or a table it"
-            " does not know yet) cannot be stored by a role that sees PHI masked: it would come"
+            " pg_stat_activity, current_query(), a function outside pg_catalog, statistics'"
+            " copies of values) cannot be stored by a role that sees PHI masked: it would come"
             " back unmasked"
         )
     for targets, values in statement.stores:

@@ -8,6 +8,7 @@ columns past the known ones. Whatever cannot be resolved becomes unknown, never 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,11 @@ class Lin:
     unknown: bool = False
     measured: frozenset[SourceColumn] = frozenset()
     chosen: bool = False
+    # unknown because a function the lineage cannot follow made it (current_query(),
+    # pg_stat_activity's pg_stat_get_activity, a function outside pg_catalog, statistics'
+    # copies of values), not merely a relation missing from the catalog: what it holds may be
+    # another session's statement, a decoded pseudonym or PHI
+    opaque: bool = False
 
     @property
     def constant(self) -> bool:
@@ -59,18 +65,20 @@ class Lin:
 
 CONST = Lin()
 UNKNOWN = Lin(unknown=True)
+OPAQUE_VALUE = Lin(unknown=True, opaque=True)
 
 
 def combine(lins: Iterable[Lin]) -> Lin:
     """A value computed from all of `lins`."""
     sources: set[SourceColumn] = set()
     live: set[SourceColumn] = set()
-    unknown = False
+    unknown = opaque = False
     for lin in lins:
         sources |= lin.sources
         live |= lin.live
         unknown = unknown or lin.unknown
-    return Lin(frozenset(sources), False, unknown, frozenset(sources - live))
+        opaque = opaque or lin.opaque
+    return Lin(frozenset(sources), False, unknown, frozenset(sources - live), opaque=opaque)
 
 
 def either(lins: Sequence[Lin]) -> Lin:
@@ -78,7 +86,7 @@ def either(lins: Sequence[Lin]) -> Lin:
     merged = combine(lins)
     exact = any(lin.exact for lin in lins) and all(lin.exact or lin.constant for lin in lins)
     chosen = exact and any(lin.chosen or lin.constant for lin in lins)
-    return Lin(merged.sources, exact, merged.unknown, merged.measured, chosen)
+    return Lin(merged.sources, exact, merged.unknown, merged.measured, chosen, merged.opaque)
 
 
 @dataclass
@@ -173,10 +181,10 @@ class Analyser:
         # (columns written, or none for a new place; the sources of what is written there)
         self.stores: list[tuple[frozenset[SourceColumn], frozenset[SourceColumn]]] = []
 
-    def note(self, text: str) -> Lin:
+    def note(self, text: str, *, opaque: bool = False) -> Lin:
         if text not in self.notes:
             self.notes.append(text)
-        return UNKNOWN
+        return OPAQUE_VALUE if opaque else UNKNOWN
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -348,8 +356,8 @@ class Analyser:
                     break
                 shape = grown
             else:
-                self.note(f"recursive CTE {cte.ctename} did not settle")
-                shape = Shape([(name, UNKNOWN) for name, _ in shape.columns], shape.complete)
+                lin = self.note(f"recursive CTE {cte.ctename} did not settle", opaque=True)
+                shape = Shape([(name, lin) for name, _ in shape.columns], shape.complete)
             scope.ctes[cte.ctename] = shape
 
     # ---- FROM ----------------------------------------------------------------------------
@@ -420,15 +428,16 @@ class Analyser:
         unknown = column.type_oid in OPAQUE_TYPES
         if unknown:
             self.note(f"{relation.schema}.{relation.name}.{column.name} holds copies of values")
-        return Lin(frozenset(sources), True, unknown)
+        return Lin(frozenset(sources), True, unknown, opaque=unknown)
 
     def view(self, relation: cat.Relation) -> Shape:
         if relation.oid in self._views:
             return self._views[relation.oid]
         names = [c.name for c in relation.columns]
         if self.depth >= self.options.max_view_depth or relation.definition is None:
-            self.note(f"view {relation.schema}.{relation.name} not expanded")
-            return Shape([(name, UNKNOWN) for name in names])
+            # not read: it may compute from anything (a view over pg_stat_activity)
+            lin = self.note(f"view {relation.schema}.{relation.name} not expanded", opaque=True)
+            return Shape([(name, lin) for name in names])
         inner = Analyser(
             self.catalog, ("pg_catalog", relation.schema), self.options, self.depth + 1
         )
@@ -445,7 +454,7 @@ class Analyser:
             if relation.kind == cat.MATVIEW:  # stored: the matview's own column is a source too
                 column = relation.columns[i]
                 own = SourceColumn(relation.schema, relation.name, column.name)
-                lin = Lin(lin.sources | {own}, lin.exact, lin.unknown, chosen=lin.chosen)
+                lin = dataclasses.replace(lin, sources=lin.sources | {own})
             columns.append((name, lin))
         result = Shape(columns)
         self._views[relation.oid] = result
@@ -471,11 +480,19 @@ class Analyser:
             if name in SET_RETURNING:  # its row count tells about its arguments
                 self.tested(args)
             if kind == "phi":
-                lin = Lin(args.sources | self.phi_sources(schema, name), False, args.unknown)
+                lin = Lin(
+                    args.sources | self.phi_sources(schema, name),
+                    False,
+                    args.unknown,
+                    opaque=args.opaque,
+                )
             elif kind == "builtin" and name in FROM_FUNCTIONS:
                 lin = args
             else:
-                lin = self.note(f"function {name} in FROM is not known to compute from its input")
+                lin = self.note(
+                    f"function {name} in FROM is not known to compute from its input",
+                    opaque=kind == "unknown",  # OPAQUE, or not pg_catalog's: may read anything
+                )
             outputs = FROM_FUNCTIONS.get(name, ()) if kind == "builtin" else ()
             if outputs == "args" and len(call.args or ()) > 1:
                 names = [name] * len(call.args)
@@ -675,7 +692,9 @@ class Analyser:
             extra = Lin(self.phi_sources(schema, name))
             return combine([*args, extra])
         if kind == "unknown":
-            return self.note(f"function {name} is not known to compute only from its arguments")
+            return self.note(
+                f"function {name} is not known to compute only from its arguments", opaque=True
+            )
         if name in SIDE_CHANNELS and any(not lin.constant for lin in args):
             self.side_channels.append(name)
         merged = combine(args)
@@ -686,7 +705,9 @@ class Analyser:
             # of a computed one it tells anything (length(repeat('x', ascii(ssn)))): only the
             # arguments that are stored values, cast or not, are measured.
             live = set().union(*(lin.live for lin in args if not lin.exact))
-            return Lin(merged.sources, False, merged.unknown, merged.sources - live)
+            return Lin(
+                merged.sources, False, merged.unknown, merged.sources - live, opaque=merged.opaque
+            )
         return merged
 
     def function_kind(self, schema: str | None, name: str) -> str:
@@ -790,19 +811,19 @@ class Analyser:
         noted in ``stores``; a value of unknown lineage in ``stores_unknown``."""
         if lin.live:
             self.stores.append((targets, lin.live))
-        self.stores_unknown = self.stores_unknown or lin.unknown
+        self.stores_unknown = self.stores_unknown or lin.opaque
 
     def tested(self, lin: Lin) -> None:
         """A condition, a grouping or a count holds ``lin`` against something: its stored
         sources are ``compared``; a value of unknown lineage is ``tested_unknown``."""
         self.compared.update(lin.live)
-        self.tested_unknown = self.tested_unknown or lin.unknown
+        self.tested_unknown = self.tested_unknown or lin.opaque
 
     def _compare(self, left: Lin, right: Lin, *, equality: bool = True) -> None:
         """``equality``: the test is ``=`` or ``<>`` (IN, IS [NOT] DISTINCT FROM); only then is
         column against column a join. An order or a pattern (``p.ssn < q.ssn``, ``p.ssn LIKE
         q.ssn``) against a column the role wrote answers ``ssn < '5'``: a comparison."""
-        self.tested_unknown = self.tested_unknown or left.unknown or right.unknown
+        self.tested_unknown = self.tested_unknown or left.opaque or right.opaque
         if left.live and right.live and equality:
             self.joins.append((left.live, left.exact, right.live, right.exact))
             return
@@ -846,7 +867,7 @@ def _written(own: Lin, values: list[Lin]) -> Lin:
     if not values:
         return own
     merged = combine([own, *values])
-    return Lin(merged.sources, own.exact, merged.unknown, chosen=True)
+    return Lin(merged.sources, own.exact, merged.unknown, chosen=True, opaque=merged.opaque)
 
 
 # Tests of a column against a column that are joins (equality, or its negation): any other

@@ -96,6 +96,7 @@ class _Pending:
     counts: Counter[str] = field(default_factory=Counter)
     phi: bool = False  # it reads masked PHI, or something the analysis could not follow
     ddl: bool = False  # it changes the schema: the catalog is stale again once it has run
+    rewritten: bool = False  # the server runs it with its pseudonyms decoded
 
 
 class MaskingAddon(Addon):
@@ -171,6 +172,12 @@ class MaskingAddon(Addon):
                 " PHI masked: PostgreSQL looks in pg_temp first, so one would shadow a table or"
                 " a type the masking knows"
             )
+        if analysis.defines_operators:
+            return _deny(
+                "operators, operator classes and casts cannot be defined or changed by a role that"
+                " sees PHI masked: the masking reads = as PostgreSQL's equality, and an operator"
+                " of the role's (public.= over text_lt) would make it an order test"
+            )
         if procedural:
             return _deny(
                 "procedural code (DO, functions, triggers, rules) is refused for a role that sees"
@@ -216,7 +223,9 @@ class MaskingAddon(Addon):
             return refused
         if ddl:  # read the catalog again, once now and once it has run
             self.catalogs.stale(info.target)
-        state.pending[stmt] = _Pending(info.target, results, phi=phi, ddl=ddl)
+        state.pending[stmt] = _Pending(
+            info.target, results, phi=phi, ddl=ddl, rewritten=bool(stmt.forward_text)
+        )
         return None
 
     def _decode(
@@ -240,6 +249,16 @@ class MaskingAddon(Addon):
                 " MERGE and COPY (...) TO STDOUT statements: an EXPLAIN, a prepared statement"
                 " or a cursor shows the statement's text back, and a schema change beside it"
                 " would change what its names mean"
+            )
+        opaque = [note for statement in judged for note in statement.notes]
+        if opaque:
+            # current_query() and pg_stat_activity return the text the server runs, which
+            # holds the decoded values: tested in a condition (strpos(current_query(), ...)),
+            # they would answer what the values are
+            return _deny(
+                "a pseudonym is not decoded in a string that reads what the analysis cannot"
+                f" follow ({opaque[0]}): current_query() and pg_stat_activity would show the"
+                " decoded value to a condition"
             )
         if state.ddl or not self.catalogs.current(stmt.session.target):
             return _deny(
@@ -388,7 +407,12 @@ class MaskingAddon(Addon):
         text = state.text
         if text is None:
             return fields
-        return channels.diagnostic(fields, text, self._phi_in_flight(state))
+        out = channels.diagnostic(fields, text, self._phi_in_flight(state))
+        if any(p.rewritten for p in state.pending.values()):
+            # a position in the text the server ran, whose literals are the decoded values:
+            # counted in the client's text it would tell how long they are
+            out.pop("P", None)
+        return out
 
     def server_text(self, session: SessionInfo, what: ServerText, name: str, text: str) -> str:
         if session.target not in self.labels:

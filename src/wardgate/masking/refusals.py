@@ -35,6 +35,20 @@ def refusal(
             " PHI masked: the value would reach the client outside the masked result (a setting,"
             " a notification, a sequence, a lock or a delay; give a constant)"
         )
+    if statement.tested_unknown:
+        return (
+            "a condition, grouping or count tests a value the gateway cannot trace (another"
+            " session's statement in pg_stat_activity, current_query(), a function outside"
+            " pg_catalog, statistics' copies of values), which could reveal the PHI it holds;"
+            " select it instead, masked whole"
+        )
+    if statement.stores_unknown:
+        return (
+            "a value the gateway cannot trace (another session's statement in"
+            " pg_stat_activity, current_query(), a function outside pg_catalog, statistics'"
+            " copies of values) cannot be stored by a role that sees PHI masked: it would come"
+            " back unmasked"
+        )
     for targets, values in statement.stores:
         found = masked(values, labels, view)
         if found and not _same_labels(targets, values, labels):

@@ -24,6 +24,7 @@ from functools import cached_property
 from typing import Any
 
 from pglast import ast
+from pglast.enums.parsenodes import ObjectType
 from pglast.parser import ParseError, parse_sql
 from pglast.stream import RawStream
 
@@ -35,6 +36,10 @@ from wardgate.sql.model import AnalysisError, Options, StatementLineage
 
 _NO_OPTIONS = Options()
 # Statements that create a relation (SELECT ... INTO too).
+_OPERATORS = (
+    ast.AlterOperatorStmt, ast.CreateOpClassStmt, ast.CreateOpFamilyStmt, ast.AlterOpFamilyStmt,
+    ast.CreateCastStmt,
+)  # fmt: skip
 _CREATES = (ast.CreateStmt, ast.ViewStmt, ast.CreateSeqStmt, ast.CreateTableAsStmt, ast.SelectStmt)
 # Statements that create a type, and the attribute holding its qualified name.
 _CREATES_TYPE = {
@@ -168,6 +173,21 @@ class Analysis:
         self._check()
         printed = RawStream()(self.tree)  # type: ignore[no-untyped-call]
         return hashlib.sha256(str(printed).encode()).hexdigest()
+
+    @cached_property
+    def defines_operators(self) -> bool:
+        """Whether a statement creates or alters an operator, an operator class or family, or
+        a cast: what ``=`` means for a type may then be code of the client's choosing (an
+        operator ``public.=`` over ``text_lt``), while lineage reads every ``=`` as PostgreSQL's
+        equality. Raises `AnalysisError`."""
+        self._check()
+        for raw in self.tree:
+            stmt = raw.stmt
+            if isinstance(stmt, ast.DefineStmt) and stmt.kind == ObjectType.OBJECT_OPERATOR:
+                return True
+            if isinstance(stmt, _OPERATORS):
+                return True
+        return False
 
     @cached_property
     def creates_temp(self) -> bool:

@@ -63,6 +63,8 @@ def analyze_tree(
                 found,
                 reads=frozenset(analyser.reads),
                 compared=frozenset(analyser.compared),
+                tested_unknown=analyser.tested_unknown,
+                stores_unknown=analyser.stores_unknown,
                 lookups=tuple(analyser.lookups.values()),
                 joins=tuple(analyser.joins),
                 side_channels=tuple(analyser.side_channels),

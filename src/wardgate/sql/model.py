@@ -81,6 +81,9 @@ class StatementLineage:
     # Facts of the whole statement, not only of its result columns:
     reads: frozenset[SourceColumn] = frozenset()  # every column it refers to, anywhere
     compared: frozenset[SourceColumn] = frozenset()  # tested against constants in conditions
+    # a value of unknown lineage is tested in a condition, a grouping or a count: whatever it
+    # holds (another session's statement, what a function read) answers the test
+    tested_unknown: bool = False
     lookups: tuple[Lookup, ...] = ()  # stored columns tested for equality with literals
     # column tested against column: (left sources, left exact, right sources, right exact)
     joins: tuple[tuple[frozenset[SourceColumn], bool, frozenset[SourceColumn], bool], ...] = ()
@@ -93,6 +96,8 @@ class StatementLineage:
     # What it writes into existing columns: (columns written, sources of the values, whether
     # every value is a stored value as it is, ``SET city = city``)
     writes: tuple[tuple[frozenset[SourceColumn], frozenset[SourceColumn], bool], ...] = ()
+    # a value of unknown lineage is stored: whatever it holds comes back unmasked from there
+    stores_unknown: bool = False
     opaque: bool = False  # something in it could not be followed (an unknown function...)
 
     def columns_for(self, count: int) -> tuple[ColumnLineage, ...]:

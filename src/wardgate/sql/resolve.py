@@ -8,6 +8,7 @@ columns past the known ones. Whatever cannot be resolved becomes unknown, never 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,11 @@ class Lin:
     unknown: bool = False
     measured: frozenset[SourceColumn] = frozenset()
     chosen: bool = False
+    # unknown because a function the lineage cannot follow made it (current_query(),
+    # pg_stat_activity's pg_stat_get_activity, a function outside pg_catalog, statistics'
+    # copies of values), not merely a relation missing from the catalog: what it holds may be
+    # another session's statement, a decoded pseudonym or PHI
+    opaque: bool = False
 
     @property
     def stored(self) -> bool:
@@ -82,18 +88,20 @@ class Lin:
 
 CONST = Lin()
 UNKNOWN = Lin(unknown=True)
+OPAQUE_VALUE = Lin(unknown=True, opaque=True)
 
 
 def combine(lins: Iterable[Lin]) -> Lin:
     """A value computed from all of `lins`."""
     sources: set[SourceColumn] = set()
     live: set[SourceColumn] = set()
-    unknown = False
+    unknown = opaque = False
     for lin in lins:
         sources |= lin.sources
         live |= lin.live
         unknown = unknown or lin.unknown
-    return Lin(frozenset(sources), False, unknown, frozenset(sources - live))
+        opaque = opaque or lin.opaque
+    return Lin(frozenset(sources), False, unknown, frozenset(sources - live), opaque=opaque)
 
 
 def either(lins: Sequence[Lin]) -> Lin:
@@ -101,7 +109,7 @@ def either(lins: Sequence[Lin]) -> Lin:
     merged = combine(lins)
     exact = any(lin.exact for lin in lins) and all(lin.exact or lin.constant for lin in lins)
     chosen = exact and any(lin.chosen or lin.constant for lin in lins)
-    return Lin(merged.sources, exact, merged.unknown, merged.measured, chosen)
+    return Lin(merged.sources, exact, merged.unknown, merged.measured, chosen, merged.opaque)
 
 
 @dataclass
@@ -183,6 +191,10 @@ class Analyser:
         # Facts of the whole statement, beside its result columns (see `StatementLineage`).
         self.reads: set[SourceColumn] = set()
         self.compared: set[SourceColumn] = set()
+        # a value of unknown lineage (current_query(), pg_stat_activity.query, a function
+        # outside pg_catalog) is tested in a condition, a grouping or a count
+        self.tested_unknown = False
+        self.stores_unknown = False  # a value of unknown lineage is stored (`stores`)
         # equality of a stored column with literals, by the condition's node (each node once,
         # however often it is walked)
         self.lookups: dict[int, Lookup] = {}
@@ -197,15 +209,20 @@ class Analyser:
         self.writes: list[tuple[frozenset[SourceColumn], frozenset[SourceColumn], bool]] = []
 
     def may_fail(self, what: str, lins: Iterable[Lin]) -> None:
-        """``what`` is given values computed from ``lins`` and may fail on some of them."""
+        """``what`` is given values computed from ``lins`` and may fail on some of them: whether
+        it fails tests them (a value of unknown lineage, such as another session's statement
+        text in pg_stat_activity, is then ``tested_unknown``)."""
+        lins = tuple(lins)
         live = frozenset().union(*(lin.live for lin in lins))
         if live:
             self.partial.append((what, live))
+        if any(lin.opaque for lin in lins):
+            self.tested_unknown = True
 
-    def note(self, text: str) -> Lin:
+    def note(self, text: str, *, opaque: bool = False) -> Lin:
         if text not in self.notes:
             self.notes.append(text)
-        return UNKNOWN
+        return OPAQUE_VALUE if opaque else UNKNOWN
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -231,8 +248,8 @@ class Analyser:
                 # oracle, as a condition is.
                 for shape in (left, right):
                     for _, lin in shape.columns:
-                        self.compared.update(lin.live)
-                    self.compared.update(shape.rest.live)
+                        self.tested(lin)
+                    self.tested(shape.rest)
             return self.set_operation([left, right])
         if stmt.valuesLists:
             rows = [[self.expr(value, scope) for value in row] for row in stmt.valuesLists]
@@ -258,7 +275,7 @@ class Analyser:
         self.keys(stmt.sortClause, scope)  # sorting tells an order, not a class: names skipped
         for limit in (stmt.limitCount, stmt.limitOffset):  # how many rows: a count, too
             if limit is not None:
-                self.compared.update(self.expr(limit, scope).live)
+                self.tested(self.expr(limit, scope))
         return self.targets(stmt.targetList or (), scope)
 
     def keys(self, nodes: Sequence[Any] | None, scope: Scope, targets: Sequence[Any] = ()) -> None:
@@ -288,7 +305,7 @@ class Analyser:
             else:
                 lin = self.expr(node, scope)
             if lin is not None and not lin.stored:
-                self.compared.update(lin.live)
+                self.tested(lin)
 
     def _key_name(self, node: ast.ColumnRef, scope: Scope, targets: Sequence[Any]) -> Lin | None:
         if isinstance(node.fields[-1], ast.A_Star):
@@ -377,8 +394,8 @@ class Analyser:
                     break
                 shape = grown
             else:
-                self.note(f"recursive CTE {cte.ctename} did not settle")
-                shape = Shape([(name, UNKNOWN) for name, _ in shape.columns], shape.complete)
+                lin = self.note(f"recursive CTE {cte.ctename} did not settle", opaque=True)
+                shape = Shape([(name, lin) for name, _ in shape.columns], shape.complete)
             scope.ctes[cte.ctename] = shape
 
     # ---- FROM ----------------------------------------------------------------------------
@@ -449,15 +466,16 @@ class Analyser:
         unknown = column.type_oid in OPAQUE_TYPES
         if unknown:
             self.note(f"{relation.schema}.{relation.name}.{column.name} holds copies of values")
-        return Lin(frozenset(sources), True, unknown)
+        return Lin(frozenset(sources), True, unknown, opaque=unknown)
 
     def view(self, relation: cat.Relation) -> Shape:
         if relation.oid in self._views:
             return self._views[relation.oid]
         names = [c.name for c in relation.columns]
         if self.depth >= self.options.max_view_depth or relation.definition is None:
-            self.note(f"view {relation.schema}.{relation.name} not expanded")
-            return Shape([(name, UNKNOWN) for name in names])
+            # not read: it may compute from anything (a view over pg_stat_activity)
+            lin = self.note(f"view {relation.schema}.{relation.name} not expanded", opaque=True)
+            return Shape([(name, lin) for name in names])
         inner = Analyser(
             self.catalog, ("pg_catalog", relation.schema), self.options, self.depth + 1
         )
@@ -474,7 +492,7 @@ class Analyser:
             if relation.kind == cat.MATVIEW:  # stored: the matview's own column is a source too
                 column = relation.columns[i]
                 own = SourceColumn(relation.schema, relation.name, column.name)
-                lin = Lin(lin.sources | {own}, lin.exact, lin.unknown, chosen=lin.chosen)
+                lin = dataclasses.replace(lin, sources=lin.sources | {own})
             columns.append((name, lin))
         result = Shape(columns)
         self._views[relation.oid] = result
@@ -500,13 +518,21 @@ class Analyser:
             if kind == "builtin" and name in SIDE_CHANNELS and not args.constant:
                 self.side_channels.append(name)
             if name in SET_RETURNING:  # its row count tells about its arguments
-                self.compared.update(args.live)
+                self.tested(args)
             if kind == "phi":
-                lin = Lin(args.sources | self.phi_sources(schema, name), False, args.unknown)
+                lin = Lin(
+                    args.sources | self.phi_sources(schema, name),
+                    False,
+                    args.unknown,
+                    opaque=args.opaque,
+                )
             elif kind == "builtin" and name in FROM_FUNCTIONS:
                 lin = args
             else:
-                lin = self.note(f"function {name} in FROM is not known to compute from its input")
+                lin = self.note(
+                    f"function {name} in FROM is not known to compute from its input",
+                    opaque=kind == "unknown",  # OPAQUE, or not pg_catalog's: may read anything
+                )
             outputs = FROM_FUNCTIONS.get(name, ()) if kind == "builtin" else ()
             if outputs == "args" and len(call.args or ()) > 1:
                 names = [name] * len(call.args)
@@ -599,13 +625,12 @@ class Analyser:
         if isinstance(stmt, ast.UpdateStmt | ast.DeleteStmt):
             self.condition(stmt.whereClause, Scope(items, scope))
         for name, assigned in written.items():
-            live = combine(assigned).live
             own = target.lookup(name)
             targets = own.sources if own is not None else frozenset()
-            if live:
-                self.stores.append((targets, live))
+            value = combine(assigned)
+            self.store(targets, value)
             as_is = all(lin.stored and lin.live for lin in assigned)
-            self.writes.append((targets, live, as_is))
+            self.writes.append((targets, value.live, as_is))
         if written:  # what RETURNING sees of the target is what was just written into it
             columns = [
                 (name, _written(lin, written.get(name, []))) for name, lin in target.shape.columns
@@ -672,9 +697,11 @@ class Analyser:
         total = bool(names) and names[-1] in TOTAL_CASTS and not type_name.arrayBounds
         if not total or not self._builtin_name(names):
             self.may_fail(f"a cast to {'.'.join(names) or 'another type'}", [lin])
-        if type_name is not None and (type_name.typmods or names[-1:] == ["name"]) and lin.exact:
-            return Lin(lin.sources, False, lin.unknown, lin.measured)  # cut to a length
-        return lin
+        # A cast that keeps the value keeps it exact; one that can cut or round it
+        # (``ssn::varchar(3)``, ``mrn::"char"``, ``mrn::numeric(10,-4)``, ``::name``) makes a
+        # value computed from it: equal to a constant, or to a column the role writes, for many
+        # values.
+        return lin if not lin.exact or _lossless(type_name) else combine([lin])
 
     def _builtin_name(self, names: Sequence[str]) -> bool:
         """A type or operator name that means pg_catalog's: qualified so, or unqualified with
@@ -752,18 +779,22 @@ class Analyser:
             extra = Lin(self.phi_sources(schema, name))
             return combine([*args, extra])
         if kind == "unknown":
-            return self.note(f"function {name} is not known to compute only from its arguments")
+            return self.note(
+                f"function {name} is not known to compute only from its arguments", opaque=True
+            )
         if name in SIDE_CHANNELS and any(not lin.constant for lin in args):
             self.side_channels.append(name)
         merged = combine(args)
         if name in SET_RETURNING:  # in the select list too, its row count tells
-            self.compared.update(merged.live)
+            self.tested(merged)
         if name in CONTENT_FREE:
             # A length or a count of a stored value tells how long or how many, never what;
             # of a computed one it tells anything (length(repeat('x', ascii(ssn)))): only the
             # arguments that are stored values, cast or not, are measured.
             live = set().union(*(lin.live for lin in args if not lin.exact))
-            return Lin(merged.sources, False, merged.unknown, merged.sources - live)
+            return Lin(
+                merged.sources, False, merged.unknown, merged.sources - live, opaque=merged.opaque
+            )
         return merged
 
     def _through(self, kind: str, name: str, args: Sequence[Lin]) -> None:
@@ -823,7 +854,8 @@ class Analyser:
             left, right = self.expr(node.lexpr, scope), self.expr(node.rexpr, scope)
             self._operator(node, left, right)
             if not self._lookup(node, left, right):
-                self._compare(left, right)
+                equality = node.kind in _EQUALITY_KINDS and _strings(node.name) in _EQUALITY
+                self._compare(left, right, equality=equality)
             return combine([left, right])
         if isinstance(node, ast.SubLink) and node.testexpr is not None:
             test = self.expr(node.testexpr, scope)
@@ -831,10 +863,11 @@ class Analyser:
             single = shape.complete and len(shape.columns) == 1
             values = shape.columns[0][1] if single else shape.whole()
             self._sublink_operator(node, test, values)
-            self._compare(test, values)
+            equality = node.operName is None or _strings(node.operName) in _EQUALITY
+            self._compare(test, values, equality=equality)
             return test
         lin = self.expr(node, scope)  # a boolean function, column or anything else
-        self.compared.update(lin.live)
+        self.tested(lin)
         return lin
 
     def _lookup(self, node: ast.A_Expr, left: Lin, right: Lin) -> bool:
@@ -867,8 +900,25 @@ class Analyser:
         self.lookups[id(node)] = Lookup(column.live, tuple(values), param)
         return True
 
-    def _compare(self, left: Lin, right: Lin) -> None:
-        if left.live and right.live:  # column against column: a join, if both are stored values
+    def store(self, targets: frozenset[SourceColumn], lin: Lin) -> None:
+        """The statement stores ``lin`` in ``targets`` (none: a new place): its live sources are
+        noted in ``stores``; a value of unknown lineage in ``stores_unknown``."""
+        if lin.live:
+            self.stores.append((targets, lin.live))
+        self.stores_unknown = self.stores_unknown or lin.opaque
+
+    def tested(self, lin: Lin) -> None:
+        """A condition, a grouping or a count holds ``lin`` against something: its stored
+        sources are ``compared``; a value of unknown lineage is ``tested_unknown``."""
+        self.compared.update(lin.live)
+        self.tested_unknown = self.tested_unknown or lin.opaque
+
+    def _compare(self, left: Lin, right: Lin, *, equality: bool = True) -> None:
+        """``equality``: the test is ``=`` or ``<>`` (IN, IS [NOT] DISTINCT FROM); only then is
+        column against column a join. An order or a pattern (``p.ssn < q.ssn``, ``p.ssn LIKE
+        q.ssn``) against a column the role wrote answers ``ssn < '5'``: a comparison."""
+        self.tested_unknown = self.tested_unknown or left.opaque or right.opaque
+        if left.live and right.live and equality:
             self.joins.append((left.live, left.stored, right.live, right.stored))
             return
         self.compared.update(left.live | right.live)
@@ -930,7 +980,32 @@ def _written(own: Lin, values: list[Lin]) -> Lin:
     if not values:
         return own
     merged = combine([own, *values])
-    return Lin(merged.sources, own.exact, merged.unknown, chosen=True)
+    return Lin(merged.sources, own.exact, merged.unknown, chosen=True, opaque=merged.opaque)
+
+
+# Tests of a column against a column that are joins (equality, or its negation): any other
+# operator between two masked columns compares them, as with a constant.
+_EQUALITY = (["="], ["pg_catalog", "="], ["<>"], ["pg_catalog", "<>"])
+_EQUALITY_KINDS = frozenset(
+    {A_Expr_Kind.AEXPR_OP, A_Expr_Kind.AEXPR_IN, A_Expr_Kind.AEXPR_DISTINCT,
+     A_Expr_Kind.AEXPR_NOT_DISTINCT}
+)  # fmt: skip
+
+# Cast targets that keep every value they are given from a stored value of its own kind: no
+# typmod (a length or a precision cuts or rounds), no array, none of "char", name, float4 or
+# float8 (the first byte, 63 bytes, rounded digits).
+_LOSSLESS_CASTS = frozenset(
+    {"text", "varchar", "bpchar", "int2", "int4", "int8", "numeric", "date", "timestamp",
+     "timestamptz", "uuid", "bytea"}
+)  # fmt: skip
+
+
+def _lossless(type_name: ast.TypeName | None) -> bool:
+    if type_name is None or type_name.typmods or type_name.arrayBounds or type_name.pct_type:
+        return False
+    names = _strings(type_name.names)
+    schema_ok = len(names) == 1 or (len(names) == 2 and names[0] == "pg_catalog")
+    return schema_ok and names[-1] in _LOSSLESS_CASTS
 
 
 def _expression_name(node: Any) -> str:

@@ -28,9 +28,9 @@ DEFAULT_SCHEMA = "public"
 def stores(stmt: Any, analyser: Analyser) -> None:
     """Record in ``analyser`` what ``stmt`` (a DDL statement, or SELECT INTO) stores."""
     if isinstance(stmt, ast.SelectStmt) and stmt.intoClause is not None:
-        analyser.stores.append((frozenset(), analyser.query(stmt, None).whole().live))
+        analyser.store(frozenset(), analyser.query(stmt, None).whole())
     elif isinstance(stmt, ast.CreateTableAsStmt):
-        analyser.stores.append((frozenset(), analyser.query(stmt.query, None).whole().live))
+        analyser.store(frozenset(), analyser.query(stmt.query, None).whole())
     elif isinstance(stmt, ast.CopyStmt) and not stmt.is_from:  # to a file or a program
         if stmt.query is not None:
             shape = analyser.query(stmt.query, None)
@@ -39,7 +39,7 @@ def stores(stmt: Any, analyser: Analyser) -> None:
             wanted = [str(n.sval) for n in stmt.attlist or ()]
             columns = [lin for name, lin in item.shape.columns if not wanted or name in wanted]
             shape = Shape([("", lin) for lin in columns], item.shape.complete or bool(wanted))
-        analyser.stores.append((frozenset(), shape.whole().live))
+        analyser.store(frozenset(), shape.whole())
     elif isinstance(stmt, ast.CopyStmt):  # FROM: the client's values into these columns
         item = analyser.range_var(stmt.relation, Scope())
         wanted = [str(n.sval) for n in stmt.attlist or ()]
@@ -60,9 +60,7 @@ def stores(stmt: Any, analyser: Analyser) -> None:
             own = item.lookup(name)
             value = analyser.expr(default, scope)
             analyser.writes.append((own.sources if own else frozenset(), value.live, False))
-        live = combine(lins).live
-        if live:
-            analyser.stores.append((frozenset(), live))
+        analyser.store(frozenset(), combine(lins))
 
 
 def _foreign_keys(stmt: Any, analyser: Analyser) -> None:

@@ -8,22 +8,12 @@ Python twin that is the reference (``numbers.number_runs``, ``scanner.resolve``)
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from wardgate import native
 from wardgate.masking.detectors.base import Span
 
-
-def _load() -> Any:
-    if os.environ.get("WARDGATE_PURE_PYTHON"):
-        return None
-    try:
-        from wardgate.masking.detectors import _scan  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    _scan.set_span_type(Span)
-    return _scan
-
-
-fast: Any = _load()
+fast: Any = native.load("wardgate.masking.detectors._scan")
+if fast is not None:
+    fast.set_span_type(Span)
 COMPILED = fast is not None

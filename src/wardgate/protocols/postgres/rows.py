@@ -10,11 +10,10 @@ them side by side and requires the same bytes.
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Callable
-from typing import Any
 
+from wardgate import native
 from wardgate.protocols.postgres.wire import ProtocolViolation
 
 _I32 = struct.Struct("!i")
@@ -208,18 +207,9 @@ class DataRows:
         return bodies(self.data)
 
 
-def _compiled() -> Any:
-    if os.environ.get("WARDGATE_PURE_PYTHON"):
-        return None
-    try:
-        from wardgate.protocols.postgres import _rows  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    _rows.set_error(MalformedRow)
-    return _rows
-
-
-_fast = _compiled()
+_fast = native.load("wardgate.protocols.postgres._rows")
+if _fast is not None:
+    _fast.set_error(MalformedRow)
 COMPILED = _fast is not None
 
 split: Callable[[bytes], list[bytes | None]]

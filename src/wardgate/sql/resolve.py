@@ -761,6 +761,8 @@ class Analyser:
 
     def function(self, call: ast.FuncCall, scope: Scope) -> Lin:
         schema, name = _func_name(call)
+        if name == "extract" and schema == "pg_catalog" and not self._has("pg_catalog", name):
+            name = "date_part"  # EXTRACT(... FROM ...) before PostgreSQL 14
         args = [self.expr(arg, scope) for arg in call.args or ()]
         if call.agg_order:  # string_agg(x, ',' ORDER BY y): y decides what comes first
             args.append(combine(self.expr(s.node, scope) for s in call.agg_order))
@@ -801,6 +803,11 @@ class Analyser:
         """The arguments given to a function it may fail on (`functions.TOTAL`)."""
         failing = [lin for i, lin in enumerate(args) if kind != "builtin" or not total_at(name, i)]
         self.may_fail(f"the function {name}", failing)
+
+    def _has(self, schema: str, name: str) -> bool:
+        """Whether the target has the function (True where the catalog holds no functions)."""
+        schemas = self.catalog.function_schemas(name)
+        return schemas is None or schema in schemas
 
     def function_kind(self, schema: str | None, name: str) -> str:
         qualified = f"{schema}.{name}" if schema else None

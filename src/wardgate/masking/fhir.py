@@ -362,11 +362,7 @@ class FhirMasker:
                             value[i] = self._date(item, False)
                             emptied = emptied or value[i] is None
                     if emptied:
-                        kept = [v for v in value if v is not None and v != {}]
-                        if kept:
-                            node[key] = kept
-                        else:
-                            dead.append(key)
+                        _drop_emptied(node, key, value, dead)
             elif kind is str:
                 if key in SCANNED:
                     self._scan(node, key, value)
@@ -437,11 +433,7 @@ class FhirMasker:
                         self._dates(item, INSTANTS)
                         emptied = emptied or not item
                 if emptied:
-                    kept = [v for v in value if v is not None and v != {}]
-                    if kept:
-                        node[key] = kept
-                    else:
-                        dead.append(key)
+                    _drop_emptied(node, key, value, dead)
         for key in dead:
             del node[key]
             node.pop("_" + key, None)
@@ -672,6 +664,17 @@ class FhirMasker:
         if out is None or (check is not None and not (isinstance(out, str) and check(out))):
             return None
         return out
+
+
+def _drop_emptied(node: Json, key: str, value: list[Any], dead: list[str]) -> None:
+    """An array some of whose items were masked away (None, or an object left empty): what is
+    left of it, or the element marked ``dead`` when nothing is (the same key: no change of
+    size while the caller iterates)."""
+    kept = [v for v in value if v is not None and v != {}]
+    if kept:
+        node[key] = kept
+    else:
+        dead.append(key)
 
 
 def _is_date(value: str) -> bool:

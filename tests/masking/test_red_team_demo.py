@@ -86,3 +86,63 @@ def test_a_pseudonym_in_a_comment_is_harmless(gateway: RunningGateway, template:
     m = pseudonym(gateway)
     got = receive(gateway.dsn("alice"), [template.format(m=m)])
     assert got.sqlstate is None and [r.strip() for r in got.rows] == ["1"], got
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="string_to_array (TOTAL) splits a constant on a masked delimiter: the element count"
+    " depends on the value, and array_to_string with a long constant separator then exceeds"
+    " the 1 GB limit (54000) iff the SSN digit is the guess",
+)
+def test_string_to_array_count_blowup_is_not_an_error_oracle(
+    gateway: RunningGateway, pg_server: LocalPostgres, database: str
+) -> None:
+    failing = []
+    for d in "0123456789":
+        got = receive(
+            gateway.dsn("alice"),
+            [
+                f"SELECT length(array_to_string(string_to_array(repeat('{d}', 100000),"
+                " substr(ssn, 1, 1)), repeat('x', 20000))) FROM patients WHERE id = 1"
+            ],
+        )
+        if got.sqlstate not in (None, DENIED):
+            failing.append(d)
+    assert failing != [first_ssn_digit(pg_server, database)], failing
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the same replace() blow-up confirms a guessed birthday (MM-DD via to_char, which"
+    " is TOTAL): 366 queries give the exact date of birth that the mask generalises",
+)
+def test_a_birthday_cannot_be_confirmed_by_a_blowup(
+    gateway: RunningGateway, pg_server: LocalPostgres, database: str
+) -> None:
+    with psycopg.connect(pg_server.dsn(database)) as direct:
+        found = direct.execute(
+            "SELECT to_char(date_of_birth, 'MM-DD') FROM patients WHERE id = 1"
+        ).fetchone()
+    assert found is not None
+    right = str(found[0])
+    wrong = "02-30"  # no one's birthday
+
+    def fails(guess: str) -> bool:
+        got = receive(
+            gateway.dsn("alice"),
+            [
+                f"SELECT length(replace(repeat('{guess}', 100000), to_char(date_of_birth,"
+                " 'MM-DD'), repeat('x', 20000))) FROM patients WHERE id = 1"
+            ],
+        )
+        return got.sqlstate not in (None, DENIED)
+
+    assert fails(right) == fails(wrong)
+
+
+def test_extract_of_a_masked_date_is_masked(gateway: RunningGateway) -> None:
+    got = receive(
+        gateway.dsn("alice"),
+        ["SELECT id FROM patients WHERE id = 1 AND extract(doy FROM date_of_birth) > 1"],
+    )
+    assert got.sqlstate == DENIED, got

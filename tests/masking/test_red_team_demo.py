@@ -8,7 +8,7 @@ import pytest
 
 from tests.gateway_harness import RunningGateway
 from tests.masking.channels import receive
-from tests.masking.test_masking_gateway import Seeded, database, gateway, seeded
+from tests.masking.test_masking_gateway import database, gateway, seeded
 from wardgate.demo.postgres import LocalPostgres
 
 __all__ = ["database", "gateway", "seeded"]
